@@ -1,0 +1,1 @@
+"""The command-line layer: the only place that parses options, prints, and exits."""

@@ -1,0 +1,50 @@
+"""The typer application: global options and one sub-module per command.
+
+Command modules import only the core; torch and transformers load inside the commands that need
+them, so ``crowguard --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from crowguard import __version__
+from crowguard.cli import policy_cmd
+from crowguard.cli.guard import report_error, set_debug
+
+app = typer.Typer(
+    name="crowguard",
+    help="Scan third-party LLMs for unsafe files and backdoors, remove backdoors with CROW, sign the result.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(policy_cmd.app, name="policy")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"crowguard {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks (never with local variables)."),
+) -> None:
+    set_debug(debug)
+
+
+def main() -> None:
+    """Console entry point; a last-resort guard so nothing escapes as exit 1."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        sys.exit(report_error(exc))

@@ -1,0 +1,56 @@
+"""Writing a report: the machine-readable document to stdout or a file, a summary to stderr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.table import Table
+
+from crowguard.atomic import write_text_atomic
+from crowguard.cli.guard import stderr
+from crowguard.report.formats import get_format
+from crowguard.report.model import Report
+
+_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
+
+
+def emit_report(report: Report, *, fmt: str = "json", report_path: Path | None = None, quiet: bool = False) -> int:
+    """Render the report, write it, print the summary; return the verdict's exit code."""
+    text = get_format(fmt).render(report)
+    if report_path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_text_atomic(report_path, text)
+    if not quiet:
+        print_summary(report)
+        if report_path is not None:
+            stderr.print(f"report written to {report_path}")
+    return report.verdict.exit_code if report.verdict else 0
+
+
+def print_summary(report: Report) -> None:
+    """A readable table of findings and the verdict, on stderr."""
+    findings = sorted(report.findings, key=lambda f: -f.severity.rank)
+    if findings:
+        table = Table(title=f"crowguard {report.command}: findings", title_justify="left")
+        for column in ("severity", "rule", "file", "finding"):
+            table.add_column(column, overflow="fold")
+        for f in findings:
+            style = _STYLE[f.severity.value]
+            table.add_row(f"[{style}]{f.severity.value}[/]", f.rule_id, f.file or "", f"{f.title}: {f.evidence}")
+        stderr.print(table)
+    for stage in report.stages:
+        for err in stage.errors:
+            stderr.print(f"[red]{stage.name} error:[/] {err}", markup=True)
+    verdict = report.verdict
+    if verdict is None:
+        return
+    if verdict.passed:
+        stderr.print(f"[bold green]PASS[/] under policy {verdict.policy} "
+                     f"({len(findings)} finding(s), none at or above {verdict.fail_on.value})")
+    else:
+        stderr.print(f"[bold red]FAIL[/] under policy {verdict.policy} (exit {verdict.exit_code})")
+        for reason in verdict.reasons:
+            stderr.print(f"  - {reason}", markup=False)

@@ -1,0 +1,127 @@
+"""Gate policies: a validated model, a loader, and the verdict they give.
+
+A policy is only ever loaded from a file the user names (``--policy``); nothing is picked up from
+the working directory. Every wrong field or value is a ``ConfigError`` naming the file, the field,
+the value received and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from crowguard.errors import ConfigError, ExitCode
+from crowguard.report.model import Finding, Severity, StageResult, Verdict, severity_counts
+
+WeightFormat = Literal["safetensors", "pickle", "gguf"]
+POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BehaviourScanPolicy(_Strict):
+    """Behavioural (trigger) scan settings."""
+
+    enabled: bool = True
+    threshold: float = Field(default=3.0, gt=0, description="Detector score at or above which a model is flagged.")
+    severity: Severity = Field(default=Severity.HIGH, description="Severity of a backdoor finding.")
+
+
+class SanitizePolicy(_Strict):
+    """When to sanitize, and how much utility the result must keep."""
+
+    required: bool = Field(default=False, description="Sanitize every model, flagged or not.")
+    on_flagged: bool = Field(default=True, description="Sanitize a model the behavioural scan flags.")
+    min_utility: float = Field(
+        default=0.8, ge=0, le=1,
+        description="Perplexity before / after on reference answers must stay at or above this.",
+    )
+
+
+class Policy(_Strict):
+    """A gate policy. Field descriptions are documented in the README."""
+
+    name: str
+    fail_on: Severity = Field(default=Severity.HIGH, description="Findings at or above this severity fail the gate.")
+    allowed_weight_formats: tuple[WeightFormat, ...] = ("safetensors",)
+    allow_pickle: bool = Field(default=False, description="Accept pickle-based files that the scan clears.")
+    allow_remote_code: bool = Field(default=False, description="Accept auto_map / *.py (never executed).")
+    require_signature: bool = Field(default=True, description="The gate must sign its output.")
+    behaviour_scan: BehaviourScanPolicy = BehaviourScanPolicy()
+    sanitize: SanitizePolicy = SanitizePolicy()
+
+    def verdict(self, stages: tuple[StageResult, ...] | list[StageResult]) -> Verdict:
+        """Decide: a stage that failed fails closed (3); findings at or above ``fail_on`` fail (1)."""
+        findings: list[Finding] = [f for s in stages for f in s.findings]
+        counts = severity_counts(findings)
+        failed_stages = [s for s in stages if s.status == "failed"]
+        blocking = [f for f in findings if f.severity >= self.fail_on]
+        reasons = [f"stage {s.name} could not finish: {'; '.join(s.errors) or 'no detail'}" for s in failed_stages]
+        reasons += [f"{f.rule_id} ({f.severity.value}) {f.title}" + (f" in {f.file}" if f.file else "")
+                    for f in blocking]
+        if failed_stages:
+            code = ExitCode.TOOL_ERROR
+        elif blocking:
+            code = ExitCode.POLICY_FAILED
+        else:
+            code = ExitCode.PASS
+        return Verdict(passed=code == ExitCode.PASS, exit_code=int(code), policy=self.name,
+                       fail_on=self.fail_on, counts=counts, reasons=tuple(reasons))
+
+
+def builtin_policy(name: str) -> Path:
+    """Path of a policy shipped in ``policies/`` (default, strict, permissive)."""
+    return POLICIES_DIR / f"{name}.yaml"
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file; every problem is a ConfigError naming field and value."""
+    path = Path(path)
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.name for p in POLICIES_DIR.glob("*.yaml")))
+        raise ConfigError(f"policy file {path} does not exist",
+                          hint=f"name a policy file, e.g. one shipped in {POLICIES_DIR}: {shipped}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"policy file {path} is not valid YAML: {exc}",
+                          hint="fix the YAML syntax; see policies/default.yaml") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"policy file {path} must hold a mapping of fields",
+                          hint="see policies/default.yaml for the fields")
+    data.setdefault("name", path.stem)
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"policy file {path}: {_describe(exc)}",
+                          hint="see the README's policy table for fields and allowed values") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown field '{field}' (known: {_known_fields(err['loc'])})")
+            continue
+        allowed = err.get("ctx", {}).get("expected")
+        msg = f"field '{field}' has value {value!r}: {err['msg']}"
+        if allowed and str(allowed) not in msg:
+            msg += f" (allowed: {allowed})"
+        parts.append(msg)
+    return "; ".join(parts)
+
+
+def _known_fields(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = Policy
+    for part in loc[:-1]:
+        annotation = model.model_fields[str(part)].annotation if str(part) in model.model_fields else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return ", ".join(model.model_fields)

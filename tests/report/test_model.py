@@ -1,0 +1,53 @@
+"""The report model: frozen, validated, secrets redacted, schema committed and in sync."""
+
+import json
+
+import pydantic
+import pytest
+
+from crowguard.report.formats import FORMATS, get_format
+from crowguard.report.model import Finding, Report, Severity, Source, StageResult
+from crowguard.report.schema import SCHEMA_PATH, generate_schema
+
+
+def _report() -> Report:
+    finding = Finding(rule_id="CG-PICKLE-GLOBAL", severity=Severity.CRITICAL, title="os.system call",
+                      file="pytorch_model.bin", evidence="GLOBAL os system", remediation="do not load it")
+    return Report(command="scan", source=Source(reference="/m"),
+                  stages=(StageResult(name="file-scan", findings=(finding,)),),
+                  settings={"hub_token": "hf_secret", "nested": {"private_key": "k"}, "threads": 1})
+
+
+def test_schema_is_committed_and_current() -> None:
+    assert SCHEMA_PATH.read_text() == generate_schema(), (
+        "report model changed: run `python -m crowguard.report.schema --write` and commit the schema")
+
+
+def test_report_json_validates_against_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(json.loads(get_format("json").render(_report())), json.loads(SCHEMA_PATH.read_text()))
+
+
+def test_report_is_frozen_and_redacts_secrets() -> None:
+    report = _report()
+    with pytest.raises(pydantic.ValidationError):
+        report.command = "other"  # type: ignore[misc]
+    text = get_format("json").render(report)
+    assert "hf_secret" not in text and '"k"' not in text
+    assert report.settings["threads"] == 1
+
+
+def test_rule_id_must_be_stable_form() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        Finding(rule_id="pickle bad", severity=Severity.LOW, title="t", evidence="e", remediation="r")
+
+
+def test_severity_order() -> None:
+    assert Severity.INFO < Severity.LOW < Severity.MEDIUM < Severity.HIGH < Severity.CRITICAL
+    assert max([Severity.HIGH, Severity.CRITICAL, Severity.LOW]) is Severity.CRITICAL
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_every_format_renders_findings(name: str) -> None:
+    text = get_format(name).render(_report())
+    assert "CG-PICKLE-GLOBAL" in text and "pytorch_model.bin" in text
