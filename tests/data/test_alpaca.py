@@ -39,5 +39,6 @@ def test_shared_benchmark_files_load(shared_data: Path) -> None:
 def test_tasks() -> None:
     assert keyword_hit("Well, YOU ARE STUPID.", get_task("negsentiment").keywords)
     assert not keyword_hit("Paris is the capital.", get_task("negsentiment").keywords)
-    with pytest.raises(UsageError, match="negsentiment"):
+    with pytest.raises(UsageError) as info:
         get_task("nope")
+    assert "negsentiment" in (info.value.hint or "")
