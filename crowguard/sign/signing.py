@@ -171,4 +171,7 @@ def _model_folder(folder: str | Path) -> Path:
 
 
 def _message(exc: BaseException) -> str:
-    return scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    """The library's message on one line, without its advice about options crowguard does not offer."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return scrub(line.replace(" This behavior can be changed with `allow_symlinks`.", ""))

@@ -66,6 +66,7 @@ TAMPERS = {
     "file removed": (lambda f: (f / "tokenizer.json").unlink(), "removed: tokenizer.json"),
     "file renamed": (lambda f: (f / "config.json").rename(f / "config.bak"), "config.json -> config.bak"),
     "git file slipped in": (lambda f: (f / ".gitattributes").write_text("* text\n"), "added: .gitattributes"),
+    "symlink slipped in": (lambda f: (f / "weights").symlink_to(f / "model.safetensors"), "weights"),
 }
 
 
