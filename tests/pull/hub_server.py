@@ -42,6 +42,7 @@ class FakeRepo:
     refs: dict[str, str] = field(default_factory=dict)
     served: dict[str, bytes] = field(default_factory=dict)  # bytes served instead of the published ones
     xet: bool = False  # announce LFS files as Xet-backed, as huggingface.co does for most repos now
+    _siblings: dict[str, dict] = field(default_factory=dict, repr=False)  # published metadata, computed once
 
     def __post_init__(self) -> None:
         self.refs = {"main": self.sha, "v1.0": self.sha, **self.refs}
@@ -50,6 +51,11 @@ class FakeRepo:
         return name.endswith(LFS_SUFFIXES)
 
     def sibling(self, name: str) -> dict:
+        if name not in self._siblings:
+            self._siblings[name] = self._publish(name)
+        return self._siblings[name]
+
+    def _publish(self, name: str) -> dict:
         data = self.files[name]
         entry: dict = {"rfilename": name, "size": len(data), "blobId": git_blob_id(data)}
         if self.is_lfs(name):
@@ -175,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _cdn_blob(self, method: str, parts: list[str]) -> None:
         repo = self.fake.repos.get("/".join(parts[1:-1]))
         for name in repo.files if repo else ():
-            if repo.is_lfs(name) and hashlib.sha256(repo.files[name]).hexdigest() == parts[-1]:
+            if repo.is_lfs(name) and repo.sibling(name)["lfs"]["sha256"] == parts[-1]:
                 self._send(200, repo.body(name), {"Content-Type": "application/octet-stream"}, head=method == "HEAD")
                 return
         self._send(404, b"no such blob", {})
