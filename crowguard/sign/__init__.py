@@ -2,9 +2,10 @@
 
 ``generate_keypair(NAME)`` -> ``KeyPair``; ``sign_folder(DIR, PRIVATE_KEY)`` -> ``SignResult``;
 ``verify_folder(DIR, PUBLIC_KEY)`` -> ``VerifyResult`` or an IntegrityError naming what differs.
+``load_private_key`` checks a signing key up front, before any long work that ends in signing.
 """
 
-from crowguard.sign.keys import KeyPair, generate_keypair
+from crowguard.sign.keys import KeyPair, generate_keypair, load_private_key, load_public_key
 from crowguard.sign.signing import (
     SIGNATURE_NAME,
     SignatureMismatch,
@@ -21,6 +22,8 @@ __all__ = [
     "SignatureMismatch",
     "VerifyResult",
     "generate_keypair",
+    "load_private_key",
+    "load_public_key",
     "sign_folder",
     "verify_folder",
 ]

@@ -63,8 +63,10 @@ def test_pull_pins_commit_checks_and_records_every_file(hub: FakeHub, tiny_model
     resolves = [path for server, _, path, _ in hub.requests if server == "hub" and f"/{repo_id}/resolve/" in path]
     assert resolves and all(f"/resolve/{repo.sha}/" in p for p in resolves)  # every file from the pinned commit
     assert not any("pytorch_model.bin" in path or "onnx" in path for _, _, path, _ in hub.requests)
+    requests_after_pull = len(hub.requests)
     loaded = load_model(out, device="cpu")
     assert loaded.model.config.num_hidden_layers == 4
+    assert len(hub.requests) == requests_after_pull  # nothing goes to the hub once the pull is done
     assert result.stage().metrics["revision"] == repo.sha
 
 
