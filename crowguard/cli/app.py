@@ -11,7 +11,7 @@ import sys
 import typer
 
 from crowguard import __version__
-from crowguard.cli import policy_cmd
+from crowguard.cli import eval_cmd, lab_cmd, policy_cmd
 from crowguard.cli.guard import report_error, set_debug
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(policy_cmd.app, name="policy")
+app.add_typer(lab_cmd.app, name="lab")
+app.command("eval")(eval_cmd.eval_command)
 
 
 def _version(value: bool) -> None:
