@@ -11,7 +11,7 @@ import sys
 import typer
 
 from crowguard import __version__
-from crowguard.cli import policy_cmd, pull_cmd, sign_cmd
+from crowguard.cli import eval_cmd, lab_cmd, policy_cmd, pull_cmd, sign_cmd
 from crowguard.cli.guard import report_error, set_debug
 
 app = typer.Typer(
@@ -28,6 +28,8 @@ app.command("pull")(pull_cmd.pull)
 app.command("keygen")(sign_cmd.keygen)
 app.command("sign")(sign_cmd.sign)
 app.command("verify")(sign_cmd.verify)
+app.add_typer(lab_cmd.app, name="lab")
+app.command("eval")(eval_cmd.eval_command)
 
 
 def _version(value: bool) -> None:
