@@ -24,7 +24,7 @@ def bar_chart(title: str, labels: list[str], values: list[float], *, unit: str =
             "unit": unit}
 
 
-def line_chart(title: str, series: dict[str, list[float]], *, x: list[float] | None = None,
+def line_chart(title: str, series: dict[str, list[float | None]], *, x: list[float] | None = None,
                x_label: str = "", y_label: str = "") -> dict[str, Any]:
     """One line per named series, all over the same x values (0, 1, 2, ... when not given)."""
     lengths = {len(v) for v in series.values()}
@@ -38,7 +38,9 @@ def line_chart(title: str, series: dict[str, list[float]], *, x: list[float] | N
             "x_label": x_label, "y_label": y_label}
 
 
-def _number(value: float) -> float | None:
-    """JSON has no NaN or infinity: a missing point is null."""
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: a missing point (None, NaN, inf) is null."""
+    if value is None:
+        return None
     value = float(value)
     return value if math.isfinite(value) else None

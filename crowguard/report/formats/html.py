@@ -139,4 +139,4 @@ def _stage_charts(specs: Any) -> list[str]:
 
 
 def _scalar(value: object) -> str:
-    return format_value(value) if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 import io
 import logging
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +85,23 @@ def scan_pickle_file(file: InventoryFile) -> list[Finding]:
 
 def _analyse(file: InventoryFile, stream: PickleStream, where: str,
              imports: dict[tuple[str, str], _Import]) -> list[Finding]:
+    """Both libraries on one stream; either failing on hostile input is a finding (fail closed)."""
+    # fickling writes warnings about malformed pickles to stdout, where a report may be going.
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        findings = []
+        for library, analyse in (("picklescan", _picklescan), ("fickling", _fickling)):
+            try:
+                findings += analyse(file, stream, where, imports)
+            except Exception as exc:  # noqa: BLE001 - hostile input may break a library: fail closed
+                findings.append(_unparseable("CG-PICKLE-UNPARSEABLE", file, where,
+                                             f"{library} could not analyse it: {type(exc).__name__}: "
+                                             f"{str(exc)[:200]}"))
+        return findings
+
+
+def _picklescan(file: InventoryFile, stream: PickleStream, where: str,
+                imports: dict[tuple[str, str], _Import]) -> list[Finding]:
     from picklescan.scanner import SafetyLevel, scan_pickle_bytes
 
     for found in scan_pickle_bytes(io.BytesIO(stream.data), file.path, multiple_pickles=False).globals:
@@ -92,11 +111,7 @@ def _analyse(file: InventoryFile, stream: PickleStream, where: str,
             seen.dangerous_by.add("picklescan")
         elif found.safety is SafetyLevel.Innocuous:
             seen.allowed_by.add("picklescan")
-    try:
-        return _fickling(file, stream, where, imports)
-    except Exception as exc:  # noqa: BLE001 - a library failure on hostile input is a finding, fail closed
-        return [_unparseable("CG-PICKLE-UNPARSEABLE", file, where,
-                             f"fickling could not analyse it: {type(exc).__name__}: {str(exc)[:200]}")]
+    return []
 
 
 def _fickling(file: InventoryFile, stream: PickleStream, where: str,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -117,15 +118,18 @@ def _delimit(handle: BinaryIO) -> tuple[str | None, object]:
     reader = _CappedReader(handle, MAX_STREAM_BYTES)
     first_arg: object = None
     try:
-        for count, (opcode, arg, _pos) in enumerate(pickletools.genops(reader)):
-            if count == 1:
-                first_arg = arg
-            if opcode.name == "STOP":
-                return None, first_arg
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # pickletools on odd string escapes
+            for count, (opcode, arg, _pos) in enumerate(pickletools.genops(reader)):
+                if count == 1:
+                    first_arg = arg
+                if opcode.name == "STOP":
+                    return None, first_arg
         return "the stream ends without a STOP opcode", first_arg
     except StreamTooLarge as exc:
         return str(exc), first_arg
-    except (ValueError, pickle.UnpicklingError, EOFError, OverflowError, MemoryError, zipfile.BadZipFile, zlib.error) as exc:
+    except (ValueError, pickle.UnpicklingError, EOFError, OverflowError, MemoryError, zipfile.BadZipFile,
+            zlib.error) as exc:
         return f"{type(exc).__name__}: {str(exc)[:200]}", first_arg
 
 

@@ -12,6 +12,7 @@ import pickle
 import pickletools
 import re
 import struct
+import warnings
 import zipfile
 from io import BytesIO
 from typing import BinaryIO
@@ -60,13 +61,15 @@ def is_safetensors_head(head: bytes, size: int) -> bool:
 def imports_in_pickle_head(head: bytes) -> bool:
     """True when the head parses as pickle opcodes that import a dotted Python name."""
     try:
-        for opcode, arg, _pos in pickletools.genops(BytesIO(head)):
-            if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
-                module, _, name = arg.partition(" ")
-                if _IDENTIFIER_PATH.match(module) and _IDENTIFIER_PATH.match(name):
-                    return True
-            if opcode.name == "STOP":
-                return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # pickletools on odd string escapes
+            for opcode, arg, _pos in pickletools.genops(BytesIO(head)):
+                if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    module, _, name = arg.partition(" ")
+                    if _IDENTIFIER_PATH.match(module) and _IDENTIFIER_PATH.match(name):
+                        return True
+                if opcode.name == "STOP":
+                    return False
     except Exception:  # noqa: BLE001 - any parse failure means "not a pickle head"
         return False
     return False
