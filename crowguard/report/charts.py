@@ -34,7 +34,8 @@ def line_chart(title: str, series: dict[str, list[float | None]], *, x: list[flo
     xs = list(range(count)) if x is None else [_number(v) for v in x]
     if len(xs) != count:
         raise ValueError(f"line chart {title!r}: {len(xs)} x values for series of length {count}")
-    return {"kind": "line", "title": title, "x": xs, "series": {k: [_number(v) for v in vs] for k, vs in series.items()},
+    return {"kind": "line", "title": title, "x": xs,
+            "series": {name: [_number(v) for v in values] for name, values in series.items()},
             "x_label": x_label, "y_label": y_label}
 
 

@@ -63,14 +63,6 @@ class Inventory:
     specials: tuple[InventorySpecial, ...] = ()
     skipped: tuple[SkippedFile, ...] = ()
 
-    def by_format(self, *formats: str) -> tuple[InventoryFile, ...]:
-        """The files whose content format is one of ``formats``."""
-        return tuple(f for f in self.files if f.format in formats)
-
-    def get(self, path: str) -> InventoryFile | None:
-        """The file at that relative path, or None."""
-        return next((f for f in self.files if f.path == path), None)
-
 
 @dataclass(frozen=True)
 class ScanOutcome:

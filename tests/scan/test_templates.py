@@ -61,6 +61,7 @@ def test_injected_text_evidence_quotes_it(tmp_path: Path, scan) -> None:
     (CHATML + "{{ ''|attr('\\x5f\\x5fclass\\x5f\\x5f') }}", "CG-TEMPLATE-OBFUSCATED", Severity.HIGH),
     (CHATML + "\u202e", "CG-TEMPLATE-HIDDEN-CHARS", Severity.HIGH),
     (CHATML + "{# " + "pad " * 20000 + "#}", "CG-TEMPLATE-OVERSIZED", Severity.MEDIUM),
+    (CHATML + "{# " + "pad " * 300_000 + "#}", "CG-TEMPLATE-OVERSIZED", Severity.HIGH),
     ("{% for m in messages %}{{ m['content'] }", "CG-TEMPLATE-INVALID", Severity.MEDIUM),
 ])
 def test_template_oddities(tmp_path: Path, scan, template: str, rule: str, severity: Severity) -> None:

@@ -104,7 +104,8 @@ class HtmlFormat(ReportFormat):
         details = (f"<details><summary>details</summary><pre class=\"mono\">"
                    f"{escape(json.dumps(f.details, indent=1)[:4000])}</pre></details>" if f.details else "")
         return (f"<tr><td><span class=\"sev\" style=\"background:{SEVERITY_COLORS[f.severity.value]}\">"
-                f"{escape(f.severity.value)}</span></td><td style=\"white-space:nowrap\"><code>{escape(f.rule_id)}</code></td>"
+                f"{escape(f.severity.value)}</span></td>"
+                f"<td style=\"white-space:nowrap\"><code>{escape(f.rule_id)}</code></td>"
                 f"<td class=\"mono\">{where}</td><td><b>{escape(f.title)}</b><br>{escape(f.evidence)}{details}</td>"
                 f"<td>{escape(f.remediation)}</td></tr>")
 

@@ -33,12 +33,12 @@ class SarifFormat(ReportFormat):
     def render(self, report: Report) -> str:
         findings = report.findings
         rule_ids = sorted({f.rule_id for f in findings})
+        reference = report.source.reference if report.source else ""
         run: dict[str, Any] = {
             "tool": {"driver": {"name": report.tool, "version": report.tool_version,
                                 "semanticVersion": report.tool_version,
                                 "rules": [_rule(r, [f for f in findings if f.rule_id == r]) for r in rule_ids]}},
-            "originalUriBaseIds": {ROOT_ID: {"description": {"text": "The scanned model folder: "
-                                                                     f"{report.source.reference if report.source else ''}"}}},
+            "originalUriBaseIds": {ROOT_ID: {"description": {"text": f"The scanned model folder: {reference}"}}},
             "invocations": [_invocation(report)],
             "results": [_result(f, rule_ids.index(f.rule_id)) for f in findings],
             "properties": {"command": report.command, "schemaVersion": report.schema_version},

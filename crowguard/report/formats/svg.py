@@ -23,7 +23,7 @@ def render_bar_chart(title: str, labels: Sequence[str], values: Sequence[float |
     peak = max(numbers, default=0.0) or 1.0
     span = width - left - right
     parts = [_open(width, height, title), f'<text x="0" y="16" {_FONT} font-weight="bold">{escape(title)}</text>']
-    for i, (label, value) in enumerate(zip(labels, numbers)):
+    for i, (label, value) in enumerate(zip(labels, numbers, strict=True)):
         y = top + i * row
         bar = max(1.0, span * value / peak) if value > 0 else 0.0
         color = (colors or PALETTE)[i % len(colors or PALETTE)]
@@ -55,7 +55,8 @@ def render_line_chart(title: str, x: Sequence[float], series: dict[str, Sequence
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#9ca3af"/>']
     for tick in _ticks(y_low, y_high):
         parts.append(f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" text-anchor="end" {_FONT}>{tick:.3g}</text>')
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#e5e7eb"/>')
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" '
+                     'stroke="#e5e7eb"/>')
     for tick in _ticks(x_low, x_high):
         parts.append(f'<text x="{sx(tick):.1f}" y="{top + plot_h + 14}" text-anchor="middle" {_FONT}>{tick:.3g}</text>')
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 30}" text-anchor="middle" {_FONT}>'
@@ -111,7 +112,7 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def _runs(x: Sequence[float], values: Sequence[float | None]) -> list[list[tuple[float, float]]]:
     runs: list[list[tuple[float, float]]] = [[]]
-    for a, b in zip(x, values):
+    for a, b in zip(x, values, strict=True):
         if b is None or not math.isfinite(b):
             runs.append([])
         else:

@@ -3,7 +3,8 @@
 Links are recorded and never followed; FIFOs, sockets and devices are recorded and never opened.
 Files are opened with ``O_NOFOLLOW`` and checked to be regular after opening, so a file swapped
 for a link or a FIFO during the scan is not read through. Hashing reads in large chunks into one
-reused buffer, so a scan of many gigabytes runs at the speed of the disk, not of Python.
+pair of reused buffers, with the next chunk read by a helper thread while this one is hashed (both
+release the GIL), so a scan of many gigabytes runs at the speed of the disk, not of Python.
 ``lab.json`` at the root (the lab's answer key) is never read: it is listed as skipped.
 """
 
@@ -13,7 +14,9 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
+from queue import Queue
 from typing import BinaryIO
 
 from crowguard.report.model import SkippedFile
@@ -21,6 +24,7 @@ from crowguard.scan.files.sniff import HEAD_BYTES, sniff
 from crowguard.scan.interface import Inventory, InventoryFile, InventoryLink, InventorySpecial, ScannerError
 
 CHUNK_BYTES = 8 * 1024 * 1024
+MAX_WORKERS = 4
 LAB_ANSWER_KEY = "lab.json"
 _SPECIAL_KINDS = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
                   (stat.S_ISBLK, "block device"))
@@ -39,14 +43,17 @@ def open_nofollow(path: Path) -> BinaryIO:
         raise
 
 
-def build_inventory(folder: Path) -> tuple[Inventory, tuple[str, ...]]:
-    """Inventory ``folder``; return it with one error per file that could not be read."""
-    files: list[InventoryFile] = []
+def build_inventory(folder: Path, *, workers: int | None = None) -> tuple[Inventory, tuple[str, ...]]:
+    """Inventory ``folder``; return it with one error per file that could not be read.
+
+    Files are hashed by ``workers`` threads at once (default: one per CPU, at most 4), so a model
+    in several shards is hashed on several cores.
+    """
     links: list[InventoryLink] = []
     specials: list[InventorySpecial] = []
     skipped: list[SkippedFile] = []
     errors: list[str] = []
-    buffer = bytearray(CHUNK_BYTES)
+    regular: list[tuple[Path, str, int]] = []
     for entry, rel in _walk(folder, errors):
         if entry.is_symlink():
             links.append(InventoryLink(path=rel, target=_readlink(entry.path)))
@@ -61,41 +68,66 @@ def build_inventory(folder: Path) -> tuple[Inventory, tuple[str, ...]]:
         elif rel == LAB_ANSWER_KEY:
             skipped.append(SkippedFile(path=rel, reason="the lab's answer key: never read by the scan"))
         else:
-            try:
-                files.append(_inspect_file(Path(entry.path), rel, mode, buffer))
-            except OSError as exc:
-                errors.append(f"cannot read {rel}: {exc.strerror or exc}")
-    inventory = Inventory(root=folder, files=tuple(files), links=tuple(links), specials=tuple(specials),
+            regular.append((Path(entry.path), rel, mode))
+    workers = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS, len(regular) or 1))
+    hashers: Queue[StreamHasher] = Queue()
+    for _ in range(workers):
+        hashers.put(StreamHasher())
+
+    def inspect(item: tuple[Path, str, int]) -> InventoryFile | str:
+        hasher = hashers.get()
+        try:
+            return _inspect_file(*item, hasher)
+        except OSError as exc:
+            return f"cannot read {item[1]}: {exc.strerror or exc}"
+        finally:
+            hashers.put(hasher)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crowguard-hash") as pool:
+            results = list(pool.map(inspect, regular))
+    finally:
+        while not hashers.empty():
+            hashers.get().close()
+    files = tuple(r for r in results if isinstance(r, InventoryFile))
+    errors += [r for r in results if isinstance(r, str)]
+    inventory = Inventory(root=folder, files=files, links=tuple(links), specials=tuple(specials),
                           skipped=tuple(skipped))
     return inventory, tuple(errors)
 
 
-def hash_file(path: Path, buffer: bytearray | None = None) -> tuple[str, int, bytes, BinaryIO]:
-    """Stream ``path`` through sha256; return digest, size, head and the still-open handle."""
-    buffer = buffer if buffer is not None else bytearray(CHUNK_BYTES)
-    view = memoryview(buffer)
-    digest = hashlib.sha256()
-    size = 0
-    head = b""
-    handle = open_nofollow(path)
-    try:
-        while True:
-            count = handle.readinto(view)
-            if not count:
-                break
-            if size < HEAD_BYTES:
-                head += bytes(view[: min(count, HEAD_BYTES - size)])
-            digest.update(view[:count])
-            size += count
-    except BaseException:
-        handle.close()
-        raise
-    return digest.hexdigest(), size, head, handle
+class StreamHasher:
+    """sha256 of whole files in ``CHUNK_BYTES`` chunks, reading the next chunk while hashing this one."""
+
+    def __init__(self) -> None:
+        self._buffers = (bytearray(CHUNK_BYTES), bytearray(CHUNK_BYTES))
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crowguard-read")
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=True)
+
+    def hash(self, handle: BinaryIO) -> tuple[str, int, bytes]:
+        """Digest, size and first ``HEAD_BYTES`` of what ``handle`` holds from its position on."""
+        digest = hashlib.sha256()
+        size, head, current = 0, b"", 0
+        pending = self._reader.submit(handle.readinto, self._buffers[current])
+        try:
+            while count := pending.result():
+                view = memoryview(self._buffers[current])[:count]
+                current ^= 1
+                pending = self._reader.submit(handle.readinto, self._buffers[current])
+                if size < HEAD_BYTES:
+                    head += bytes(view[: HEAD_BYTES - size])
+                digest.update(view)
+                size += count
+        finally:
+            wait([pending])  # never close the file under a read still in flight
+        return digest.hexdigest(), size, head
 
 
-def _inspect_file(path: Path, rel: str, mode: int, buffer: bytearray) -> InventoryFile:
-    sha256, size, head, handle = hash_file(path, buffer)
-    with handle:
+def _inspect_file(path: Path, rel: str, mode: int, hasher: StreamHasher) -> InventoryFile:
+    with open_nofollow(path) as handle:
+        sha256, size, head = hasher.hash(handle)
         fmt = sniff(head, size, handle)
     return InventoryFile(path=rel, absolute=path, size=size, sha256=sha256, format=fmt,
                          executable=bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)))

@@ -70,8 +70,9 @@ def _link(folder: Path, root: Path, link: InventoryLink) -> Finding:
 def _executable(file: InventoryFile) -> list[Finding]:
     if file.format in NATIVE_FORMATS or file.format == "script":
         kind = NATIVE_FORMATS.get(file.format, "script with a #! line")
-        return [Finding(rule_id="CG-PATH-EXECUTABLE", severity=Severity.HIGH, title=f"executable ({kind}) in the folder",
-                        file=file.path, evidence=f"{kind} content, {file.size} bytes; model folders hold no programs",
+        return [Finding(rule_id="CG-PATH-EXECUTABLE", severity=Severity.HIGH,
+                        title=f"executable ({kind}) in the folder", file=file.path,
+                        evidence=f"{kind} content, {file.size} bytes; model folders hold no programs",
                         remediation="Remove it and ask the publisher why it is there.",
                         details={"sha256": file.sha256, "mode_executable": file.executable})]
     if file.executable:

@@ -74,7 +74,7 @@ def scan_pickle_file(file: InventoryFile) -> list[Finding]:
     for stream in file_streams(file):
         where = _where(stream)
         if stream.error:
-            rule = "CG-PICKLE-TOO-LARGE" if "runs past" in stream.error else "CG-PICKLE-UNPARSEABLE"
+            rule = "CG-PICKLE-TOO-LARGE" if stream.too_large else "CG-PICKLE-UNPARSEABLE"
             findings[(rule, where)] = _unparseable(rule, file, where, stream.error)
         if stream.data:
             for finding in _analyse(file, stream, where, imports):

@@ -37,6 +37,7 @@ class PickleStream:
     index: int
     data: bytes
     error: str | None
+    too_large: bool = False
 
 
 class StreamTooLarge(Exception):
@@ -90,14 +91,14 @@ def split_streams(handle: BinaryIO, *, member: str | None, strict: bool = True) 
     legacy = False
     for index in range(MAX_STACKED):
         start = handle.tell()
-        error, first_arg = _delimit(handle)
+        error, first_arg, too_large = _delimit(handle)
         end = handle.tell()
         handle.seek(start)
         data = handle.read(min(end - start, MAX_STREAM_BYTES))
         handle.seek(end)
         if error and (index > 0 and not legacy or not strict):
             return  # trailing bytes after the streams a loader reads
-        yield PickleStream(member=member, index=index, data=data, error=error)
+        yield PickleStream(member=member, index=index, data=data, error=error, too_large=too_large)
         if error:
             return
         if index == 0:
@@ -113,8 +114,12 @@ def _at_end(handle: BinaryIO) -> bool:
     return not more
 
 
-def _delimit(handle: BinaryIO) -> tuple[str | None, object]:
-    """Walk one stream's opcodes; leave ``handle`` after STOP (or where parsing failed)."""
+def _delimit(handle: BinaryIO) -> tuple[str | None, object, bool]:
+    """Walk one stream's opcodes; leave ``handle`` after STOP (or where parsing failed).
+
+    Returns the parse error (None when the stream ended with STOP), the first opcode's argument
+    (to recognise PyTorch's legacy magic number) and whether the size cap stopped the walk.
+    """
     reader = _CappedReader(handle, MAX_STREAM_BYTES)
     first_arg: object = None
     try:
@@ -124,13 +129,13 @@ def _delimit(handle: BinaryIO) -> tuple[str | None, object]:
                 if count == 1:
                     first_arg = arg
                 if opcode.name == "STOP":
-                    return None, first_arg
-        return "the stream ends without a STOP opcode", first_arg
+                    return None, first_arg, False
+        return "the stream ends without a STOP opcode", first_arg, False
     except StreamTooLarge as exc:
-        return str(exc), first_arg
+        return str(exc), first_arg, True
     except (ValueError, pickle.UnpicklingError, EOFError, OverflowError, MemoryError, zipfile.BadZipFile,
             zlib.error) as exc:
-        return f"{type(exc).__name__}: {str(exc)[:200]}", first_arg
+        return f"{type(exc).__name__}: {str(exc)[:200]}", first_arg, False
 
 
 def _zip_streams(handle: BinaryIO) -> Iterator[PickleStream]:

@@ -134,7 +134,8 @@ def _check_entry(name: str, entry: Any, data_len: int, problems: dict[str, list[
         return None
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_nonneg_int(o) for o in offsets)
             and offsets[0] <= offsets[1]):
-        problem("CG-SAFETENSORS-TENSOR-ENTRY", f"data_offsets {str(offsets)[:60]} is not [begin, end] with begin <= end")
+        problem("CG-SAFETENSORS-TENSOR-ENTRY",
+                f"data_offsets {str(offsets)[:60]} is not [begin, end] with begin <= end")
         return None
     begin, end = offsets
     if end > data_len:

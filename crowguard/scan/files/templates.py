@@ -17,21 +17,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crowguard.report.model import Finding, Severity
+from crowguard.scan.files.inventory import open_nofollow
 from crowguard.scan.files.json_files import JsonFileError, load_json_file
 from crowguard.scan.files.template_render import RenderUnavailable, render_templates
-from crowguard.scan.interface import FileScanner, Inventory, ScanOutcome, ScannerError
+from crowguard.scan.interface import FileScanner, Inventory, ScannerError, ScanOutcome
 
 if TYPE_CHECKING:
     from crowguard.policy import Policy
 
 MAX_TEMPLATE_CHARS = 64 * 1024
+MAX_RENDERED_CHARS = 1024 * 1024
 PROBES = {"system": "cgprobesys7q", "user1": "cgprobeusr4k", "assistant": "cgprobeast9w", "user2": "cgprobeusr2m"}
+_TURNS = [{"role": "user", "content": PROBES["user1"]}, {"role": "assistant", "content": PROBES["assistant"]},
+          {"role": "user", "content": PROBES["user2"]}]
 CONVERSATIONS = {
-    "plain": [{"role": "user", "content": PROBES["user1"]}],
-    "with_system": [{"role": "system", "content": PROBES["system"]}, {"role": "user", "content": PROBES["user1"]},
-                    {"role": "assistant", "content": PROBES["assistant"]}, {"role": "user", "content": PROBES["user2"]}],
-    "no_system": [{"role": "user", "content": PROBES["user1"]}, {"role": "assistant", "content": PROBES["assistant"]},
-                  {"role": "user", "content": PROBES["user2"]}],
+    "plain": _TURNS[:1],
+    "with_system": [{"role": "system", "content": PROBES["system"]}, *_TURNS],
+    "no_system": _TURNS,
 }
 _HIDDEN = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
 _ESCAPE = re.compile(r"__(class|globals|builtins|subclasses|mro|base|bases|init|import|getattribute|dict|code|"
@@ -65,7 +67,8 @@ class ChatTemplateScanner(FileScanner):
     def scan(self, folder: Path, inventory: Inventory, policy: Policy) -> ScanOutcome:
         templates, special, variables = collect_templates(inventory)
         findings = [f for t in templates for f in static_findings(t)]
-        unique = {t.text: t for t in templates if not any(f.severity is Severity.CRITICAL for f in static_findings(t))}
+        unique = {t.text: t for t in templates if len(t.text) <= MAX_RENDERED_CHARS
+                  and not any(f.severity is Severity.CRITICAL for f in static_findings(t))}
         try:
             rendered = render_templates({str(i): t.text for i, t in enumerate(unique.values())}, CONVERSATIONS,
                                         variables)
@@ -85,9 +88,11 @@ def collect_templates(inventory: Inventory) -> tuple[list[Template], list[str], 
         name = file.path.rsplit("/", 1)[-1]
         if name.endswith(".jinja"):
             try:
-                templates.append(Template(file.path, None, file.absolute.read_bytes().decode("utf-8", "replace")))
+                with open_nofollow(file.absolute) as handle:
+                    text = handle.read(MAX_RENDERED_CHARS + 1).decode("utf-8", "replace")
             except OSError as exc:
-                raise ScannerError(f"cannot read {file.path}: {exc.strerror}") from None
+                raise ScannerError(f"cannot read {file.path}: {exc.strerror or exc}") from None
+            templates.append(Template(file.path, None, text))
         elif name in ("tokenizer_config.json", "chat_template.json", "tokenizer.json"):
             try:
                 data = load_json_file(file)
@@ -105,13 +110,17 @@ def static_findings(template: Template) -> list[Finding]:
     """What the text alone shows."""
     found = []
     text = template.text
-    if len(text) > MAX_TEMPLATE_CHARS:
+    if len(text) > MAX_RENDERED_CHARS:
+        found.append(_finding(template, "CG-TEMPLATE-OVERSIZED", Severity.HIGH, "chat template too large to examine",
+                              f"more than {MAX_RENDERED_CHARS} characters: not rendered; real templates are a few KB"))
+    elif len(text) > MAX_TEMPLATE_CHARS:
         found.append(_finding(template, "CG-TEMPLATE-OVERSIZED", Severity.MEDIUM, "oversized chat template",
                               f"{len(text)} characters (cap {MAX_TEMPLATE_CHARS}); real templates are a few KB"))
     if hidden := _HIDDEN.findall(text):
+        codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in hidden})[:5])
         found.append(_finding(template, "CG-TEMPLATE-HIDDEN-CHARS", Severity.HIGH,
                               "chat template holds invisible or bidirectional characters",
-                              f"{len(hidden)} of them, e.g. {', '.join(sorted({f'U+{ord(c):04X}' for c in hidden})[:5])}"))
+                              f"{len(hidden)} of them, e.g. {codes}"))
     if escape := _ESCAPE.search(text):
         found.append(_finding(template, "CG-TEMPLATE-SANDBOX-ESCAPE", Severity.CRITICAL,
                               "chat template reaches for Python internals",
