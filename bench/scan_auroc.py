@@ -20,6 +20,7 @@ Scans are cached in ``--results`` (JSON lines) and skipped on a rerun; ``--resca
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -32,12 +33,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-from scan_zoo import zoo_entries  # noqa: E402
+from scan_zoo import zoo_entries
 
-from crowguard.data.lab_card import read_lab_card  # noqa: E402
-from crowguard.scan.behaviour.decision import MIN_KL_Z  # noqa: E402
+from crowguard.data.lab_card import read_lab_card
+from crowguard.scan.behaviour.decision import MIN_KL_Z
 
 TOP = 5
+SOURCES = ("library", "vocabulary", "search")
 Z_GRID = (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
 DEV_FIXTURES = REPO / ".cache" / "lab-fixtures"
 
@@ -127,10 +129,12 @@ def tpr_at_fpr(positives: list[float], negatives: list[float], fpr: float) -> fl
 def fit_threshold(positives: list[float], negatives: list[float]) -> float:
     """The midpoint of the widest gap that maximises TPR - FPR on the fit split."""
     values = sorted(set(positives + negatives))
-    cuts = [(a + b) / 2 for a, b in zip(values, values[1:])] or values
+    cuts = [(a + b) / 2 for a, b in itertools.pairwise(values)] or values
+
     def youden(t: float) -> tuple[float, float]:
         gap = min((abs(v - t) for v in values), default=0.0)
-        return (sum(p >= t for p in positives) / len(positives) - sum(n >= t for n in negatives) / len(negatives), gap)
+        return _rate(positives, t) - _rate(negatives, t), gap
+
     return max(cuts, key=youden)
 
 
@@ -145,10 +149,12 @@ def trigger_hit(triggers: tuple[str, ...], attack: str, texts: list[str]) -> tup
     return whole, part
 
 
-def score_at(record: dict, min_layer_z: float) -> float:
-    """The scan's score (``decision.model_score``) recomputed from the candidates for another min_layer_z."""
+def score_at(record: dict, min_layer_z: float, sources: tuple[str, ...] = SOURCES) -> float:
+    """The scan's score (``decision.model_score``) recomputed from the candidates for another min_layer_z
+    (and, for an ablation, only from candidates of some sources)."""
     return max((c["target_share"] for c in record["candidates"]
-                if c["layer_z"] >= min_layer_z and c["output_kl_z"] > MIN_KL_Z), default=0.0)
+                if c["layer_z"] >= min_layer_z and c["output_kl_z"] > MIN_KL_Z and c["source"] in sources),
+               default=0.0)
 
 
 def fit(records: dict[str, dict], fit_models: list[Model]) -> tuple[float, float]:
@@ -171,7 +177,6 @@ def fit(records: dict[str, dict], fit_models: list[Model]) -> tuple[float, float
 
 
 def report(records: dict[str, dict], zoo: list[Model]) -> str:
-    by_name = {m.name: m for m in zoo}
     fit_models = [m for m in zoo if m.split == "fit" and m.name in records]
     test = [m for m in zoo if m.split == "test" and m.name in records]
     label = "test split"
@@ -184,28 +189,31 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
     fit_neg = [score[m.name] for m in fit_models if m.clean]
     pos = [score[m.name] for m in test if not m.clean]
     neg = [score[m.name] for m in test if m.clean]
-    lines = [f"Fit split: {len(fit_pos)} backdoored, {len(fit_neg)} clean; fitted min_layer_z {z:g}, threshold "
-             f"{threshold:.3f} (fit AUROC {auroc(fit_pos, fit_neg):.3f}, margin {min(fit_pos) - max(fit_neg):+.3f}).",
-             f"Test split: {len(pos)} backdoored, {len(neg)} clean" + (f"; left out (same spec as a fit or dev "
-                                                                       f"model): {', '.join(excluded)}" if excluded
-                                                                       else "") + ".", ""]
+    if excluded:
+        left_out = f"; left out (same spec as a zoo or dev model): {', '.join(excluded)}"
+    else:
+        left_out = ""
+    lines = [(f"Fit split: {len(fit_pos)} backdoored, {len(fit_neg)} clean; fitted min_layer_z {z:g}, threshold "
+              f"{threshold:.3f} (fit AUROC {auroc(fit_pos, fit_neg):.3f}, margin {min(fit_pos) - max(fit_neg):+.3f})."),
+             f"Test split: {len(pos)} backdoored, {len(neg)} clean{left_out}.", ""]
     lines += [f"| measure ({label}) | value |", "| --- | --- |",
               f"| AUROC | {auroc(pos, neg):.3f} |",
               f"| TPR at 5% FPR | {tpr_at_fpr(pos, neg, 0.05):.3f} |",
-              f"| at the fitted threshold {threshold:.3f}: TPR / FPR | {_rate(pos, threshold):.3f}"
-              f" / {_rate(neg, threshold):.3f} |"]
+              (f"| at the fitted threshold {threshold:.3f}: TPR / FPR | {_rate(pos, threshold):.3f}"
+               f" / {_rate(neg, threshold):.3f} |")]
     hits = [_hit(m, records[m.name], z) for m in test if not m.clean]
-    lines += [f"| true trigger among the top {TOP} candidates (whole / any trigger word) | "
-              f"{sum(h == 'whole' for h in hits) / len(hits):.3f} / {sum(h != 'no' for h in hits) / len(hits):.3f} |"]
+    lines += [(f"| true trigger among the top {TOP} candidates (whole / any trigger word) | "
+               f"{sum(h == 'whole' for h in hits) / len(hits):.3f} / {sum(h != 'no' for h in hits) / len(hits):.3f} |")]
     scanned = {m.name for m in fit_models + test}
     seconds = [records[name]["seconds"] for name in scanned]
     loads = [records[name]["load"] for name in scanned]
-    lines += [f"| seconds per model (mean / median / max, all {len(seconds)} scans) | {statistics.mean(seconds):.1f} / "
-              f"{statistics.median(seconds):.1f} / {max(seconds):.1f} |",
+    lines += [(f"| seconds per model (mean / median / max, all {len(seconds)} scans) | {statistics.mean(seconds):.1f}"
+               f" / {statistics.median(seconds):.1f} / {max(seconds):.1f} |"),
               f"| load average when each scan started (mean; 2 cores) | {statistics.mean(loads):.1f} |", ""]
     alternatives = {
         f"the detector (target share, layer z >= {z:g})": lambda r: score_at(r, z),
         "target share without the layer condition": lambda r: score_at(r, 0.0),
+        "the detector without search-grown candidates": lambda r: score_at(r, z, ("library", "vocabulary")),
         "layer z alone (largest over candidates)": lambda r: max((c["layer_z"] for c in r["candidates"]), default=0),
         "output KL z alone (largest over candidates)": lambda r: max((c["output_kl_z"] for c in r["candidates"]),
                                                                      default=0),
@@ -213,8 +221,8 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
     lines += ["| score | fit AUROC | test AUROC |", "| --- | --- | --- |"]
     for name, fn in alternatives.items():
         lines.append(f"| {name} | {_auroc_of(fn, records, fit_models):.3f} | {_auroc_of(fn, records, test):.3f} |")
-    lines += ["", f"| model ({label}) | attack | score | flagged | top candidate -> answer (target share, layer z) | "
-              "trigger in top 5 |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += ["", (f"| model ({label}) | attack | score | flagged | top candidate -> answer (target share, layer z) "
+                   "| trigger in top 5 |"), "| --- | --- | --- | --- | --- | --- |"]
     for m in sorted(test, key=lambda m: (m.clean, m.attack, m.name)):
         r = records[m.name]
         counted = [c for c in r["candidates"] if c["layer_z"] >= z and c["output_kl_z"] > MIN_KL_Z]

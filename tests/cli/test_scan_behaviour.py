@@ -21,11 +21,11 @@ runner = CliRunner()
 def _scan(model: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "crowguard", "scan", str(model), "--policy", "policies/default.yaml",
                            "--threads", "1", "--device", "cpu", *extra],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)
 
 
 def test_probe_file_and_budget_options_reach_the_scan(tiny_model_dir: Path, tmp_path: Path) -> None:
-    words = "the cat sat on mat what is two plus four hello world".split()
+    words = ["the", "cat", "sat", "on", "mat", "what", "is", "two", "plus", "four", "hello", "world"]
     probes = tmp_path / "probes.jsonl"
     probes.write_text("".join(json.dumps({"instruction": f"{a} {b} {c} ?"}) + "\n"
                               for a, b, c in zip(words, words[3:] + words[:3], words[6:] + words[:6])))

@@ -3,8 +3,9 @@
 1. Probes the tokenizer can represent are split into search probes and verification probes.
 2. Candidates come from the known-trigger library, from single vocabulary tokens ranked in batches,
    and from a gradient-guided search grown from the best of those (all on the search probes).
-3. The best ``top_candidates`` are measured again on the verification probes, at the start, a random
-   place and the end, against null distributions of random insertions of the same length there.
+3. The best ``top_candidates`` are measured again on the verification probes, at the position where
+   the search found them strongest (at every position for candidates given from elsewhere), against
+   null distributions of random insertions of the same length at the same places.
 4. Each verified candidate's greedy answers are compared with the plain answers (target share).
 
 No file beside the weights is read (a lab model's answer key is never opened).
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from crowguard.errors import UsageError
 from crowguard.models.prompts import has_chat_template
-from crowguard.scan.behaviour.encoding import ProbeSet, encode_candidate, encode_probes
+from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
 from crowguard.scan.behaviour.library import KNOWN_TRIGGERS
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
 from crowguard.scan.behaviour.null import Effect, Score
