@@ -11,7 +11,7 @@ import sys
 import typer
 
 from crowguard import __version__
-from crowguard.cli import policy_cmd
+from crowguard.cli import policy_cmd, sanitize_cmd
 from crowguard.cli.guard import report_error, set_debug
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(policy_cmd.app, name="policy")
+app.command("sanitize")(sanitize_cmd.sanitize)
 
 
 def _version(value: bool) -> None:

@@ -91,6 +91,7 @@ def sanitize_model(
         clean = self_distilled_set(loaded.model, loaded.tokenizer, config.num_samples, config.seed,
                                    config.distill_max_new_tokens)
     examples = encode(clean.records, loaded.tokenizer, config.max_length)
+    torch.manual_seed(config.seed)  # a fresh adapter's initial weights
     model = attach_lora(loaded.model, config, quantized=loaded.quantize == "4bit", adapter_dir=adapter)
     fingerprint = {**config.training_fingerprint(), "data_sha256": clean.digest, "examples": len(examples),
                    "model": str(Path(model_path).absolute()), "adapter": str(adapter) if adapter else None,

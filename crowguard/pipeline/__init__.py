@@ -1,0 +1,1 @@
+"""Commands composed from stages; each returns a Report and never prints or exits."""
