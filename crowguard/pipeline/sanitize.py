@@ -15,6 +15,7 @@ from pathlib import Path
 
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.errors import UsageError
+from crowguard.models import inspect_folder
 from crowguard.report.model import Report, Source, StageResult
 from crowguard.sanitize import PhaseCallback, ProgressCallback, SanitizeConfig, sanitize_model
 
@@ -65,6 +66,7 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
 
 
 def _check_paths(request: SanitizeRequest) -> None:
+    inspect_folder(request.model)  # a bad input fails here, before any model is loaded
     model, out = request.model.absolute().resolve(), request.out.absolute().resolve()
     if out == model or model in out.parents or out in model.parents:
         raise UsageError(f"--out {request.out} overlaps the input model folder {request.model}",

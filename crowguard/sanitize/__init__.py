@@ -85,7 +85,8 @@ def sanitize_model(
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     phase("loading model")
-    loaded = load_base(model_path, config, device=str(accelerator.device), threads=threads)
+    run_device = "cpu" if accelerator.device.type == "cpu" else str(accelerator.device)
+    loaded = load_base(model_path, config, device=run_device, threads=threads)
     if clean_data is None:
         phase("answering the built-in instructions (self-distillation)")
         clean = self_distilled_set(loaded.model, loaded.tokenizer, config.num_samples, config.seed,
