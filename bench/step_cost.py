@@ -4,7 +4,9 @@ One process times, interleaved, (a) a plain LoRA step (CE forward + backward + A
 two-pass CROW step, and (c) the authors' three-pass CROW step, on one randomly initialised Llama with
 LoRA r8 on all linear layers; the median of ``--reps`` steps each. Peak memory per kind of step,
 above what model and optimiser state already hold: CUDA's max_memory_allocated on a GPU, else the
-process's resident memory sampled every millisecond during the step.
+resident memory, sampled every millisecond, of a child process whose allocator returns every freed
+block of 64 KiB or more to the OS at once (so resident memory follows live tensors).
+The three-pass step computes full logits in every pass, as the released code does.
 
     PYTHONPATH=$PWD /work/main/.venv/bin/python bench/step_cost.py --threads 1
 """
@@ -107,7 +109,11 @@ def time_kinds(model: Any, batch: dict[str, Any], kinds: tuple[str, ...], reps: 
 
 
 def peak_memory(kind: str, model: Any, batch: dict[str, Any], device: str) -> int:
-    """Bytes at peak during one step of ``kind``: CUDA allocator peak, or sampled RSS growth on CPU."""
+    """Bytes at peak during one step of ``kind``, above what is held before it.
+
+    CUDA: the allocator's peak. CPU: resident memory sampled every millisecond; meaningful only when
+    freed tensors go back to the OS at once, which ``measure_cpu_memory`` arranges for its child.
+    """
     import torch
 
     step = step_fn(kind, model, batch)
@@ -122,6 +128,17 @@ def peak_memory(kind: str, model: Any, batch: dict[str, Any], device: str) -> in
     with RssSampler() as sampler:
         step()
     return sampler.peak - sampler.start
+
+
+def measure_cpu_memory(argv: list[str]) -> dict[str, int]:
+    """Run the memory measurement in a child whose allocator unmaps every freed block >= 64 KiB."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    done = subprocess.run([sys.executable, __file__, *argv, "--memory-child"], env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 class RssSampler:
@@ -166,6 +183,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -175,9 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     torch.set_num_threads(args.threads)
     model, batch = build(args)
+    if args.memory_child:
+        print(json.dumps({kind: peak_memory(kind, model, batch, args.device) for kind in KINDS}))
+        return 0
     times = time_kinds(model, batch, KINDS, args.reps, args.warmup, args.device)
     median = {k: statistics.median(v) for k, v in times.items()}
-    memory = {kind: peak_memory(kind, model, batch, args.device) for kind in KINDS}
+    if args.device.startswith("cuda"):
+        memory = {kind: peak_memory(kind, model, batch, args.device) for kind in KINDS}
+    else:
+        memory = measure_cpu_memory(argv if argv is not None else sys.argv[1:])
     result = {
         "model": {k: getattr(args, k) for k in ("layers", "hidden", "intermediate", "heads", "vocab")},
         "batch": f"{args.batch}x{args.length}", "device": args.device, "threads": args.threads, "reps": args.reps,

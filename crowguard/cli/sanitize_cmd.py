@@ -86,8 +86,13 @@ def sanitize(
                               device=device, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume, force=force)
     _quiet_libraries()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
-    with _ProgressDisplay(enabled=main and not quiet) as display:
-        result = run_sanitize(request, on_step=display.step, on_phase=display.phase)
+    try:
+        with _ProgressDisplay(enabled=main and not quiet) as display:
+            result = run_sanitize(request, on_step=display.step, on_phase=display.phase)
+    except KeyboardInterrupt:
+        if main and (request.checkpoints / "trainer_state.json").is_file():
+            stderr.print(f"training state kept in {request.checkpoints}; rerun with --resume to continue")
+        raise
     if not main:
         return 0
     code = emit_report(result, fmt=fmt, report_path=report, quiet=quiet)

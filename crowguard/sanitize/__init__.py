@@ -81,7 +81,10 @@ def sanitize_model(
         check_adapter_dir(adapter)
     if clean_data is not None:
         clean = clean_set_from_file(clean_data, config.num_samples, config.seed)
-    accelerator = Accelerator(cpu=resolve_device(device) == "cpu")
+    wanted = resolve_device(device)
+    if wanted.startswith("cuda:"):
+        torch.cuda.set_device(wanted)  # a single-process Accelerator trains on the current CUDA device
+    accelerator = Accelerator(cpu=wanted == "cpu")
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     phase("loading model")

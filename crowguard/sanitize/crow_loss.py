@@ -62,7 +62,8 @@ def crow_loss(
     lc = consistency_loss(clean.hidden_states, mask, layer_first, layer_last)
     (direction,) = torch.autograd.grad(lc, x, retain_graph=True)
     x_adv = x + eps * direction.sign()
-    perturbed = model(inputs_embeds=x_adv, attention_mask=mask, output_hidden_states=True)
+    # Only the hidden states of this pass are used: skip the vocabulary projection on all but one position.
+    perturbed = model(inputs_embeds=x_adv, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
     lc_adv = consistency_loss(perturbed.hidden_states, mask, layer_first, layer_last)
     loss = clean.loss + alpha * lc_adv
     return StepLoss(loss=loss, ce=clean.loss.item(), lc=lc.item(), lc_adv=lc_adv.item())
