@@ -1,0 +1,75 @@
+"""``crowguard pull``: bring a model from the hub, a mirror, a local folder or a GGUF file into a checked folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from crowguard.cli.guard import guarded, stderr
+from crowguard.cli.output import emit_report
+from crowguard.policy import Policy, load_policy
+from crowguard.report.model import Report
+
+_SHOW_SKIPPED = 20
+
+
+@guarded
+def pull(
+    reference: str = typer.Argument(..., metavar="REPO_ID|PATH",
+                                    help="Hub repository ORG/NAME, a local model folder, or a local .gguf file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the model into; it appears only when complete."),
+    revision: str | None = typer.Option(
+        None, "--revision", help="Branch, tag or commit sha (hub only); resolved to a commit sha and recorded."),
+    endpoint: str | None = typer.Option(None, "--endpoint",
+                                        help="Hub or mirror URL (default: HF_ENDPOINT, else https://huggingface.co)."),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="Policy file; its allow_pickle decides whether pickle-only weights are pulled."),
+    gguf: str | None = typer.Option(
+        None, "--gguf", help="GGUF file of the repository or folder to import as safetensors."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write a JSON pull record (source, sha256 of every file)."),
+) -> int:
+    """Pull a model: pin the revision to a commit, download only model files, verify each against the hub's checksum.
+
+    Exit codes: 0 pulled; 2 usage (unknown repository or revision, refused files); 3 hub unreachable; 4 bad checksum.
+
+    The hub token comes only from HF_TOKEN or `hf auth login`; it is never printed or recorded.
+    """
+    from crowguard.pull import pull as run_pull
+
+    loaded = load_policy(policy) if policy is not None else Policy(name="default")
+    started = time.perf_counter()
+    result = run_pull(reference, out, revision=revision, endpoint=endpoint, allow_pickle=loaded.allow_pickle,
+                      gguf_file=gguf, force=force)
+    seconds = time.perf_counter() - started
+    source = result.source
+    size = sum(f.size for f in source.files)
+    pinned = f" @ {source.revision}" if source.revision else ""
+    stderr.print(f"[green]pulled[/] {reference}{pinned}: {len(source.files)} file(s), {_size(size)} -> {result.output}",
+                 markup=True, highlight=False)
+    if result.imported_from_gguf:
+        stderr.print(f"imported {result.imported_from_gguf} into safetensors")
+    if result.skipped:
+        stderr.print(f"left {len(result.skipped)} file(s):")
+        for skipped in result.skipped[:_SHOW_SKIPPED]:
+            stderr.print(f"  - {skipped.path}: {skipped.reason}", markup=False)
+        if len(result.skipped) > _SHOW_SKIPPED:
+            stderr.print(f"  ... and {len(result.skipped) - _SHOW_SKIPPED} more (see --report)")
+    if report is not None:
+        record = Report(command="pull", source=source, stages=(result.stage(seconds),), output=str(result.output),
+                        settings={"revision": revision, "gguf": gguf, "policy": loaded.name,
+                                  "allow_pickle": loaded.allow_pickle})
+        emit_report(record, report_path=report, quiet=True)
+        stderr.print(f"pull record written to {report}")
+    return 0
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if count < 1024:
+            return f"{count:.0f} B" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"

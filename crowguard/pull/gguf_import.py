@@ -1,0 +1,120 @@
+"""Import a GGUF file into a normal safetensors model folder, with transformers' GGUF loader.
+
+Every tensor is dequantized into a plain dense model, and the GGUF quantization config is dropped
+so ``config.json`` does not claim a quantization the weights no longer have. The chat templates in
+the GGUF metadata are written out as ``chat_template.jinja`` (and transformers'
+``additional_chat_templates/NAME.jinja`` for named ones) so the file scan reads them like any
+other template. GGUF parsing runs no code; the model class is a built-in transformers one.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from crowguard.errors import ModelFolderError
+from crowguard.pull.selection import CHAT_TEMPLATE_DIR
+
+DEFAULT_TEMPLATE_KEY = "tokenizer.chat_template"
+
+
+@dataclass(frozen=True)
+class GgufImport:
+    """What an import wrote: the architecture read from the file and the chat template files."""
+
+    architecture: str
+    chat_templates: tuple[str, ...]
+
+
+def read_metadata(gguf_path: Path) -> tuple[str, dict[str, str]]:
+    """The architecture, and the chat templates: ``{"default": ...}`` plus any ``tokenizer.chat_template.NAME``."""
+    from gguf import GGUFReader
+
+    try:
+        fields = GGUFReader(gguf_path).fields
+        architecture = str(fields["general.architecture"].contents())
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise ModelFolderError(f"{gguf_path.name} is not a readable GGUF file: {_first_line(exc)}",
+                               hint="the file is corrupt or not GGUF; pull it again") from None
+    templates = {}
+    for key, field in fields.items():
+        if key == DEFAULT_TEMPLATE_KEY:
+            templates["default"] = str(field.contents())
+        elif key.startswith(DEFAULT_TEMPLATE_KEY + "."):
+            templates[key.removeprefix(DEFAULT_TEMPLATE_KEY + ".")] = str(field.contents())
+    return architecture, templates
+
+
+def import_gguf(gguf_path: Path, out: Path) -> GgufImport:
+    """Write the model in ``gguf_path`` into the (staged, empty) folder ``out`` as safetensors."""
+    architecture, templates = read_metadata(gguf_path)
+    model, tokenizer = _load(gguf_path)
+    _drop_quantization(model)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    written = _write_templates(out, templates)
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    if "quantization_config" in config:
+        raise ModelFolderError(f"importing {gguf_path.name} left a quantization_config in config.json",
+                               hint="report this: the installed transformers changed its GGUF loader")
+    return GgufImport(architecture=architecture, chat_templates=written)
+
+
+def _load(gguf_path: Path) -> tuple[object, object]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    # An empty folder as the model "repository", so no config or tokenizer file lying beside the
+    # GGUF can mix into what the GGUF itself says.
+    with tempfile.TemporaryDirectory(prefix="crowguard-gguf-") as empty:
+        kwargs = {"gguf_file": str(gguf_path.absolute()), "local_files_only": True, "trust_remote_code": False}
+        try:
+            model, info = AutoModelForCausalLM.from_pretrained(
+                empty, quantization_config=GgufConfig(dequantize=True), output_loading_info=True, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(empty, **kwargs)
+        except MemoryError:
+            raise ModelFolderError(f"out of memory dequantizing {gguf_path.name}",
+                                   hint="dequantized weights need several times the GGUF's size in memory") from None
+        except (OSError, ValueError, KeyError, TypeError, NotImplementedError, ImportError) as exc:
+            raise ModelFolderError(f"cannot import {gguf_path.name}: {_first_line(exc)}",
+                                   hint="crowguard imports GGUF files of the architectures transformers' "
+                                        "GGUF loader supports (llama, mistral, qwen2, ...)") from None
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise ModelFolderError(
+            f"{gguf_path.name} lacks tensors the model needs ({len(missing)}, e.g. {', '.join(missing[:3])})",
+            hint="the GGUF file is incomplete or uses tensor names transformers does not map")
+    model.eval()
+    return model, tokenizer
+
+
+def _drop_quantization(model: object) -> None:
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    config = model.config  # type: ignore[attr-defined]
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+
+
+def _write_templates(out: Path, templates: dict[str, str]) -> tuple[str, ...]:
+    """Write each template exactly as the GGUF holds it (replacing what the tokenizer saved)."""
+    written = []
+    for name, text in sorted(templates.items()):
+        relative = "chat_template.jinja" if name == "default" else f"{CHAT_TEMPLATE_DIR}{_safe_name(name)}.jinja"
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(relative)
+    return tuple(written)
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return cleaned or "unnamed"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
