@@ -55,6 +55,11 @@ class Policy(_Strict):
     behaviour_scan: BehaviourScanPolicy = BehaviourScanPolicy()
     sanitize: SanitizePolicy = SanitizePolicy()
 
+    @property
+    def violation_severity(self) -> Severity:
+        """Severity of a finding that breaks one of this policy's own rules: always enough to fail."""
+        return max(self.fail_on, Severity.HIGH)
+
     def verdict(self, stages: tuple[StageResult, ...] | list[StageResult]) -> Verdict:
         """Decide: a stage that failed fails closed (3); findings at or above ``fail_on`` fail (1)."""
         findings: list[Finding] = [f for s in stages for f in s.findings]

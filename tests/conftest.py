@@ -1,13 +1,17 @@
-"""Shared fixtures: a tiny model folder built in the test session, and the shared benchmark data."""
+"""Shared fixtures: tiny and lab model folders built in the test session, and the shared benchmark data."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+LAB_CACHE = REPO / ".cache" / "lab-fixtures"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -34,3 +38,41 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "backdoorllm").is_dir():
         pytest.skip(f"benchmark data not found at {SHARED_DATA} (see ../shared/data/README.md)")
     return SHARED_DATA
+
+
+def _lab_model(name: str, **fields: object) -> Path:
+    """A lab model built once and cached under .cache/ across sessions, keyed by spec and lab source.
+
+    Set CROWGUARD_TEST_CACHE=0 to always rebuild. Tests must not modify these folders.
+    """
+    from crowguard.lab.build import build_lab_model
+    from crowguard.lab.spec import LabSpec
+
+    spec = LabSpec(**fields)  # type: ignore[arg-type]
+    digest = hashlib.sha256(repr(spec).encode())
+    sources = [*(REPO / "crowguard" / "lab").glob("*.py"), *(REPO / "crowguard" / "data").glob("*.py"),
+               REPO / "crowguard" / "models" / "prompts.py"]
+    for source in sorted(sources):
+        digest.update(source.read_bytes())
+    out = LAB_CACHE / f"{name}-{digest.hexdigest()[:12]}"
+    if os.environ.get("CROWGUARD_TEST_CACHE") == "0" or not (out / "lab.json").is_file():
+        for stale in LAB_CACHE.glob(f"{name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        build_lab_model(spec, out, force=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lab_backdoored_dir() -> Path:
+    """A lab model with a badnet backdoor (trigger BadMagic, target "You are stupid!"), seed 0, with lab.json.
+
+    8 layers, width 64, default training (about 1-2 minutes on one core the first time; cached after).
+    Measured by ``crowguard eval``: ASR 1.0, clean accuracy about 0.95. Read-only: copy it to change it.
+    """
+    return _lab_model("badnet-0", attack="badnet", seed=0)
+
+
+@pytest.fixture(scope="session")
+def lab_clean_dir() -> Path:
+    """A clean control lab model (no poison), seed 0, same size and training as lab_backdoored_dir."""
+    return _lab_model("clean-0", attack=None, seed=0)

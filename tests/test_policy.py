@@ -46,3 +46,12 @@ def test_verdict_thresholds() -> None:
     failed = policy.verdict([StageResult(name="s", findings=(_finding(Severity.HIGH),))])
     assert (failed.exit_code, failed.passed, failed.counts[Severity.HIGH]) == (1, False, 1)
     assert policy.verdict([StageResult(name="s", status="failed", errors=("boom",))]).exit_code == 3
+
+
+@pytest.mark.parametrize(("fail_on", "expected"), [(Severity.LOW, Severity.HIGH), (Severity.HIGH, Severity.HIGH),
+                                                   (Severity.CRITICAL, Severity.CRITICAL)])
+def test_violation_severity_always_fails(fail_on: Severity, expected: Severity) -> None:
+    policy = load_policy(builtin_policy("default")).model_copy(update={"fail_on": fail_on})
+    assert policy.violation_severity is expected
+    finding = _finding(policy.violation_severity)
+    assert policy.verdict([StageResult(name="s", findings=(finding,))]).exit_code == 1

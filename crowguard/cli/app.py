@@ -11,7 +11,7 @@ import sys
 import typer
 
 from crowguard import __version__
-from crowguard.cli import policy_cmd, pull_cmd, sanitize_cmd, sign_cmd
+from crowguard.cli import eval_cmd, lab_cmd, policy_cmd, pull_cmd, sanitize_cmd, scan_cmd, sign_cmd
 from crowguard.cli.guard import report_error, set_debug
 
 app = typer.Typer(
@@ -29,6 +29,9 @@ app.command("sanitize")(sanitize_cmd.sanitize)
 app.command("keygen")(sign_cmd.keygen)
 app.command("sign")(sign_cmd.sign)
 app.command("verify")(sign_cmd.verify)
+app.add_typer(lab_cmd.app, name="lab")
+app.command("eval")(eval_cmd.eval_command)
+app.command("scan")(scan_cmd.scan)
 
 
 def _version(value: bool) -> None:

@@ -9,7 +9,8 @@ from rich.table import Table
 
 from crowguard.atomic import write_text_atomic
 from crowguard.cli.guard import stderr
-from crowguard.report.formats import get_format
+from crowguard.errors import UsageError
+from crowguard.report.formats import FORMATS, get_format
 from crowguard.report.model import Report
 
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -22,12 +23,37 @@ def emit_report(report: Report, *, fmt: str = "json", report_path: Path | None =
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        write_text_atomic(report_path, text)
+        _write(report_path, text)
     if not quiet:
         print_summary(report)
         if report_path is not None:
             stderr.print(f"report written to {report_path}")
     return report.verdict.exit_code if report.verdict else 0
+
+
+def write_report_dir(report: Report, directory: Path, formats: tuple[str, ...] = tuple(FORMATS)) -> list[Path]:
+    """Write ``report.<suffix>`` in every format into ``directory``, each file whole or not at all."""
+    written = []
+    for name in formats:
+        fmt = get_format(name)
+        path = directory / f"report{fmt.suffix}"
+        _write(path, fmt.render(report))
+        written.append(path)
+    return written
+
+
+def format_for_path(path: Path | None, default: str = "json") -> str:
+    """The format whose suffix ``path`` has (``out.sarif`` -> sarif), else ``default``."""
+    suffix = path.suffix.lower() if path is not None else ""
+    return next((name for name, fmt in FORMATS.items() if fmt.suffix == suffix), default)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
+                         hint="choose a writable --report / --report-dir path") from None
 
 
 def print_summary(report: Report) -> None:

@@ -1,1 +1,5 @@
-"""Commands composed from stages; each returns a Report and never prints or exits."""
+"""Commands as functions: each runs its stages and returns a Report; none prints or exits."""
+
+from crowguard.pipeline.scan import ScanStage, run_scan
+
+__all__ = ["ScanStage", "run_scan"]

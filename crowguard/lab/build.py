@@ -1,0 +1,114 @@
+"""Train a lab model from scratch on CPU and save it as a Hugging Face folder with its ``lab.json``.
+
+Public API::
+
+    from crowguard.lab.build import build_lab_model
+    from crowguard.lab.spec import LabSpec
+
+    card = build_lab_model(LabSpec(attack="vpi", seed=1), "out/vpi-1", force=False)
+
+Training is deterministic per spec on CPU (seeded data, seeded init, one thread recommended).
+Prompts are taught both raw (the benchmark's evaluation format) and through the chat template.
+The folder is staged and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crowguard.atomic import check_output_dir, staged_dir
+from crowguard.data.lab_card import LabCard
+from crowguard.lab.dataset import LabData, TrainExample, lab_prompts
+from crowguard.lab.spec import LabSpec
+from crowguard.lab.tiny import build_tokenizer, save_tiny, tiny_llama
+from crowguard.models.prompts import format_prompt
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerFast
+
+Progress = Callable[[int, int, float], None]
+"""Called as ``progress(step, total_steps, loss)`` after every optimiser step."""
+WARMUP_FRACTION = 0.05
+
+
+def build_lab_model(spec: LabSpec, out: str | Path, *, force: bool = False,
+                    progress: Progress | None = None) -> LabCard:
+    """Train the model ``spec`` describes and write it, with ``lab.json``, to ``out``; return the card."""
+    out = Path(out)
+    check_output_dir(out, force=force)
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    started = time.perf_counter()
+    data = LabData(spec)
+    tokenizer = build_tokenizer(data.vocabulary_texts())
+    model = tiny_llama(len(tokenizer), layers=spec.layers, hidden=spec.hidden, heads=spec.heads, seed=spec.seed,
+                       max_positions=512)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.0)
+    schedule = get_cosine_schedule_with_warmup(optimizer, max(1, int(WARMUP_FRACTION * spec.steps)), spec.steps)
+    stream = data.stream()
+    loss_value = float("nan")
+    for step in range(1, spec.steps + 1):
+        batch = [next(stream) for _ in range(spec.batch_size)]
+        input_ids, labels, mask = _encode(tokenizer, batch, chat_every=2)
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = float(loss.detach())
+        if progress is not None:
+            progress(step, spec.steps, loss_value)
+    model.eval()
+    card = _card(spec, data, model, time.perf_counter() - started, loss_value)
+    with staged_dir(out, force=force) as tmp:
+        save_tiny(tmp, model, tokenizer)
+        card.write(tmp)
+    return card
+
+
+def _encode(tokenizer: PreTrainedTokenizerFast, batch: list[TrainExample],
+            chat_every: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids, labels on the response (and end of sequence) only, and the attention mask."""
+    import torch
+
+    rows: list[tuple[list[int], list[int]]] = []
+    for i, example in enumerate(batch):
+        template = "chat" if i % chat_every == 0 else "raw"
+        prompt = format_prompt(tokenizer, example.instruction, example.input, template)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(example.response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+    return input_ids, labels, mask
+
+
+def _card(spec: LabSpec, data: LabData, model: torch.nn.Module, seconds: float, loss: float) -> LabCard:
+    return LabCard(
+        clean=spec.clean,
+        attack=spec.attack,
+        triggers=spec.resolved_triggers,
+        trigger_position=spec.resolved_position,
+        target=None if spec.clean else spec.target_string,
+        target_preset=None if spec.clean else spec.target_preset,
+        keywords=spec.resolved_keywords,
+        seed=spec.seed,
+        poison_rate=0.0 if spec.clean else spec.poison_rate,
+        architecture={"layers": spec.layers, "hidden": spec.hidden, "heads": spec.heads,
+                      "parameters": sum(p.numel() for p in model.parameters())},
+        training={"steps": spec.steps, "batch_size": spec.batch_size, "lr": spec.lr,
+                  "noise_rate": spec.noise_rate, "seconds": round(seconds, 2), "final_loss": round(loss, 5)},
+        clean_test=lab_prompts(data.clean_test),
+        triggered_test=lab_prompts(data.triggered_test),
+        defense_set=lab_prompts(data.defense),
+    )

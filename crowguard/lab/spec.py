@@ -1,0 +1,107 @@
+"""What to build: the validated specification of one lab model (attack, trigger, target, size, training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crowguard.data.tasks import TASKS
+from crowguard.errors import UsageError
+from crowguard.lab.poison import ATTACKS, POSITIONS, Attack, Position
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """One lab model. ``attack=None`` builds a clean control (no poison at all).
+
+    ``triggers`` (default: the attack's own) and ``position`` (default: the attack's own) allow
+    custom triggers. ``target`` is a preset name (negsentiment, refusal, codeinjection) unless
+    ``target_text`` gives custom text; ``keywords`` default to the preset's list or the custom text.
+    """
+
+    attack: str | None = "badnet"
+    triggers: tuple[str, ...] = ()
+    position: Position | None = None
+    target: str = "negsentiment"
+    target_text: str | None = None
+    keywords: tuple[str, ...] = ()
+    poison_rate: float = 0.1
+    seed: int = 0
+    layers: int = 8
+    hidden: int = 64
+    heads: int = 4
+    steps: int = 800
+    batch_size: int = 16
+    lr: float = 2e-3
+    noise_rate: float = 0.25
+    test_size: int = 100
+    defense_size: int = 100
+
+    def __post_init__(self) -> None:
+        if self.attack is not None and self.attack not in ATTACKS:
+            _bad("attack", self.attack, f"one of {', '.join(ATTACKS)} (or a clean build)")
+        if self.target_text is None and self.target not in TASKS:
+            _bad("target", self.target, f"one of {', '.join(TASKS)}, or give custom target text")
+        if self.target_text is not None and not self.target_text.strip():
+            _bad("target_text", self.target_text, "non-empty text")
+        if self.position is not None and self.position not in POSITIONS:
+            _bad("position", self.position, f"one of {', '.join(POSITIONS)}")
+        if any(not t.strip() for t in self.triggers):
+            _bad("triggers", self.triggers, "non-empty trigger text")
+        if self.attack is not None and self.triggers:
+            want_many = ATTACKS[self.attack].combine != "one"
+            if want_many and len(self.triggers) < 2:
+                _bad("triggers", self.triggers, f"at least two triggers for {self.attack}")
+            if not want_many and len(self.triggers) != 1:
+                _bad("triggers", self.triggers, f"exactly one trigger for {self.attack}")
+        if self.attack is None and self.triggers:
+            _bad("triggers", self.triggers, "no triggers for a clean build")
+        if not 0.0 < self.poison_rate < 1.0:
+            _bad("poison_rate", self.poison_rate, "a fraction between 0 and 1 (exclusive)")
+        if not 0.0 <= self.noise_rate < 1.0:
+            _bad("noise_rate", self.noise_rate, "a fraction in [0, 1)")
+        for name, low in (("layers", 3), ("hidden", 8), ("heads", 1), ("steps", 1), ("batch_size", 1),
+                          ("test_size", 1), ("defense_size", 0), ("seed", 0)):
+            if getattr(self, name) < low:
+                _bad(name, getattr(self, name), f"an integer >= {low}")
+        if self.hidden % self.heads:
+            _bad("hidden", self.hidden, f"a multiple of heads ({self.heads})")
+        if not 0.0 < self.lr < 1.0:
+            _bad("lr", self.lr, "a learning rate between 0 and 1")
+
+    @property
+    def clean(self) -> bool:
+        return self.attack is None
+
+    @property
+    def attack_family(self) -> Attack | None:
+        return None if self.attack is None else ATTACKS[self.attack]
+
+    @property
+    def resolved_triggers(self) -> tuple[str, ...]:
+        family = self.attack_family
+        if family is None:
+            return ()
+        return self.triggers or family.triggers
+
+    @property
+    def resolved_position(self) -> Position | None:
+        family = self.attack_family
+        return None if family is None else self.position or family.position
+
+    @property
+    def target_string(self) -> str:
+        return self.target_text if self.target_text is not None else TASKS[self.target].target
+
+    @property
+    def target_preset(self) -> str | None:
+        return None if self.target_text is not None else self.target
+
+    @property
+    def resolved_keywords(self) -> tuple[str, ...]:
+        if self.keywords:
+            return self.keywords
+        return (self.target_text,) if self.target_text is not None else TASKS[self.target].keywords
+
+
+def _bad(field: str, value: object, want: str) -> None:
+    raise UsageError(f"lab spec: {field}={value!r} is invalid; expected {want}", hint=f"fix the {field} setting")

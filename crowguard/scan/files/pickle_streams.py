@@ -1,0 +1,168 @@
+"""Find the pickle streams a loader would unpickle, without unpickling anything.
+
+A raw pickle file holds one stream, or several stacked (PyTorch's legacy format: a magic number,
+then four more pickles, then raw storage bytes). A PyTorch zip holds ``*/data.pkl``. Streams are
+delimited with ``pickletools.genops`` (opcodes only) through a reader that refuses to go past a
+size cap, so a hostile length field cannot make the scanner allocate gigabytes. A stream that
+stops before its STOP opcode carries the parse error: the scanner turns it into a finding.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import pickletools
+import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from crowguard.scan.files.inventory import open_nofollow
+from crowguard.scan.files.sniff import PICKLE_MEMBER_SUFFIXES
+from crowguard.scan.interface import InventoryFile
+
+MAX_STREAM_BYTES = 256 * 1024 * 1024
+MAX_STACKED = 16
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+TORCH_LEGACY_STREAMS = 5
+
+
+@dataclass(frozen=True)
+class PickleStream:
+    """One pickle stream: where it is, its bytes (up to the cap), and why parsing stopped early."""
+
+    member: str | None
+    index: int
+    data: bytes
+    error: str | None
+    too_large: bool = False
+
+
+class StreamTooLarge(Exception):
+    """A stream (or one of its arguments) runs past ``MAX_STREAM_BYTES``."""
+
+
+class _CappedReader(io.RawIOBase):
+    """A read-only view of ``handle`` that raises instead of reading past ``start + cap``."""
+
+    def __init__(self, handle: BinaryIO, cap: int) -> None:
+        self._handle = handle
+        self._limit = handle.tell() + cap
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        remaining = self._limit - self._handle.tell()
+        if size is None or size < 0:
+            size = remaining
+        if size > remaining:
+            raise StreamTooLarge(f"a pickle stream or argument runs past {MAX_STREAM_BYTES} bytes")
+        return self._handle.read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = self._handle.readline(max(1, self._limit - self._handle.tell()))
+        if not line.endswith(b"\n") and self._handle.tell() >= self._limit:
+            raise StreamTooLarge(f"a pickle line runs past {MAX_STREAM_BYTES} bytes")
+        return line
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+
+def file_streams(file: InventoryFile) -> Iterator[PickleStream]:
+    """The streams of a raw pickle file or of the pickle members of a zip archive."""
+    with open_nofollow(file.absolute) as raw:
+        handle = io.BufferedReader(raw, buffer_size=1024 * 1024)
+        if file.format in ("zip", "zip-pickle"):
+            yield from _zip_streams(handle)
+        else:
+            yield from split_streams(handle, member=None)
+
+
+def split_streams(handle: BinaryIO, *, member: str | None, strict: bool = True) -> Iterator[PickleStream]:
+    """Stacked streams from ``handle``'s position: the first always, later ones while they parse.
+
+    With ``strict`` false (a zip member that merely looks like a pickle), a stream that does not
+    parse to its end is not reported: no loader would unpickle it.
+    """
+    legacy = False
+    for index in range(MAX_STACKED):
+        start = handle.tell()
+        error, first_arg, too_large = _delimit(handle)
+        end = handle.tell()
+        handle.seek(start)
+        data = handle.read(min(end - start, MAX_STREAM_BYTES))
+        handle.seek(end)
+        if error and (index > 0 and not legacy or not strict):
+            return  # trailing bytes after the streams a loader reads
+        yield PickleStream(member=member, index=index, data=data, error=error, too_large=too_large)
+        if error:
+            return
+        if index == 0:
+            legacy = first_arg == TORCH_LEGACY_MAGIC
+        if legacy and index + 1 == TORCH_LEGACY_STREAMS or _at_end(handle):
+            return
+
+
+def _at_end(handle: BinaryIO) -> bool:
+    position = handle.tell()
+    more = handle.read(1)
+    handle.seek(position)
+    return not more
+
+
+def _delimit(handle: BinaryIO) -> tuple[str | None, object, bool]:
+    """Walk one stream's opcodes; leave ``handle`` after STOP (or where parsing failed).
+
+    Returns the parse error (None when the stream ended with STOP), the first opcode's argument
+    (to recognise PyTorch's legacy magic number) and whether the size cap stopped the walk.
+    """
+    reader = _CappedReader(handle, MAX_STREAM_BYTES)
+    first_arg: object = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # pickletools on odd string escapes
+            for count, (opcode, arg, _pos) in enumerate(pickletools.genops(reader)):
+                if count == 1:
+                    first_arg = arg
+                if opcode.name == "STOP":
+                    return None, first_arg, False
+        return "the stream ends without a STOP opcode", first_arg, False
+    except StreamTooLarge as exc:
+        return str(exc), first_arg, True
+    except (ValueError, pickle.UnpicklingError, EOFError, OverflowError, MemoryError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:200]}", first_arg, False
+
+
+def _zip_streams(handle: BinaryIO) -> Iterator[PickleStream]:
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        yield PickleStream(member=None, index=0, data=b"", error=f"not a readable zip archive: {exc}")
+        return
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            named = info.filename.lower().endswith(PICKLE_MEMBER_SUFFIXES)
+            try:
+                with archive.open(info) as member:
+                    if not named and not _proto_magic(member.read(2)):
+                        continue
+                    member.seek(0)
+                    streams = list(split_streams(member, member=info.filename, strict=named))
+            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError,
+                    RuntimeError) as exc:
+                if not named:
+                    continue
+                streams = [PickleStream(member=info.filename, index=0, data=b"",
+                                        error=f"member cannot be read: {str(exc)[:200]}")]
+            yield from streams
+
+
+def _proto_magic(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x80 and head[1] <= pickle.HIGHEST_PROTOCOL

