@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
 
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.output import emit_report
@@ -14,6 +15,7 @@ from crowguard.cli.output import emit_report
 HELP_TRAIN = "Training (defaults: the CROW paper's)"
 HELP_CROW = "CROW loss"
 HELP_RUN = "Run control"
+HELP_EVAL = "Evaluation before and after"
 
 
 @guarded
@@ -64,6 +66,22 @@ def sanitize(
                                 rich_help_panel=HELP_RUN),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out (and a stale checkpoint).",
                                rich_help_panel=HELP_RUN),
+    triggered: Path | None = typer.Option(None, "--triggered", help="Triggered test prompts (Alpaca JSON/JSONL): "
+                                          "ASR before and after.", rich_help_panel=HELP_EVAL),
+    clean_test: Path | None = typer.Option(None, "--clean-test", help="Clean test prompts with reference outputs.",
+                                           rich_help_panel=HELP_EVAL),
+    task: str | None = typer.Option(None, "--task", help="ASR keyword preset: negsentiment, refusal, codeinjection.",
+                                    rich_help_panel=HELP_EVAL),
+    keyword: list[str] = typer.Option([], "--keyword", help="ASR keyword (repeatable; overrides --task's list).",
+                                      rich_help_panel=HELP_EVAL),
+    eval_limit: int | None = typer.Option(None, "--eval-limit", help="Use only the first N prompts of each test set.",
+                                          rich_help_panel=HELP_EVAL),
+    eval_template: str = typer.Option("raw", "--eval-template", help="Test prompt format: raw (the paper's), chat, "
+                                      "alpaca.", rich_help_panel=HELP_EVAL),
+    eval_max_new_tokens: int = typer.Option(128, "--eval-max-new-tokens", help="Tokens generated per test prompt.",
+                                            rich_help_panel=HELP_EVAL),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Skip the evaluations (a lab model's lab.json "
+                                 "otherwise supplies test sets).", rich_help_panel=HELP_EVAL),
     report: Path | None = typer.Option(None, "--report", help="Write the report here instead of stdout."),
     fmt: str = typer.Option("json", "--format", help="Report format: json or markdown."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),
@@ -82,13 +100,16 @@ def sanitize(
         warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed,
         quantize=quantize, gradient_checkpointing=gradient_checkpointing, checkpoint_every=checkpoint_every,
         num_samples=num_samples, max_steps=max_steps)
+    evaluation = None if no_eval else _evaluation(model, triggered, clean_test, task, tuple(keyword), eval_limit,
+                                                  eval_template, eval_max_new_tokens)
     request = SanitizeRequest(model=model, out=out, config=config, clean_data=clean_data, adapter=adapter,
-                              device=device, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume, force=force)
+                              device=device, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume, force=force,
+                              evaluation=evaluation)
     _quiet_libraries()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
     try:
         with _ProgressDisplay(enabled=main and not quiet) as display:
-            result = run_sanitize(request, on_step=display.step, on_phase=display.phase)
+            result = run_sanitize(request, on_step=display.step, on_phase=display.phase, on_eval=display.eval)
     except KeyboardInterrupt:
         if main and (request.checkpoints / "trainer_state.json").is_file():
             stderr.print(f"training state kept in {request.checkpoints}; rerun with --resume to continue")
@@ -110,6 +131,7 @@ class _ProgressDisplay:
                             TextColumn("{task.fields[losses]}"), TextColumn("[dim]{task.fields[left]}"),
                             console=stderr, disable=not enabled)
         self.task: TaskID | None = None
+        self.eval_tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _ProgressDisplay:
         self.bar.__enter__()
@@ -122,6 +144,12 @@ class _ProgressDisplay:
         if self.enabled:
             self.bar.console.print(f"[cyan]{name}[/]")
 
+    def eval(self, which: str, phase: str, done: int, total: int) -> None:
+        name = f"eval {which}: {phase}"
+        if name not in self.eval_tasks:
+            self.eval_tasks[name] = self.bar.add_task(name, total=total, losses="", left="")
+        self.bar.update(self.eval_tasks[name], completed=done, total=total)
+
     def step(self, p: Any) -> None:
         if self.task is None:
             self.task = self.bar.add_task("training", total=p.total_steps, losses="", left="")
@@ -130,6 +158,26 @@ class _ProgressDisplay:
             losses += f"  Lc {p.lc:.4f}  Lc_adv {p.lc_adv:.4f}"
         left = f"{int(p.remaining) // 60}:{int(p.remaining) % 60:02d} left"
         self.bar.update(self.task, completed=p.step, losses=losses, left=left)
+
+
+def _evaluation(model: Path, triggered: Path | None, clean_test: Path | None, task: str | None,
+                keywords: tuple[str, ...], limit: int | None, template: str, max_new_tokens: int) -> Any:
+    """The before/after evaluation: from test files, else from a lab model's lab.json, else none."""
+    from crowguard.data.lab_card import read_lab_card
+    from crowguard.errors import UsageError
+    from crowguard.evaluate import spec_from_files, spec_from_lab_card
+
+    options: dict[str, Any] = {"template": template, "max_new_tokens": max_new_tokens, "limit": limit}
+    card = read_lab_card(model) if model.is_dir() else None
+    if triggered is None and clean_test is None:
+        if task is not None or keywords:
+            raise UsageError("--task/--keyword need test prompts", hint="add --triggered FILE and/or --clean-test FILE")
+        return None if card is None else spec_from_lab_card(card, **options)
+    target = None
+    if card is not None and task is None and not keywords:
+        keywords, target = card.keywords, card.target
+    return spec_from_files(triggered=triggered, clean=clean_test, task=task, keywords=keywords, target=target,
+                           **options)
 
 
 def _quiet_libraries() -> None:
@@ -146,7 +194,21 @@ def _quiet_libraries() -> None:
 def _summary(result: Any) -> None:
     stage = result.stage("sanitize")
     m = stage.metrics
+    if "effect" in m:
+        table = Table(title="before / after sanitizing", title_justify="left")
+        for column in ("measure", "before", "after"):
+            table.add_column(column, justify="left" if column == "measure" else "right")
+        for key, label in (("asr", "ASR (triggered)"), ("clean_trigger_rate", "target rate on clean"),
+                           ("clean_accuracy", "clean accuracy"), ("triggered_accuracy", "accuracy under trigger"),
+                           ("perplexity", "perplexity of references")):
+            pair = m["effect"][key]
+            table.add_row(label, _fmt(pair["before"]), _fmt(pair["after"]))
+        stderr.print(table)
     last = m["curve"][-1] if m["curve"] else {}
     lc_adv = f", Lc_adv {last['lc_adv']:.4f}" if "lc_adv" in last else ""
     stderr.print(f"[bold green]sanitized[/] ({m['method']}, {m['steps']} steps, {stage.seconds:.0f} s, "
                  f"final CE {last.get('ce', float('nan')):.4f}{lc_adv}) -> {result.output}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

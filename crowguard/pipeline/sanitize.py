@@ -1,23 +1,35 @@
-"""``crowguard sanitize`` as a pipeline: (evaluate before) -> sanitize -> (evaluate after) -> Report.
+"""``crowguard sanitize`` as a pipeline: evaluate before -> sanitize -> evaluate after -> Report.
 
 The model folder is built in a staging folder beside ``--out`` and renamed into place only when the
-whole command has succeeded, so an interrupted run leaves nothing that looks complete. Training
-checkpoints live in a hidden folder beside ``--out`` until the run completes, for ``--resume``.
+whole command has succeeded (the after-evaluation included), so an interrupted run leaves nothing
+that looks complete. Training checkpoints live in a hidden folder beside ``--out`` until the run
+completes, for ``--resume``. A lab model's ``lab.json`` supplies what the user did not: its test
+prompts for the evaluations and its defence set as clean data.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crowguard.atomic import check_output_dir, staged_dir
+from crowguard.data.lab_card import read_lab_card
 from crowguard.errors import UsageError
+from crowguard.evaluate import EvalSpec, evaluate
 from crowguard.models import inspect_folder
 from crowguard.report.model import Report, Source, StageResult
-from crowguard.sanitize import PhaseCallback, ProgressCallback, SanitizeConfig, sanitize_model
+from crowguard.sanitize import CleanSet, PhaseCallback, ProgressCallback, SanitizeConfig, sanitize_model
+from crowguard.sanitize.data import clean_set_from_records
+
+EvalProgress = Callable[[str, str, int, int], None]
+"""Called as ``progress(which, phase, done, total)``; ``which`` is ``before`` or ``after``."""
+EFFECT_KEYS = ("asr", "clean_trigger_rate", "clean_accuracy", "triggered_accuracy", "perplexity")
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class SanitizeRequest:
     checkpoint_dir: Path | None = None
     resume: bool = False
     force: bool = False
+    evaluation: EvalSpec | None = None
 
     @property
     def checkpoints(self) -> Path:
@@ -45,24 +58,67 @@ class SanitizeRequest:
 
 
 def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None = None,
-                 on_phase: PhaseCallback | None = None) -> Report:
+                 on_phase: PhaseCallback | None = None, on_eval: EvalProgress | None = None) -> Report:
     """Sanitize ``request.model`` into ``request.out``; return the report (the caller writes it)."""
     _check_paths(request)
     main = is_main_process()
     checkpoints = _prepare_checkpoints(request, main=main)
+    phase = on_phase or (lambda _name: None)
+    spec = request.evaluation if main else None
+    stages: list[StageResult] = []
+    if spec is not None:
+        phase("evaluating the input model")
+        stages.append(_evaluate("eval-before", request.model, request.model, spec, request, on_eval))
     started = time.monotonic()
     with staged_dir(request.out, force=request.force) if main else nullcontext(None) as tmp:
         outcome = sanitize_model(
-            request.model, tmp, request.config, clean_data=request.clean_data, adapter=request.adapter,
+            request.model, tmp, request.config, clean_data=_clean_data(request), adapter=request.adapter,
             device=request.device, threads=request.threads, checkpoint_dir=checkpoints, resume=request.resume,
             on_step=on_step, on_phase=on_phase)
+        metrics = outcome.metrics()
+        seconds = round(time.monotonic() - started, 3)
+        after = None
+        if spec is not None and tmp is not None:
+            phase("evaluating the sanitized model")
+            after = _evaluate("eval-after", tmp, request.out, spec, request, on_eval)
+            metrics["effect"] = effect(stages[0].metrics, after.metrics)
+        stages.append(StageResult(name="sanitize", metrics=metrics, seconds=seconds))
+        if after is not None:
+            stages.append(after)
     if main:
         shutil.rmtree(checkpoints, ignore_errors=True)
-    stage = StageResult(name="sanitize", metrics=outcome.metrics(), seconds=round(time.monotonic() - started, 3))
     settings = {**request.config.as_dict(), "clean_data": _str(request.clean_data), "adapter": _str(request.adapter),
-                "device": request.device, "resume": request.resume}
-    return Report(command="sanitize", source=Source(reference=str(request.model), kind="local"), stages=(stage,),
+                "device": request.device, "resume": request.resume,
+                "evaluation": spec.settings() if spec is not None else None}
+    return Report(command="sanitize", source=Source(reference=str(request.model), kind="local"), stages=tuple(stages),
                   settings=settings, output=str(request.out.absolute()))
+
+
+def effect(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Each headline figure before and after, side by side."""
+    return {key: {"before": before.get(key), "after": after.get(key)} for key in EFFECT_KEYS}
+
+
+def _evaluate(name: str, folder: Path, shown_as: Path, spec: EvalSpec, request: SanitizeRequest,
+              on_eval: EvalProgress | None) -> StageResult:
+    which = name.removeprefix("eval-")
+    progress = None if on_eval is None else (lambda phase, done, total: on_eval(which, phase, done, total))
+    started = time.monotonic()
+    result = evaluate(folder, spec, progress=progress, device=request.device)
+    metrics = {**result.to_dict(), "model": str(shown_as.absolute())}
+    return StageResult(name=name, metrics=metrics, seconds=round(time.monotonic() - started, 3))
+
+
+def _clean_data(request: SanitizeRequest) -> Path | CleanSet | None:
+    """--clean-data; else a lab model's defence set; else None (the stage self-distils)."""
+    if request.clean_data is not None:
+        return request.clean_data
+    card = read_lab_card(request.model)
+    if card is None or not card.defense_set:
+        return None
+    records = [p.record() for p in card.defense_set]
+    return clean_set_from_records(records, f"{request.model}/lab.json defense_set", request.config.num_samples,
+                                  request.config.seed)
 
 
 def _check_paths(request: SanitizeRequest) -> None:
@@ -91,8 +147,6 @@ def _prepare_checkpoints(request: SanitizeRequest, *, main: bool) -> Path:
 
 def is_main_process() -> bool:
     """True unless this is a non-zero rank of an ``accelerate launch`` / torchrun job."""
-    import os
-
     return os.environ.get("RANK", "0") == "0"
 
 

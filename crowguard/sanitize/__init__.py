@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from crowguard.sanitize.config import SanitizeConfig
+from crowguard.sanitize.data import CleanSet
 from crowguard.sanitize.train import Progress, ProgressCallback, TrainResult
 
 PhaseCallback = Callable[[str], None]
 
-__all__ = ["PhaseCallback", "Progress", "ProgressCallback", "SanitizeConfig", "SanitizeOutcome", "sanitize_model"]
+__all__ = ["CleanSet", "PhaseCallback", "Progress", "ProgressCallback", "SanitizeConfig", "SanitizeOutcome", "sanitize_model"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def sanitize_model(
     dest: Path | None,
     config: SanitizeConfig,
     *,
-    clean_data: str | Path | None = None,
+    clean_data: str | Path | CleanSet | None = None,
     adapter: str | Path | None = None,
     device: str = "auto",
     threads: int | None = None,
@@ -65,7 +66,10 @@ def sanitize_model(
     on_step: ProgressCallback | None = None,
     on_phase: PhaseCallback | None = None,
 ) -> SanitizeOutcome:
-    """Train, merge and save into ``dest`` (written by the main process; others pass None)."""
+    """Train, merge and save into ``dest`` (written by the main process; others pass None).
+
+    ``clean_data`` is an Alpaca file, a prepared CleanSet, or None for a self-distilled set.
+    """
     import torch
     from accelerate import Accelerator
 
@@ -79,7 +83,9 @@ def sanitize_model(
     started = time.monotonic()
     if adapter is not None:
         check_adapter_dir(adapter)
-    if clean_data is not None:
+    if isinstance(clean_data, CleanSet):
+        clean = clean_data
+    elif clean_data is not None:
         clean = clean_set_from_file(clean_data, config.num_samples, config.seed)
     wanted = resolve_device(device)
     if wanted.startswith("cuda:"):

@@ -63,8 +63,16 @@ def choose_records(records: list[Record], count: int, seed: int) -> list[Record]
 
 def clean_set_from_file(path: str | Path, count: int, seed: int) -> CleanSet:
     """Alpaca JSON/JSONL records with reference outputs, ``count`` of them chosen reproducibly."""
-    records = choose_records(load_records(path, require_output=True), count, seed)
-    return CleanSet(records=tuple(records), source=str(path), details={"seed": seed})
+    return clean_set_from_records(load_records(path, require_output=True), str(path), count, seed)
+
+
+def clean_set_from_records(records: list[Record], source: str, count: int, seed: int) -> CleanSet:
+    """``count`` of the given records (with outputs), chosen reproducibly; ``source`` says where they came from."""
+    chosen = [r for r in choose_records(list(records), count, seed) if r.output.strip()]
+    if not chosen:
+        raise ConfigError(f"the clean set from {source} has no record with an output",
+                          hint="give --clean-data with Alpaca records that have an 'output'")
+    return CleanSet(records=tuple(chosen), source=source, details={"seed": seed})
 
 
 def shipped_instructions() -> list[str]:

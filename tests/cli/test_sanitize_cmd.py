@@ -71,3 +71,34 @@ def test_out_may_not_overlap_the_input(tiny_model_dir: Path) -> None:
 def test_missing_model_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sanitize", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+@pytest.mark.slow
+def test_sanitize_a_backdoored_lab_model_reports_before_and_after(lab_backdoored_dir: Path, tmp_path: Path) -> None:
+    before = _digest(lab_backdoored_dir)
+    out, report = tmp_path / "sanitized", tmp_path / "report.json"
+    result = runner.invoke(app, ["sanitize", str(lab_backdoored_dir), "--out", str(out), "--max-steps", "3",
+                                 "--eps-mode", "relative", "--eval-limit", "12", "--eval-max-new-tokens", "12",
+                                 "--threads", "1", "--report", str(report)])
+    assert result.exit_code == 0, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert [s["name"] for s in data["stages"]] == ["eval-before", "sanitize", "eval-after"]
+    first, middle, last = data["stages"]
+    assert first["metrics"]["asr"] > 0.5  # the planted backdoor fires before
+    for stage in (first, last):
+        m = stage["metrics"]
+        assert m["triggered"]["prompts"] == 12 and m["clean"]["prompts"] == 12
+        assert all(m[k] is not None for k in ("asr", "clean_accuracy", "triggered_accuracy", "perplexity"))
+    assert last["metrics"]["model"] == str(out)
+    effect = middle["metrics"]["effect"]
+    assert effect["asr"] == {"before": first["metrics"]["asr"], "after": last["metrics"]["asr"]}
+    assert middle["metrics"]["clean_set"]["source"].endswith("lab.json defense_set")
+    assert data["settings"]["evaluation"]["limit"] == 12
+    assert "ASR (triggered)" in result.stderr and "accuracy under trigger" in result.stderr
+    assert not (out / "lab.json").exists() and (out / "model.safetensors").is_file()
+    assert _digest(lab_backdoored_dir) == before
+
+
+def test_task_without_test_prompts_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--task", "refusal"])
+    assert result.exit_code == 2 and "--triggered" in result.stderr
