@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crowguard.errors import ConfigError
 from crowguard.sanitize.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from crowguard.sanitize.config import SanitizeConfig
 from crowguard.sanitize.crow_loss import StepLoss, ce_loss, crow_loss, embedding_scale
@@ -112,8 +113,6 @@ def train(
     layers = base_layer_count(model)
     pairs = (config.layer_first, layers - 1 if config.layer_last is None else config.layer_last)
     if pairs[1] > layers:
-        from crowguard.errors import ConfigError
-
         raise ConfigError(f"layer_last must be at most {layers} for this model, got {pairs[1]}",
                           hint=f"the model has {layers} decoder layers")
     eps = config.eps * embedding_scale(model) if config.eps_mode == "relative" else config.eps

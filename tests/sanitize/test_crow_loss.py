@@ -113,3 +113,19 @@ def test_relative_eps_scales_with_the_embeddings() -> None:
     with torch.no_grad():
         weight.mul_(3.0)
     assert embedding_scale(model) == pytest.approx(3 * expected, rel=1e-5)
+
+
+def test_non_reentrant_gradient_checkpointing_gives_the_same_loss_and_gradients() -> None:
+    batch = _batch()
+    plain = _lora_model()
+    expected = crow_loss(plain, batch, alpha=5.5, eps=0.1)
+    expected.loss.backward()
+    checkpointed = _lora_model()
+    checkpointed.base_model.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointed.train()
+    got = crow_loss(checkpointed, batch, alpha=5.5, eps=0.1)
+    got.loss.backward()
+    assert torch.allclose(got.loss, expected.loss, rtol=1e-5)
+    for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
+        if a.requires_grad:
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7), name
