@@ -65,6 +65,8 @@ class SanitizeConfig:
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
+        if self.method == "finetune":  # the plain-LoRA baseline is CROW with alpha 0, by definition
+            object.__setattr__(self, "alpha", 0.0)
         _choice("eps_mode", self.eps_mode, EPS_MODES)
         _choice("quantize", self.quantize, QUANTIZE_MODES)
         _choice("preset", self.preset, tuple(PRESETS))
