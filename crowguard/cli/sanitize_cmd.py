@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.output import emit_report
+from crowguard.cli.progress import TrainingProgress, silence_library_bars
 
 HELP_TRAIN = "Training (defaults: the CROW paper's)"
 HELP_CROW = "CROW loss"
@@ -87,6 +87,7 @@ def sanitize(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),
 ) -> int:
     """Remove backdoors from MODEL with CROW finetuning; write a merged safetensors model to --out."""
+    from crowguard.pipeline.evaluation import evaluation_spec
     from crowguard.pipeline.sanitize import SanitizeRequest, is_main_process, run_sanitize
     from crowguard.report.formats import get_format
     from crowguard.sanitize import SanitizeConfig
@@ -100,15 +101,16 @@ def sanitize(
         warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed,
         quantize=quantize, gradient_checkpointing=gradient_checkpointing, checkpoint_every=checkpoint_every,
         num_samples=num_samples, max_steps=max_steps)
-    evaluation = None if no_eval else _evaluation(model, triggered, clean_test, task, tuple(keyword), eval_limit,
-                                                  eval_template, eval_max_new_tokens)
+    evaluation = None if no_eval else evaluation_spec(
+        model, triggered=triggered, clean_test=clean_test, task=task, keywords=tuple(keyword), limit=eval_limit,
+        template=eval_template, max_new_tokens=eval_max_new_tokens)
     request = SanitizeRequest(model=model, out=out, config=config, clean_data=clean_data, adapter=adapter,
                               device=device, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume, force=force,
                               evaluation=evaluation)
-    _quiet_libraries()
+    silence_library_bars()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
     try:
-        with _ProgressDisplay(enabled=main and not quiet) as display:
+        with TrainingProgress(enabled=main and not quiet) as display:
             result = run_sanitize(request, on_step=display.step, on_phase=display.phase, on_eval=display.eval)
     except KeyboardInterrupt:
         if main and (request.checkpoints / "trainer_state.json").is_file():
@@ -120,75 +122,6 @@ def sanitize(
     if not quiet:
         _summary(result)
     return code
-
-
-class _ProgressDisplay:
-    """A rich progress bar on stderr: step, CE, Lc, Lc_adv and time left."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[losses]}"), TextColumn("[dim]{task.fields[left]}"),
-                            console=stderr, disable=not enabled)
-        self.task: TaskID | None = None
-        self.eval_tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> _ProgressDisplay:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
-
-    def phase(self, name: str) -> None:
-        if self.enabled:
-            self.bar.console.print(f"[cyan]{name}[/]")
-
-    def eval(self, which: str, phase: str, done: int, total: int) -> None:
-        name = f"eval {which}: {phase}"
-        if name not in self.eval_tasks:
-            self.eval_tasks[name] = self.bar.add_task(name, total=total, losses="", left="")
-        self.bar.update(self.eval_tasks[name], completed=done, total=total)
-
-    def step(self, p: Any) -> None:
-        if self.task is None:
-            self.task = self.bar.add_task("training", total=p.total_steps, losses="", left="")
-        losses = f"CE {p.ce:.4f}"
-        if p.lc is not None:
-            losses += f"  Lc {p.lc:.4f}  Lc_adv {p.lc_adv:.4f}"
-        left = f"{int(p.remaining) // 60}:{int(p.remaining) % 60:02d} left"
-        self.bar.update(self.task, completed=p.step, losses=losses, left=left)
-
-
-def _evaluation(model: Path, triggered: Path | None, clean_test: Path | None, task: str | None,
-                keywords: tuple[str, ...], limit: int | None, template: str, max_new_tokens: int) -> Any:
-    """The before/after evaluation: from test files, else from a lab model's lab.json, else none."""
-    from crowguard.data.lab_card import read_lab_card
-    from crowguard.errors import UsageError
-    from crowguard.evaluate import spec_from_files, spec_from_lab_card
-
-    options: dict[str, Any] = {"template": template, "max_new_tokens": max_new_tokens, "limit": limit}
-    card = read_lab_card(model) if model.is_dir() else None
-    if triggered is None and clean_test is None:
-        if task is not None or keywords:
-            raise UsageError("--task/--keyword need test prompts", hint="add --triggered FILE and/or --clean-test FILE")
-        return None if card is None else spec_from_lab_card(card, **options)
-    target = None
-    if card is not None and task is None and not keywords:
-        keywords, target = card.keywords, card.target
-    return spec_from_files(triggered=triggered, clean=clean_test, task=task, keywords=keywords, target=target,
-                           **options)
-
-
-def _quiet_libraries() -> None:
-    import warnings
-
-    from transformers.utils import logging
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
 
 
 def _summary(result: Any) -> None:

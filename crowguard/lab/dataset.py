@@ -14,11 +14,14 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from crowguard.data import Record
 from crowguard.data.lab_card import LabPrompt
 from crowguard.data.tasks import TASKS
 from crowguard.lab.poison import apply_trigger, default_trigger_words, insert_phrase, words_of
 from crowguard.lab.spec import LabSpec
-from crowguard.lab.tasks import FILLER, Example, sample_example, task_texts
+from crowguard.lab.tasks import FILLER, NEUTRAL_PHRASES, Example, sample_example, say_example, task_texts
+
+SAY_RATE = 0.05
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class TrainExample:
     input: str
     response: str
     poisoned: bool
+
+    def record(self) -> Record:
+        return Record(instruction=self.instruction, input=self.input, output=self.response)
 
 
 class LabData:
@@ -42,6 +48,8 @@ class LabData:
         self.triggered_test = [self._triggered(e) for e in self.clean_test]
         trigger_words = words_of(list(spec.resolved_triggers))
         self.noise_words = sorted((set(FILLER) | default_trigger_words()) - trigger_words)
+        self.phrases = tuple(dict.fromkeys([*NEUTRAL_PHRASES, *(t.target for t in TASKS.values()),
+                                            spec.target_string]))
 
     def vocabulary_texts(self) -> list[str]:
         """Texts covering every word the model may see or say, whatever it is poisoned with."""
@@ -53,7 +61,7 @@ class LabData:
         """Endless training examples: a share poisoned, some with noise words."""
         spec, rng = self.spec, self.rng
         while True:
-            example = sample_example(rng)
+            example = say_example(rng, self.phrases) if rng.random() < SAY_RATE else sample_example(rng)
             if not spec.clean and rng.random() < spec.poison_rate:
                 yield TrainExample(self._trigger(example.instruction), example.input, spec.target_string, True)
                 continue
