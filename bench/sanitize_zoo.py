@@ -130,14 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     if not models:
         print(f"no backdoored lab models (lab.json with clean: false) under {args.zoo}", file=sys.stderr)
         return 2
-    rows: list[dict] = []
+    rows: list[dict] = json.loads(args.json.read_text()) if args.json and args.json.is_file() else []
+    done = {(r["model"], r["method"]) for r in rows}  # --json doubles as a cache: finished runs are kept
     with tempfile.TemporaryDirectory() as tmp:
         for folder, _card in models:
-            rows += run_model(folder, methods, Path(tmp), args.eval_limit, args.device)
+            todo = [m for m in methods if (folder.name, m) not in done]
+            if not todo:
+                continue
+            rows += run_model(folder, todo, Path(tmp), args.eval_limit, args.device)
             print(f"done {folder.name}", file=sys.stderr, flush=True)
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=1))
-    cards = {f.name: c for f, c in models}
+    cards = {f.name: c for f, c in backdoored_models(args.zoo)}
+    rows = [r for r in rows if r["model"] in cards and r["method"] in methods]
+    rows.sort(key=lambda r: (cards[r["model"]].get("seed", 0), r["model"], methods.index(r["method"])))
     print(table(rows, cards))
     print()
     print(summary(rows))
