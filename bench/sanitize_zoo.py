@@ -96,7 +96,7 @@ def summary(rows: list[dict]) -> str:
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
 
-        def mean(key: str) -> str:
+        def mean(key: str, mine: list[dict] = mine) -> str:
             values = [r[key] for r in mine if r[key] is not None]
             return f"{100 * sum(values) / len(values):.0f}" if values else "-"
 

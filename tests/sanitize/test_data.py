@@ -9,8 +9,16 @@ import pytest
 
 from crowguard.data import Record
 from crowguard.errors import ConfigError
-from crowguard.sanitize.data import (IGNORE, choose_records, clean_set_from_file, collate, encode, prompt_template,
-                                     self_distilled_set, shipped_instructions)
+from crowguard.sanitize.data import (
+    IGNORE,
+    choose_records,
+    clean_set_from_file,
+    collate,
+    encode,
+    prompt_template,
+    self_distilled_set,
+    shipped_instructions,
+)
 
 
 def test_choice_is_reproducible_and_seeded() -> None:
