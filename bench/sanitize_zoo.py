@@ -4,7 +4,8 @@ For every backdoored model folder (one with a ``lab.json`` whose ``clean`` is fa
 the model is evaluated once on its own held-out test prompts (BackdoorLLM protocol: raw prompt,
 greedy, keyword ASR; plus accuracy on clean and triggered prompts, where the lab knows the right
 answers), then sanitized by each method on its lab defence set (100 clean samples) and evaluated
-again. Prints a markdown table and writes every figure to ``--json``.
+again. CROW uses the paper's alpha 11 on refusal targets (``--preset refusal``), 5.5 elsewhere.
+Prints a markdown table and writes every figure to ``--json``.
 
     PYTHONPATH=$PWD /work/main/.venv/bin/python bench/sanitize_zoo.py --zoo /work/zoo --json zoo.json
 """
@@ -39,6 +40,11 @@ def backdoored_models(zoo: Path) -> list[tuple[Path, dict]]:
     return found
 
 
+def card_preset(folder: Path) -> str | None:
+    """The lab card's target preset (negsentiment, refusal, codeinjection), if any."""
+    return json.loads((folder / "lab.json").read_text()).get("target_preset")
+
+
 def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, device: str) -> list[dict]:
     from crowguard.evaluate import evaluate, spec_for_model
     from crowguard.pipeline.sanitize import SanitizeRequest, run_sanitize
@@ -49,7 +55,9 @@ def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, d
     rows = []
     for name in methods:
         out = work / f"{folder.name}-{name}"
-        request = SanitizeRequest(folder, out, SanitizeConfig(**METHODS[name]), device=device, force=True)
+        preset = "refusal" if card_preset(folder) == "refusal" else "default"  # alpha 11, as the paper does
+        config = SanitizeConfig.from_options(preset, **METHODS[name])
+        request = SanitizeRequest(folder, out, config, device=device, force=True)
         started = time.monotonic()
         report = run_sanitize(request)
         seconds = time.monotonic() - started
@@ -57,7 +65,7 @@ def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, d
         shutil.rmtree(out, ignore_errors=True)
         stage = report.stage("sanitize").metrics
         rows.append({"model": folder.name, "method": name, "sanitize_seconds": round(seconds, 1),
-                     "steps": stage["steps"], "clean_set": stage["clean_set"]["source"],
+                     "steps": stage["steps"], "alpha": config.alpha, "clean_set": stage["clean_set"]["source"],
                      "final_ce": stage["curve"][-1]["ce"],
                      **{f"{k}_before": before[k] for k in FIGURES}, **{f"{k}_after": after[k] for k in FIGURES}})
     return rows
@@ -88,7 +96,7 @@ def summary(rows: list[dict]) -> str:
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
 
-        def mean(key: str) -> str:
+        def mean(key: str, mine: list[dict] = mine) -> str:
             values = [r[key] for r in mine if r[key] is not None]
             return f"{100 * sum(values) / len(values):.0f}" if values else "-"
 
@@ -122,14 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     if not models:
         print(f"no backdoored lab models (lab.json with clean: false) under {args.zoo}", file=sys.stderr)
         return 2
-    rows: list[dict] = []
+    rows: list[dict] = json.loads(args.json.read_text()) if args.json and args.json.is_file() else []
+    done = {(r["model"], r["method"]) for r in rows}  # --json doubles as a cache: finished runs are kept
     with tempfile.TemporaryDirectory() as tmp:
         for folder, _card in models:
-            rows += run_model(folder, methods, Path(tmp), args.eval_limit, args.device)
+            todo = [m for m in methods if (folder.name, m) not in done]
+            if not todo:
+                continue
+            rows += run_model(folder, todo, Path(tmp), args.eval_limit, args.device)
             print(f"done {folder.name}", file=sys.stderr, flush=True)
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=1))
-    cards = {f.name: c for f, c in models}
+    cards = {f.name: c for f, c in backdoored_models(args.zoo)}
+    rows = [r for r in rows if r["model"] in cards and r["method"] in methods]
+    rows.sort(key=lambda r: (cards[r["model"]].get("seed", 0), r["model"], methods.index(r["method"])))
     print(table(rows, cards))
     print()
     print(summary(rows))

@@ -21,7 +21,8 @@ from crowguard.sanitize.train import Progress, ProgressCallback, TrainResult
 
 PhaseCallback = Callable[[str], None]
 
-__all__ = ["CleanSet", "PhaseCallback", "Progress", "ProgressCallback", "SanitizeConfig", "SanitizeOutcome", "sanitize_model"]
+__all__ = ["CleanSet", "PhaseCallback", "Progress", "ProgressCallback", "SanitizeConfig", "SanitizeOutcome",
+           "sanitize_model"]
 
 
 @dataclass(frozen=True)

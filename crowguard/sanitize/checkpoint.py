@@ -68,7 +68,8 @@ def load_checkpoint(folder: Path, *, fingerprint: dict[str, Any], model: torch.n
     device = next(p.device for p in model.parameters())
     adapter = {k: v.to(device) for k, v in load_file(str(folder / ADAPTER)).items()}
     set_peft_model_state_dict(model, adapter)
-    optimizer.load_state_dict(_unflatten_optimizer(load_file(str(folder / OPTIMIZER)), payload["optimizer_param_groups"]))
+    moments = load_file(str(folder / OPTIMIZER))
+    optimizer.load_state_dict(_unflatten_optimizer(moments, payload["optimizer_param_groups"]))
     scheduler.load_state_dict(payload["scheduler"])
     rng = load_file(str(folder / "rng.safetensors"))
     return TrainState(step=payload["step"], curve=payload["curve"], fingerprint=fingerprint), rng

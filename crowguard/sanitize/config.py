@@ -65,6 +65,8 @@ class SanitizeConfig:
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
+        if self.method == "finetune":  # the plain-LoRA baseline is CROW with alpha 0, by definition
+            object.__setattr__(self, "alpha", 0.0)
         _choice("eps_mode", self.eps_mode, EPS_MODES)
         _choice("quantize", self.quantize, QUANTIZE_MODES)
         _choice("preset", self.preset, tuple(PRESETS))
@@ -76,7 +78,8 @@ class SanitizeConfig:
         if self.max_steps is not None:
             _at_least("max_steps", self.max_steps, 1)
         if self.layer_last is not None and self.layer_last <= self.layer_first:
-            raise ConfigError(f"layer_last must be greater than layer_first ({self.layer_first}), got {self.layer_last}",
+            raise ConfigError(f"layer_last must be greater than layer_first ({self.layer_first}), "
+                              f"got {self.layer_last}",
                               hint="give a layer-pair range [first, last) with first < last")
         _positive("lr", self.lr)
         _positive("lora_alpha", self.lora_alpha)

@@ -21,8 +21,8 @@ def test_preset_then_explicit_options() -> None:
     assert SanitizeConfig.from_options("refusal").alpha == 11.0
     assert SanitizeConfig.from_options("refusal", alpha=3.0, lr=None).alpha == 3.0
     assert SanitizeConfig.from_options("refusal", lr=None).lr == 1e-3
-    finetune = SanitizeConfig.from_options(method="finetune")
-    assert not finetune.uses_consistency and SanitizeConfig().uses_consistency
+    finetune = SanitizeConfig.from_options("refusal", method="finetune")
+    assert not finetune.uses_consistency and finetune.alpha == 0.0 and SanitizeConfig().uses_consistency
 
 
 @pytest.mark.parametrize("field,value", [

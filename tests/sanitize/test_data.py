@@ -9,8 +9,16 @@ import pytest
 
 from crowguard.data import Record
 from crowguard.errors import ConfigError
-from crowguard.sanitize.data import (IGNORE, choose_records, clean_set_from_file, collate, encode, prompt_template,
-                                     self_distilled_set, shipped_instructions)
+from crowguard.sanitize.data import (
+    IGNORE,
+    choose_records,
+    clean_set_from_file,
+    collate,
+    encode,
+    prompt_template,
+    self_distilled_set,
+    shipped_instructions,
+)
 
 
 def test_choice_is_reproducible_and_seeded() -> None:
@@ -77,3 +85,12 @@ def test_self_distilled_set_is_the_models_own_greedy_answers(tiny_model_dir: Pat
     answer = loaded.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
     assert first.output == answer
     assert json.dumps(clean.describe())  # JSON-able for the report
+
+
+def test_the_papers_clean_set_is_taken_whole(shared_data: Path) -> None:
+    from crowguard.data import load_records
+
+    path = shared_data / "backdoorllm" / "clean_alpaca_100.json"
+    clean = clean_set_from_file(path, 100, seed=0)
+    assert clean.records == tuple(load_records(path)) and len(clean.records) == 100
+    assert len(clean_set_from_file(path, 30, seed=0).records) == 30

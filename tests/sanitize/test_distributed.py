@@ -1,8 +1,9 @@
-"""Two CPU processes (gloo), launched the way ``accelerate launch --multi_gpu`` launches: torch.distributed.run.
+"""``accelerate launch`` with two CPU processes (gloo) runs the unchanged command.
 
+``--multi_gpu`` selects accelerate's torch.distributed launcher; ``--device cpu`` keeps the processes
+on CPU (``accelerate launch --cpu`` would start a multi-CPU job only through mpirun, not installed).
 Two processes x micro-batch 2 x accumulation 4 see, per optimiser step, the same eight micro-batches
 as one process with accumulation 8, and DDP averages their gradients: the adapters must agree.
-(``accelerate launch --cpu`` itself starts multi-CPU jobs only through mpirun, which is not installed.)
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def test_two_processes_match_one_process_with_double_accumulation(arithmetic_mod
     model, data = arithmetic_model
     out, report = tmp_path / "ddp", tmp_path / "report.json"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "crowguard", "sanitize", str(model), "--out", str(out),
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1",
+           "--main_process_port", str(_free_port()), "-m", "crowguard", "sanitize", str(model), "--out", str(out),
            "--clean-data", str(data), "--num-samples", "32", "--epochs", "1", "--device", "cpu", "--threads", "1",
            "--report", str(report), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
