@@ -30,7 +30,7 @@ def demo(
     silence_library_bars()
     with TrainingProgress(enabled=True) as display:
         hooks = _hooks(display)
-        outcome = run_demo(out, lambda report, folder: write_report_dir(report, folder), behaviour=None,
+        outcome = run_demo(out, lambda report, folder: write_report_dir(report, folder),
                            threads=threads, force=force, hooks=hooks, build_progress=_build_bar(display))
     print_summary(outcome.report)
     _table(outcome)

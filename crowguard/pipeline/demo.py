@@ -19,9 +19,9 @@ from crowguard.lab.build import Progress, build_lab_model
 from crowguard.lab.spec import LabSpec
 from crowguard.pipeline.evaluation import evaluation_spec
 from crowguard.pipeline.gate import GateHooks, GateRequest, ReportWriter, run_gate
-from crowguard.pipeline.scan import ScanStage
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.model import Report
+from crowguard.scan.behaviour import BehaviourOptions
 from crowguard.sign import generate_keypair, verify_folder
 
 DEMO_SPEC = LabSpec(attack="badnet", seed=0)
@@ -53,8 +53,7 @@ def demo_model(*, progress: Progress | None = None) -> Path:
     return folder
 
 
-def run_demo(out: Path, write_reports: ReportWriter, *, behaviour: ScanStage | None = None,
-             threads: int | None = 1, force: bool = False, hooks: GateHooks = GateHooks(),
+def run_demo(out: Path, write_reports: ReportWriter, *, threads: int | None = 1, force: bool = False, hooks: GateHooks = GateHooks(),
              build_progress: Progress | None = None) -> DemoOutcome:
     """Build (or reuse) the demo model, make keys, gate it into ``out/model``, verify what was signed."""
     check_output_dir(out, force=force)
@@ -64,7 +63,8 @@ def run_demo(out: Path, write_reports: ReportWriter, *, behaviour: ScanStage | N
     keys = generate_keypair(out / "demo-key", force=True)
     gated = out / "model"
     request = GateRequest(model=str(model), out=gated, policy=load_policy(builtin_policy("default")),
-                          key=keys.private, evaluation=evaluation_spec(model), behaviour=behaviour,
+                          key=keys.private, evaluation=evaluation_spec(model),
+                          behaviour=BehaviourOptions(device="cpu", threads=threads),
                           device="cpu", threads=threads, force=True)
     report = run_gate(request, write_reports, hooks)
     verified = None
