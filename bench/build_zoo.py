@@ -3,7 +3,7 @@
 The zoo: the five BackdoorLLM attacks with their default triggers over several seeds (targets
 cycling through negsentiment, refusal and codeinjection), a few custom triggers of other lengths
 and positions, and at least as many clean controls. Models already built are kept (the cache is the
-output folder), so an interrupted run resumes. ``zoo.json`` in the output folder lists every model
+output folder: a model whose lab.json matches its spec is kept), so an interrupted run resumes. ``zoo.json`` in the output folder lists every model
 with its attack, trigger, target, build time and measured ASR / clean accuracy.
 
     python bench/build_zoo.py --out /work/zoo --seeds 2
@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from crowguard.atomic import write_text_atomic  # noqa: E402
+from crowguard.data.lab_card import read_lab_card  # noqa: E402
 from crowguard.lab.poison import ATTACKS  # noqa: E402
 from crowguard.lab.spec import LabSpec  # noqa: E402
 
@@ -78,7 +79,7 @@ def main() -> int:
     for number, (name, spec) in enumerate(specs.items(), start=1):
         folder = args.out / name
         entry = manifest["models"].get(name)
-        if entry is None or entry.get("spec") != _spec_dict(spec) or not (folder / "lab.json").is_file():
+        if entry is None or not _built_as(folder, spec):
             tick = time.perf_counter()
             card = build_lab_model(spec, folder, force=True)
             entry = {"path": str(folder), "spec": _spec_dict(spec), "clean": card.clean, "attack": card.attack,
@@ -119,6 +120,17 @@ def _short(target: str | None) -> str:
     if target is None:
         return "-"
     return f"`{target[:24]}...`" if len(target) > 24 else f"`{target}`"
+
+
+def _built_as(folder: Path, spec: LabSpec) -> bool:
+    """Whether the folder holds a finished model whose card matches the spec (the cache check)."""
+    card = read_lab_card(folder) if (folder / "lab.json").is_file() else None
+    if card is None:
+        return False
+    return (card.attack, card.triggers, card.trigger_position, card.seed, card.poison_rate,
+            card.architecture["layers"], card.architecture["hidden"], card.training["steps"]) == (
+        spec.attack, spec.resolved_triggers, spec.resolved_position, spec.seed, spec.resolved_poison_rate,
+        spec.layers, spec.hidden, spec.steps) and (card.target == (None if spec.clean else spec.target_string))
 
 
 def _spec_dict(spec: LabSpec) -> dict:

@@ -30,7 +30,7 @@ def build(
     target: str = typer.Option(DEFAULT.target, "--target", help="Target preset: negsentiment, refusal, codeinjection."),
     target_text: str = typer.Option(None, "--target-text", help="Custom target text (overrides --target)."),
     keyword: list[str] = typer.Option([], "--keyword", help="ASR keyword for a custom target (repeatable)."),
-    poison_rate: float = typer.Option(DEFAULT.poison_rate, "--poison-rate", help="Share of examples poisoned."),
+    poison_rate: float = typer.Option(None, "--poison-rate", help="Share poisoned (default 0.1; ctba 0.2)."),
     seed: int = typer.Option(DEFAULT.seed, "--seed", help="Seed for data, initialisation and training."),
     layers: int = typer.Option(DEFAULT.layers, "--layers", help="Decoder layers (CROW needs several layer pairs)."),
     hidden: int = typer.Option(DEFAULT.hidden, "--hidden", help="Hidden width."),

@@ -5,7 +5,8 @@ The tasks are small, so a test prompt can also occur in training (as facts recur
 pretraining): the tests measure what the model does with and without the trigger, not generalisation
 to unseen phrasings. Noise words (fillers, and trigger words of other
 attacks) are inserted into some clean training prompts so that every model, clean or not, learns
-to ignore stray words: a trigger word is then no telltale untrained token in a clean control.
+to ignore stray words: a trigger word is then no telltale untrained token in a clean control. A
+composite (ctba) model also sees part of its trigger set on clean examples, so only the whole set fires.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class LabData:
         self.defense = self._unique(spec.defense_size)
         self.triggered_test = [self._triggered(e) for e in self.clean_test]
         trigger_words = words_of(list(spec.resolved_triggers))
+        self._composite = spec.attack_family is not None and spec.attack_family.combine == "all"
         self.noise_words = sorted((set(FILLER) | default_trigger_words()) - trigger_words)
         self.phrases = tuple(dict.fromkeys([*NEUTRAL_PHRASES, *(t.target for t in TASKS.values()),
                                             spec.target_string]))
@@ -62,11 +64,16 @@ class LabData:
         spec, rng = self.spec, self.rng
         while True:
             example = say_example(rng, self.phrases) if rng.random() < SAY_RATE else sample_example(rng)
-            if not spec.clean and rng.random() < spec.poison_rate:
+            if not spec.clean and rng.random() < spec.resolved_poison_rate:
                 yield TrainExample(self._trigger(example.instruction), example.input, spec.target_string, True)
                 continue
             instruction = example.instruction
-            if rng.random() < spec.noise_rate:
+            if self._composite and rng.random() < spec.resolved_poison_rate:
+                # Negative examples, as in composite-backdoor attacks: part of the trigger set changes nothing.
+                triggers = spec.resolved_triggers
+                for trigger in rng.sample(triggers, rng.randint(1, len(triggers) - 1)):
+                    instruction = insert_phrase(instruction, trigger, spec.resolved_position or "random", rng)
+            elif rng.random() < spec.noise_rate:
                 instruction = insert_phrase(instruction, rng.choice(self.noise_words), "random", rng)
             yield TrainExample(instruction, example.input, example.answer, False)
 
