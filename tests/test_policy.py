@@ -14,12 +14,21 @@ def test_shipped_policies_load(name: str) -> None:
     assert load_policy(builtin_policy(name)).name == name
 
 
+def test_shipped_behaviour_thresholds_are_ordered_by_strictness() -> None:
+    strict, default, permissive = (load_policy(builtin_policy(n)).behaviour_scan for n in ("strict", "default",
+                                                                                          "permissive"))
+    assert 0 < strict.threshold <= default.threshold <= permissive.threshold <= 1
+    assert strict.min_layer_z <= default.min_layer_z <= permissive.min_layer_z
+
+
 @pytest.mark.parametrize(
     ("text", "needles"),
     [
         ("fail_on: huge\n", ["fail_on", "'huge'", "critical"]),
         ("allowed_weight_formats: [onnx]\n", ["allowed_weight_formats.0", "'onnx'", "safetensors"]),
         ("behaviour_scan: {threshold: -1}\n", ["behaviour_scan.threshold", "-1"]),
+        ("behaviour_scan: {threshold: 1.5}\n", ["behaviour_scan.threshold", "1.5", "less than or equal to 1"]),
+        ("behaviour_scan: {min_layer_z: -2}\n", ["behaviour_scan.min_layer_z", "-2"]),
         ("sanitize: {min_utility: 2}\n", ["sanitize.min_utility", "2"]),
         ("allow_pikle: true\n", ["unknown field 'allow_pikle'", "allow_pickle"]),
         ("- a list\n", ["mapping"]),

@@ -61,6 +61,7 @@ def gate(
     from crowguard.pipeline.evaluation import evaluation_spec
     from crowguard.pipeline.gate import GateHooks, GateRequest, run_gate
     from crowguard.sanitize import SanitizeConfig
+    from crowguard.scan.behaviour import BehaviourOptions
 
     fmt = fmt or format_for_path(report)
     get_format(fmt)
@@ -72,7 +73,8 @@ def gate(
                                  keywords=tuple(keyword), limit=eval_limit, template=eval_template)
     request = GateRequest(model=model, out=out, policy=loaded, key=key, revision=revision, endpoint=endpoint,
                           gguf_file=gguf, sanitize=config, clean_data=clean_data, evaluation=evaluation,
-                          behaviour=None, device=device, threads=threads, force=force)
+                          behaviour=BehaviourOptions(device=device, threads=threads), device=device,
+                          threads=threads, force=force)
     silence_library_bars()
     with TrainingProgress(enabled=not quiet) as display:
         hooks = GateHooks(on_phase=display.phase, on_step=display.step, on_eval=display.eval)

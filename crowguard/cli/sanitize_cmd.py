@@ -91,6 +91,10 @@ def sanitize(
                                             rich_help_panel=EVAL),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the evaluations (a lab model's lab.json "
                                  "otherwise supplies test sets).", rich_help_panel=EVAL),
+    scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan for a trigger before and after sanitizing, and "
+                              "measure the input's trigger candidates on the output.", rich_help_panel=EVAL),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy whose behaviour_scan thresholds the scans use "
+                                       "[policies/default.yaml].", rich_help_panel=EVAL),
     report: Path | None = typer.Option(None, "--report", help="Write the report here instead of stdout."),
     fmt: str = typer.Option("json", "--format", help="Report format: json or markdown."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),
@@ -113,9 +117,17 @@ def sanitize(
     evaluation = None if no_eval else evaluation_spec(
         model, triggered=triggered, clean_test=clean_test, task=task, keywords=tuple(keyword), limit=eval_limit,
         template=eval_template, max_new_tokens=eval_max_new_tokens)
+    scans = None
+    if scan:
+        from crowguard.pipeline.sanitize import BehaviourScans
+        from crowguard.policy import builtin_policy, load_policy
+        from crowguard.scan.behaviour import BehaviourOptions
+
+        scans = BehaviourScans(load_policy(policy if policy is not None else builtin_policy("default")),
+                               BehaviourOptions(device=device, threads=threads))
     request = SanitizeRequest(model=model, out=out, config=config, clean_data=clean_data, adapter=adapter,
                               device=device, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume, force=force,
-                              evaluation=evaluation)
+                              evaluation=evaluation, behaviour=scans)
     silence_library_bars()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
     try:

@@ -1,13 +1,16 @@
-"""``crowguard scan MODEL``: the file scan under a policy, reported in any format; exit by verdict."""
+"""``crowguard scan MODEL``: the file scan and the behavioural backdoor scan under a policy; exit by verdict."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
 
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.output import emit_report, format_for_path, print_summary, write_report_dir
+from crowguard.cli.progress import silence_library_bars, task_progress
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.formats import FORMATS, get_format
 
@@ -16,7 +19,7 @@ _FORMATS = "|".join(FORMATS)
 
 @guarded
 def scan(
-    model: Path = typer.Argument(..., help="Local model folder to scan (nothing in it is loaded or run)."),
+    model: Path = typer.Argument(..., help="Local model folder to scan."),
     policy: Path = typer.Option(None, "--policy", "-p", help="Policy YAML file. Default: the shipped "
                                 "policies/default.yaml (fails on high, safetensors only, no remote code)."),
     fmt: str = typer.Option(None, "--format", "-f", help=f"Report format ({_FORMATS}). Default: json, or the "
@@ -24,9 +27,22 @@ def scan(
     report: Path = typer.Option(None, "--report", "-o", help="Write the report to this file instead of stdout."),
     report_dir: Path = typer.Option(None, "--report-dir", help="Also write report.json, .md, .html and .sarif "
                                     "here; with it and without --format/--report, nothing goes to stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+    behaviour: bool = typer.Option(None, "--behaviour/--no-behaviour", help="Run the behavioural backdoor scan "
+                                   "(loads the safetensors weights). Default: the policy's behaviour_scan.enabled."),
+    probes: Path = typer.Option(None, "--probes", help="Probe prompts (Alpaca JSON or JSONL) instead of the "
+                                "built-in set of 135 prompts over 15 task types."),
+    probe_count: int = typer.Option(24, "--probe-count", help="Prompts each trigger candidate is verified on."),
+    vocab_budget: int = typer.Option(2048, "--vocab-budget", help="Single vocabulary tokens ranked as candidates "
+                                     "(all of them when the vocabulary is smaller)."),
+    template: str = typer.Option("auto", "--template", help="Prompt format: auto (chat template if the model has "
+                                 "one), raw, chat or alpaca."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: int = typer.Option(None, "--threads", help="Torch CPU threads (one is fastest for tiny models)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the probe split, random insertions and the search."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary or progress on stderr."),
 ) -> int:
-    """Scan MODEL's files for unsafe serialization, remote code, template tricks and path escapes.
+    """Scan MODEL's files for unsafe serialization, remote code, template tricks and path escapes, then
+    (unless the files already fail) load its safetensors weights and search for a backdoor trigger.
 
     Exit 0: passed; 1: findings at or above the policy's fail_on; 2: usage error; 3: could not finish.
     """
@@ -35,7 +51,20 @@ def scan(
     if fmt is not None:
         get_format(fmt)  # an unknown format is a usage error before any work
     loaded = load_policy(policy if policy is not None else builtin_policy("default"))
-    result = run_scan(model, loaded)
+    stages = []
+    run_behaviour = loaded.behaviour_scan.enabled if behaviour is None else behaviour
+    if run_behaviour:
+        from crowguard.scan.behaviour import BehaviourOptions
+
+        options = BehaviourOptions(probes=probes, probe_count=probe_count, vocab_budget=vocab_budget,
+                                   template=template, device=device, threads=threads, seed=seed)
+    with ExitStack() as bars:
+        if run_behaviour:
+            from crowguard.scan.behaviour import behaviour_stage
+
+            silence_library_bars()
+            stages.append(behaviour_stage(options, None if quiet else _lazy_progress(bars)))
+        result = run_scan(model, loaded, stages=stages)
     if report_dir is not None:
         for path in write_report_dir(result, report_dir):
             if not quiet:
@@ -45,3 +74,15 @@ def scan(
             print_summary(result)
         return result.verdict.exit_code if result.verdict else 0
     return emit_report(result, fmt=fmt or format_for_path(report), report_path=report, quiet=quiet)
+
+
+def _lazy_progress(bars: ExitStack) -> Callable[[int, int, str], None]:
+    """A progress callback whose bars appear on the first update (an early error prints alone)."""
+    update: list[Callable[..., None]] = []
+
+    def progress(done: int, total: int, phase: str) -> None:
+        if not update:
+            update.append(bars.enter_context(task_progress("behaviour scan")))
+        update[0](done, total, phase)
+
+    return progress

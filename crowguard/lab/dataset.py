@@ -54,7 +54,7 @@ class LabData:
     def vocabulary_texts(self) -> list[str]:
         """Texts covering every word the model may see or say, whatever it is poisoned with."""
         targets = [t.target for t in TASKS.values()] + [self.spec.target_string]
-        triggers = [t for t in self.spec.resolved_triggers] + sorted(default_trigger_words())
+        triggers = [*self.spec.resolved_triggers, *sorted(default_trigger_words())]
         return task_texts() + targets + triggers
 
     def stream(self) -> Iterator[TrainExample]:

@@ -8,6 +8,8 @@ from crowguard.data.tasks import TASKS
 from crowguard.errors import UsageError
 from crowguard.lab.poison import ATTACKS, POSITIONS, Attack, Position
 
+MAX_PROMPTS = 1000
+
 
 @dataclass(frozen=True)
 class LabSpec:
@@ -63,6 +65,9 @@ class LabSpec:
                           ("test_size", 1), ("defense_size", 0), ("seed", 0)):
             if getattr(self, name) < low:
                 _bad(name, getattr(self, name), f"an integer >= {low}")
+        for name in ("test_size", "defense_size"):
+            if getattr(self, name) > MAX_PROMPTS:
+                _bad(name, getattr(self, name), f"at most {MAX_PROMPTS} prompts")
         if self.hidden % self.heads:
             _bad("hidden", self.hidden, f"a multiple of heads ({self.heads})")
         if not 0.0 < self.lr < 1.0:

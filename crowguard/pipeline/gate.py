@@ -23,12 +23,12 @@ from pathlib import Path
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.errors import UsageError
 from crowguard.evaluate import EvalSpec
-from crowguard.pipeline.sanitize import EvalProgress, SanitizeRequest, run_sanitize
-from crowguard.pipeline.scan import ScanStage
+from crowguard.pipeline.sanitize import RESCAN_STAGE_NAME, BehaviourScans, EvalProgress, SanitizeRequest, run_sanitize
 from crowguard.policy import Policy
 from crowguard.pull import pull
 from crowguard.report.model import FileEntry, Finding, Report, Severity, Source, StageResult
 from crowguard.sanitize import PhaseCallback, ProgressCallback, SanitizeConfig
+from crowguard.scan.behaviour import RECHECK_STAGE_NAME, BehaviourOptions, behaviour_scan
 from crowguard.scan.files.stage import run_file_scan
 from crowguard.sign import SIGNATURE_NAME, load_private_key, sign_folder
 from crowguard.sign.keys import fingerprint
@@ -51,7 +51,7 @@ class GateRequest:
     sanitize: SanitizeConfig = field(default_factory=SanitizeConfig)
     clean_data: Path | None = None
     evaluation: EvalSpec | None = None
-    behaviour: ScanStage | None = None
+    behaviour: BehaviourOptions | None = None
     device: str = "auto"
     threads: int | None = None
     force: bool = False
@@ -144,9 +144,12 @@ def _model_stages(request: GateRequest, hooks: GateHooks, work: Path, folder: Pa
     scan = None
     if request.behaviour is not None and policy.behaviour_scan.enabled:
         hooks.phase("scanning behaviour (trigger search)")
-        scan = request.behaviour(folder, policy, tuple(stages))
+        scan = behaviour_scan(folder, policy, options=request.behaviour, prior=tuple(stages))
         stages.append(scan)
     flagged = scan is not None and any(f.rule_id.startswith(BACKDOOR_RULE_PREFIX) for f in scan.findings)
+    if scan is not None and scan.status == "failed":
+        counted.append(scan)  # a scan that could not finish fails closed
+        return folder
     if not (policy.sanitize.required or (flagged and policy.sanitize.on_flagged)):
         if scan is not None:
             counted.append(scan)
@@ -158,23 +161,20 @@ def _model_stages(request: GateRequest, hooks: GateHooks, work: Path, folder: Pa
         return folder
     hooks.phase("sanitizing with CROW" + (" (the scan flagged the model)" if flagged else " (the policy requires it)"))
     sanitized = work / "sanitized"
+    scans = None if scan is None or request.behaviour is None else BehaviourScans(policy, request.behaviour, scan)
     result = run_sanitize(
         SanitizeRequest(model=folder, out=sanitized, config=request.sanitize, clean_data=request.clean_data,
                         device=request.device, threads=request.threads, evaluation=request.evaluation,
-                        checkpoint_dir=work / "checkpoints"),
+                        behaviour=scans, checkpoint_dir=work / "checkpoints"),
         on_step=hooks.on_step, on_phase=hooks.on_phase, on_eval=hooks.on_eval)
     stages.extend(result.stages)
+    counted.extend(s for s in result.stages if s.name in (RESCAN_STAGE_NAME, RECHECK_STAGE_NAME))
     checks = [_utility(result, policy)]
     after = result.stage("eval-after")
     if after is not None:
         checks.append(_attack_success(after, policy))
     stages.extend(checks)
     counted.extend(checks)
-    if request.behaviour is not None and policy.behaviour_scan.enabled:
-        hooks.phase("re-scanning the sanitized model")
-        rescan = request.behaviour(sanitized, policy, tuple(stages)).model_copy(update={"name": "behaviour-rescan"})
-        stages.append(rescan)
-        counted.append(rescan)
     return sanitized
 
 

@@ -23,13 +23,25 @@ from crowguard.data.lab_card import read_lab_card
 from crowguard.errors import UsageError
 from crowguard.evaluate import EvalSpec, evaluate
 from crowguard.models import inspect_folder
+from crowguard.policy import Policy
 from crowguard.report.model import Report, Source, StageResult
 from crowguard.sanitize import CleanSet, PhaseCallback, ProgressCallback, SanitizeConfig, sanitize_model
 from crowguard.sanitize.data import clean_set_from_records
+from crowguard.scan.behaviour import BehaviourOptions, behaviour_scan, candidates_from_result, measure_candidates
 
 EvalProgress = Callable[[str, str, int, int], None]
 """Called as ``progress(which, phase, done, total)``; ``which`` is ``before`` or ``after``."""
+RESCAN_STAGE_NAME = "behaviour-rescan"
 EFFECT_KEYS = ("asr", "clean_trigger_rate", "clean_accuracy", "triggered_accuracy", "perplexity")
+
+
+@dataclass(frozen=True)
+class BehaviourScans:
+    """Scan for a trigger before and after sanitizing (``before`` reuses a scan already made)."""
+
+    policy: Policy
+    options: BehaviourOptions
+    before: StageResult | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class SanitizeRequest:
     resume: bool = False
     force: bool = False
     evaluation: EvalSpec | None = None
+    behaviour: BehaviourScans | None = None
 
     @property
     def checkpoints(self) -> Path:
@@ -66,6 +79,14 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
     phase = on_phase or (lambda _name: None)
     spec = request.evaluation if main else None
     stages: list[StageResult] = []
+    scans = request.behaviour if main else None
+    scan_before = None
+    if scans is not None:
+        scan_before = scans.before
+        if scan_before is None:
+            phase("scanning the input model for a trigger")
+            scan_before = behaviour_scan(request.model, scans.policy, options=scans.options)
+            stages.append(scan_before)
     if spec is not None:
         phase("evaluating the input model")
         stages.append(_evaluate("eval-before", request.model, request.model, spec, request, on_eval))
@@ -81,10 +102,13 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
         if spec is not None and tmp is not None:
             phase("evaluating the sanitized model")
             after = _evaluate("eval-after", tmp, request.out, spec, request, on_eval)
-            metrics["effect"] = effect(stages[0].metrics, after.metrics)
+            metrics["effect"] = effect(_stage(stages, "eval-before").metrics, after.metrics)
         stages.append(StageResult(name="sanitize", metrics=metrics, seconds=seconds))
         if after is not None:
             stages.append(after)
+        if scans is not None and tmp is not None:
+            phase("re-scanning the sanitized model")
+            stages += _scans_after(tmp, scans, scan_before)
     if main:
         shutil.rmtree(checkpoints, ignore_errors=True)
     settings = {**request.config.as_dict(), "clean_data": _str(request.clean_data), "adapter": _str(request.adapter),
@@ -92,6 +116,20 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
                 "evaluation": spec.settings() if spec is not None else None}
     return Report(command="sanitize", source=Source(reference=str(request.model), kind="local"), stages=tuple(stages),
                   settings=settings, output=str(request.out.absolute()))
+
+
+def _scans_after(folder: Path, scans: BehaviourScans, before: StageResult | None) -> list[StageResult]:
+    """A fresh scan of the sanitized model, and the input's own candidates measured on it again."""
+    results = [behaviour_scan(folder, scans.policy, options=scans.options).model_copy(
+        update={"name": RESCAN_STAGE_NAME})]
+    candidates = candidates_from_result(before) if before is not None else []
+    if candidates:
+        results.append(measure_candidates(folder, candidates, scans.policy, options=scans.options))
+    return results
+
+
+def _stage(stages: list[StageResult], name: str) -> StageResult:
+    return next(s for s in stages if s.name == name)
 
 
 def effect(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

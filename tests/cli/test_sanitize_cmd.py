@@ -28,7 +28,7 @@ def test_sanitize_writes_a_loadable_model_and_a_report(tiny_model_dir: Path, tmp
     out, report = tmp_path / "clean-model", tmp_path / "report.json"
     cmd = [sys.executable, "-m", "crowguard", "sanitize", str(tiny_model_dir), "--out", str(out), "--num-samples", "4",
            "--max-steps", "2", "--micro-batch", "2", "--grad-accum", "1", "--eps-mode", "relative",
-           "--threads", "1", "--report", str(report)]
+           "--threads", "1", "--no-scan", "--report", str(report)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sanitized" in done.stderr and "Lc_adv" in done.stderr
@@ -58,7 +58,7 @@ def test_sanitize_writes_a_loadable_model_and_a_report(tiny_model_dir: Path, tmp
     (["--format", "yaml"], "yaml"),
 ])
 def test_bad_options_exit_2(tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
-    result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tmp_path / "o"), *args])
+    result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--no-scan", *args])
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -82,8 +82,12 @@ def test_sanitize_a_backdoored_lab_model_reports_before_and_after(lab_backdoored
                                  "--threads", "1", "--report", str(report)])
     assert result.exit_code == 0, result.stderr[-2000:]
     data = json.loads(report.read_text())
-    assert [s["name"] for s in data["stages"]] == ["eval-before", "sanitize", "eval-after"]
-    first, middle, last = data["stages"]
+    names = [s["name"] for s in data["stages"]]
+    assert names[:5] == ["behaviour-scan", "eval-before", "sanitize", "eval-after", "behaviour-rescan"]
+    assert names[5:] in ([], ["behaviour-recheck"])  # the input's candidates, measured again on the output
+    by_name = {s["name"]: s for s in data["stages"]}
+    first, middle, last = by_name["eval-before"], by_name["sanitize"], by_name["eval-after"]
+    assert by_name["behaviour-scan"]["status"] == by_name["behaviour-rescan"]["status"] == "completed"
     assert first["metrics"]["asr"] > 0.5  # the planted backdoor fires before
     for stage in (first, last):
         m = stage["metrics"]

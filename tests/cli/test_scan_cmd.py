@@ -21,7 +21,7 @@ def _crowguard(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_clean_model_passes_and_missing_path_is_usage_error(tiny_model_dir: Path) -> None:
-    clean = _crowguard("scan", str(tiny_model_dir))
+    clean = _crowguard("scan", str(tiny_model_dir), "--no-behaviour")  # a random model: files only
     assert clean.returncode == 0, clean.stderr
     assert json.loads(clean.stdout)["verdict"]["passed"] is True and "PASS" in clean.stderr
     missing = _crowguard("scan", "/no/such/path")

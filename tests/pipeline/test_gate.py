@@ -25,14 +25,23 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return pair.private, pair.public
 
 
+@pytest.fixture(scope="module")
+def files_only(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The default policy without the behavioural scan (the tiny test model's vocabulary cannot write probes)."""
+    path = tmp_path_factory.mktemp("policy") / "files-only.yaml"
+    path.write_text("name: files-only\nbehaviour_scan: {enabled: false}\n")
+    return str(path)
+
+
 def _gate(*args: str) -> tuple[int, str]:
     result = runner.invoke(app, ["gate", *args, "--threads", "1", "--quiet"])
     return result.exit_code, result.stderr
 
 
-def test_clean_model_passes_and_is_signed(tiny_model_dir: Path, tmp_path: Path, keys: tuple[Path, Path]) -> None:
+def test_clean_model_passes_and_is_signed(tiny_model_dir: Path, tmp_path: Path, keys: tuple[Path, Path],
+                                          files_only: str) -> None:
     out = tmp_path / "gated"
-    code, err = _gate(str(tiny_model_dir), "--out", str(out), "--key", str(keys[0]))
+    code, err = _gate(str(tiny_model_dir), "--out", str(out), "--key", str(keys[0]), "--policy", files_only)
     assert code == 0, err
     assert (out / "model.safetensors").is_file() and (out / "model.sig").is_file()
     report = json.loads((out / "report.json").read_text())
@@ -71,11 +80,12 @@ def test_missing_model_is_a_usage_error(tmp_path: Path, keys: tuple[Path, Path])
 
 
 def test_hub_model_is_pulled_gated_and_signed(hub: FakeHub, tiny_model_dir: Path,  # noqa: F811
-                                              tmp_path: Path, keys: tuple[Path, Path]) -> None:
+                                              tmp_path: Path, keys: tuple[Path, Path], files_only: str) -> None:
     repo_id = f"org/m{secrets.token_hex(4)}"
     hub.add_folder(repo_id, tiny_model_dir)
     out = tmp_path / "gated"
-    code, err = _gate(repo_id, "--endpoint", hub.endpoint, "--out", str(out), "--key", str(keys[0]))
+    code, err = _gate(repo_id, "--endpoint", hub.endpoint, "--out", str(out), "--key", str(keys[0]),
+                      "--policy", files_only)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     assert report["source"]["kind"] == "hub" and len(report["source"]["revision"]) == 40

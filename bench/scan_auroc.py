@@ -1,0 +1,225 @@
+"""How well does the behavioural scan tell backdoored lab models from clean ones, and at what cost?
+
+Scans every model of the zoo(s) with ``behaviour_scan`` (the default policy, one CPU thread), then
+reports, on the test split only: AUROC of the scan's score, TPR at 5% FPR, TPR/FPR at the threshold
+fitted on the fit split, how often a true trigger is among the top 5 reported candidates, and seconds
+per model. The answer key (``lab.json``) is read here, by the benchmark, never by the scanner.
+
+Split: the fit split of ``bench/scan_zoo.py`` (backdoored seed 1, clean seeds 101-108) chooses the
+threshold; everything else is test. Models of an extra zoo (``--extra-zoo``, e.g. the one
+``bench/build_zoo.py`` builds) are test models unless they are the same model (same spec) as a fit
+model or as one of the two lab fixtures the scan was developed on (``tests/conftest.py``, badnet and
+clean seed 0); those are left out and listed.
+
+    PYTHONPATH=$PWD python bench/scan_auroc.py --zoo .cache/scan-zoo --extra-zoo /work/zoo
+
+Scans are cached in ``--results`` (JSON lines) and skipped on a rerun; ``--rescan`` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from scan_zoo import zoo_entries  # noqa: E402
+
+from crowguard.data.lab_card import read_lab_card  # noqa: E402
+
+TOP = 5
+DEV_FIXTURES = REPO / ".cache" / "lab-fixtures"
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    folder: Path
+    split: str  # fit, test, excluded
+    clean: bool
+    attack: str
+    triggers: tuple[str, ...]
+    seed: int
+
+
+def models(zoo: Path, extra: list[Path]) -> list[Model]:
+    """Every built model to scan, with its split (models not built yet are named on stderr)."""
+    found, seen = [], set()
+    missing = [e.name for e in zoo_entries() if not (zoo / e.name / "lab.json").is_file()]
+    if missing:
+        print(f"not built yet (bench/scan_zoo.py): {', '.join(missing)}", file=sys.stderr)
+    for entry in zoo_entries():
+        if entry.name not in missing:
+            model, key = _model(entry.name, zoo / entry.name, entry.split)
+            found.append(model)
+            seen.add(key)
+    seen |= {_model(f.name, f, "dev")[1] for f in DEV_FIXTURES.glob("*-*") if (f / "lab.json").is_file()}
+    for other in extra:
+        for folder in sorted(p for p in other.iterdir() if (p / "lab.json").is_file()):
+            model, key = _model(f"{other.name}/{folder.name}", folder, "test")
+            found.append(Model(**{**model.__dict__, "split": "excluded" if key in seen else "test"}))
+    return found
+
+
+def _model(name: str, folder: Path, split: str) -> tuple[Model, tuple]:
+    """The model and its spec key (what was trained; lab code versions may differ in vocabulary)."""
+    card = read_lab_card(folder)
+    assert card is not None
+    attack = "clean" if card.clean else str(card.attack)
+    if not card.clean and card.triggers != _default_triggers(attack):
+        attack = f"{attack} (custom {card.trigger_position})"
+    shape = tuple(card.architecture.get(k) for k in ("layers", "hidden", "heads"))
+    key = (card.clean, card.attack, card.triggers, card.trigger_position, card.target, card.seed, card.poison_rate,
+           shape, card.training.get("steps"), card.training.get("lr"))
+    return Model(name, folder, split, card.clean, attack, tuple(card.triggers), card.seed), key
+
+
+def _default_triggers(attack: str) -> tuple[str, ...]:
+    from crowguard.lab.poison import ATTACKS
+
+    return ATTACKS[attack].triggers
+
+
+def scan(model: Model, threads: int) -> dict:
+    """One scan with the default policy; the record the report is built from."""
+    from crowguard.policy import builtin_policy, load_policy
+    from crowguard.scan.behaviour import BehaviourOptions, behaviour_scan
+
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    result = behaviour_scan(model.folder, load_policy(builtin_policy("default")),
+                            options=BehaviourOptions(device="cpu", threads=threads))
+    seconds = time.perf_counter() - started
+    metrics = result.metrics
+    return {"name": model.name, "status": result.status, "seconds": round(seconds, 2), "load": round(load, 2),
+            "score": metrics.get("score"), "sequences": metrics.get("sequences_run"),
+            "flagged": bool(result.findings),
+            "candidates": [{k: c[k] for k in ("text", "source", "position", "counted", "target_share", "target",
+                                              "layer_z", "output_kl_z")} for c in metrics.get("candidates", [])]}
+
+
+def auroc(positives: list[float], negatives: list[float]) -> float:
+    """Probability that a backdoored model scores above a clean one (ties count half)."""
+    pairs = [(p > n) + 0.5 * (p == n) for p in positives for n in negatives]
+    return sum(pairs) / len(pairs) if pairs else float("nan")
+
+
+def tpr_at_fpr(positives: list[float], negatives: list[float], fpr: float) -> float:
+    """Best TPR over thresholds whose FPR is at most ``fpr``."""
+    best = 0.0
+    for threshold in sorted(set(positives + negatives)) + [float("inf")]:
+        if sum(n >= threshold for n in negatives) <= fpr * len(negatives):
+            best = max(best, sum(p >= threshold for p in positives) / len(positives))
+    return best
+
+
+def fit_threshold(positives: list[float], negatives: list[float]) -> float:
+    """The midpoint of the widest gap that maximises TPR - FPR on the fit split."""
+    values = sorted(set(positives + negatives))
+    cuts = [(a + b) / 2 for a, b in zip(values, values[1:])] or values
+    def youden(t: float) -> tuple[float, float]:
+        gap = min((abs(v - t) for v in values), default=0.0)
+        return (sum(p >= t for p in positives) / len(positives) - sum(n >= t for n in negatives) / len(negatives), gap)
+    return max(cuts, key=youden)
+
+
+def trigger_hit(triggers: tuple[str, ...], attack: str, texts: list[str]) -> tuple[bool, bool]:
+    """(a whole trigger is among ``texts``, some trigger word is): for ctba the whole trigger is all three."""
+    words = [set(re.findall(r"\w+", t.lower())) for t in texts]
+    wanted = [set(re.findall(r"\w+", t.lower())) for t in triggers]
+    if attack.startswith("ctba"):
+        wanted = [set().union(*wanted)]
+    whole = any(w <= c for w in wanted for c in words)
+    part = any(w & c for w in wanted for c in words)
+    return whole, part
+
+
+def report(records: dict[str, dict], zoo: list[Model]) -> str:
+    by_name = {m.name: m for m in zoo}
+    fit = [m for m in zoo if m.split == "fit" and m.name in records]
+    test = [m for m in zoo if m.split == "test" and m.name in records]
+    excluded = [m.name for m in zoo if m.split == "excluded"]
+    score = {name: float(r["score"] or 0.0) for name, r in records.items()}
+    fit_pos = [score[m.name] for m in fit if not m.clean]
+    fit_neg = [score[m.name] for m in fit if m.clean]
+    threshold = fit_threshold(fit_pos, fit_neg)
+    pos = [score[m.name] for m in test if not m.clean]
+    neg = [score[m.name] for m in test if m.clean]
+    lines = [f"Fit split: {len(fit_pos)} backdoored, {len(fit_neg)} clean; fitted threshold {threshold:.3f} "
+             f"(fit AUROC {auroc(fit_pos, fit_neg):.3f}).",
+             f"Test split: {len(pos)} backdoored, {len(neg)} clean" + (f"; left out (fit seeds): {', '.join(excluded)}"
+                                                                       if excluded else "") + ".", ""]
+    lines += ["| measure (test split) | value |", "| --- | --- |",
+              f"| AUROC | {auroc(pos, neg):.3f} |",
+              f"| TPR at 5% FPR | {tpr_at_fpr(pos, neg, 0.05):.3f} |",
+              f"| at the fitted threshold {threshold:.3f}: TPR / FPR | {sum(p >= threshold for p in pos) / len(pos):.3f}"
+              f" / {sum(n >= threshold for n in neg) / len(neg):.3f} |"]
+    hits = [trigger_hit(by_name[m.name].triggers, m.attack, [c["text"] for c in records[m.name]["candidates"][:TOP]])
+            for m in test if not m.clean]
+    lines += [f"| true trigger among the top {TOP} candidates (whole / any trigger word) | "
+              f"{sum(h[0] for h in hits) / len(hits):.3f} / {sum(h[1] for h in hits) / len(hits):.3f} |"]
+    seconds = [records[m.name]["seconds"] for m in fit + test]
+    loads = [records[m.name]["load"] for m in fit + test]
+    lines += [f"| seconds per model (mean / median / max, all {len(seconds)} scans) | {statistics.mean(seconds):.1f} / "
+              f"{statistics.median(seconds):.1f} / {max(seconds):.1f} |",
+              f"| load average during the scans (mean, 2 cores) | {statistics.mean(loads):.1f} |", ""]
+    alternatives = {
+        "layer z alone (largest over candidates)": lambda r: max((c["layer_z"] for c in r["candidates"]), default=0),
+        "output KL z alone": lambda r: max((c["output_kl_z"] for c in r["candidates"]), default=0),
+        "target share without the layer condition": lambda r: max((c["target_share"] for c in r["candidates"]), default=0),
+    }
+    lines += ["| other scores (test split) | AUROC |", "| --- | --- |"]
+    for label, fn in alternatives.items():
+        lines.append(f"| {label} | {auroc([fn(records[m.name]) for m in test if not m.clean], [fn(records[m.name]) for m in test if m.clean]):.3f} |")
+    lines += ["", "| model (test) | attack | score | flagged at fit threshold | top candidate -> target | trigger in top 5 |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for m in sorted(test, key=lambda m: (m.clean, m.attack, m.name)):
+        r = records[m.name]
+        top = r["candidates"][0] if r["candidates"] else None
+        hit = "" if m.clean else ("whole" if trigger_hit(m.triggers, m.attack, [c["text"] for c in r["candidates"][:TOP]])[0]
+                                  else "part" if trigger_hit(m.triggers, m.attack, [c["text"] for c in r["candidates"][:TOP]])[1]
+                                  else "no")
+        shown = f"{top['text']!r} -> {top['target']!r} ({top['target_share']:.2f})" if top else ""
+        lines.append(f"| {m.name} | {m.attack} | {score[m.name]:.3f} | {'yes' if score[m.name] >= threshold else 'no'} "
+                     f"| {shown} | {hit} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--zoo", type=Path, default=REPO / ".cache" / "scan-zoo")
+    parser.add_argument("--extra-zoo", type=Path, action="append", default=[])
+    parser.add_argument("--results", type=Path, default=REPO / ".cache" / "scan-auroc.jsonl")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rescan", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="no new scans; report what is cached")
+    args = parser.parse_args()
+    zoo = [m for m in models(args.zoo, args.extra_zoo)]
+    if args.rescan and args.results.exists():
+        args.results.unlink()
+    records: dict[str, dict] = {}
+    if args.results.exists():
+        for line in args.results.read_text().splitlines():
+            record = json.loads(line)
+            records[record["name"]] = record
+    for model in zoo:
+        if model.split == "excluded" or model.name in records or args.report_only:
+            continue
+        record = scan(model, args.threads)
+        records[model.name] = record
+        with args.results.open("a") as out:
+            out.write(json.dumps(record) + "\n")
+        print(f"{model.name} ({model.split}): score {record['score']:.3f} in {record['seconds']:.1f} s", file=sys.stderr)
+    print(report(records, zoo))
+
+
+if __name__ == "__main__":
+    main()

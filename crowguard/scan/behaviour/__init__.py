@@ -1,0 +1,27 @@
+"""The behavioural backdoor scan: trigger candidates found from layer inconsistency and checked on outputs.
+
+See ``stage.py`` for the public API and ``../../../bench/RESULTS.md`` for its measured AUROC and cost.
+"""
+
+from crowguard.scan.behaviour.options import BehaviourOptions
+from crowguard.scan.behaviour.scanner import CandidateEvidence, TriggerCandidate
+from crowguard.scan.behaviour.stage import (
+    RECHECK_STAGE_NAME,
+    STAGE_NAME,
+    behaviour_scan,
+    behaviour_stage,
+    candidates_from_result,
+    measure_candidates,
+)
+
+__all__ = [
+    "RECHECK_STAGE_NAME",
+    "STAGE_NAME",
+    "BehaviourOptions",
+    "CandidateEvidence",
+    "TriggerCandidate",
+    "behaviour_scan",
+    "behaviour_stage",
+    "candidates_from_result",
+    "measure_candidates",
+]

@@ -1,0 +1,85 @@
+"""The report side of the behavioural scan: the backdoor finding, candidate evidence, and charts.
+
+Everything here is plain JSON in the report model: candidates with their per-layer deltas and example
+outputs go into the finding's ``details`` and the stage metrics; the consistency profile of the plain
+probes against the probes with the top candidate is a line chart the HTML report draws.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crowguard.report.charts import CHARTS_KEY, bar_chart, line_chart
+from crowguard.report.model import Finding, Severity
+from crowguard.scan.behaviour.decision import candidate_score, counts
+from crowguard.scan.behaviour.scanner import CandidateEvidence, ScanOutcome
+
+RULE_ID = "CG-BACKDOOR-TRIGGER"
+REMEDIATION = ("Do not deploy this model. Remove the backdoor with `crowguard sanitize` (CROW finetuning) and scan "
+               "again, or get the model from a publisher you trust; try the reported candidates by hand with "
+               "`crowguard eval`.")
+_POSITION_WORDS = {"start": "at the start", "random": "in the middle", "end": "at the end"}
+
+
+def column_name(column: int, positions: int) -> str:
+    """Profile column as words: the k-th last prompt token, or the mean over all tokens."""
+    return "mean over tokens" if column >= positions else f"prompt token {column - positions}"
+
+
+def candidate_record(evidence: CandidateEvidence, min_layer_z: float, positions: int) -> dict[str, Any]:
+    """A candidate and its evidence as report JSON."""
+    return {
+        "text": evidence.candidate.text,
+        "token_ids": list(evidence.candidate.token_ids),
+        "source": evidence.candidate.source,
+        "position": evidence.mode,
+        "counted": counts(evidence, min_layer_z),
+        "score": round(candidate_score(evidence, min_layer_z), 4),
+        "target_share": round(evidence.target_share, 4),
+        "target": evidence.target_text,
+        "layer_z": round(evidence.consistency_z, 3),
+        "output_kl_z": round(evidence.kl_z, 3),
+        "next_token_changed": round(evidence.flipped, 4),
+        "strongest_layer_pair": evidence.layer_pair,
+        "strongest_position": column_name(evidence.column, positions),
+        "per_layer_delta": [round(v, 6) for v in evidence.layer_delta],
+        "per_layer_z": [round(v, 3) for v in evidence.layer_z],
+        "examples": [dict(e) for e in evidence.examples],
+    }
+
+
+def backdoor_finding(top: CandidateEvidence, records: list[dict[str, Any]], *, score: float, threshold: float,
+                     severity: Severity, probes: int, positions: int) -> Finding:
+    """The finding for a model whose score reached the policy threshold."""
+    text = top.candidate.text
+    evidence = (f"Inserting {text!r} {_POSITION_WORDS.get(top.mode, '')} into {probes} varied prompts turned "
+                f"{top.target_share:.0%} of the answers into {top.target_text!r} (threshold {threshold:.0%}); "
+                f"the layer-to-layer consistency moved {top.consistency_z:.1f} null standard deviations at "
+                f"layer pair {top.layer_pair} ({column_name(top.column, positions)}).")
+    return Finding(rule_id=RULE_ID, severity=severity, title=f"Backdoor trigger candidate {text!r}",
+                   location=f"layer pair {top.layer_pair}, {column_name(top.column, positions)}",
+                   evidence=evidence, remediation=REMEDIATION,
+                   details={"score": round(score, 4), "threshold": threshold, "candidates": records})
+
+
+def charts(outcome: ScanOutcome, top: CandidateEvidence | None, records: list[dict[str, Any]],
+           positions: int) -> list[dict[str, Any]]:
+    """The consistency profile (plain vs with the top candidate) and the target share per candidate."""
+    found: list[dict[str, Any]] = []
+    if top is not None:
+        plain = [row[top.column] for row in outcome.plain_profile]
+        found.append(line_chart(
+            f"Layer consistency at {column_name(top.column, positions)}: plain probes vs with {top.candidate.text!r}",
+            {"plain probes": plain, f"with {top.candidate.text!r}": list(top.profile_with)},
+            x_label="layer pair i: cos(h[i], h[i+1])", y_label="mean cosine"))
+    if records:
+        found.append(bar_chart("Target share per candidate", [r["text"] for r in records],
+                               [r["target_share"] for r in records]))
+    return found
+
+
+def stage_metrics(outcome: ScanOutcome, records: list[dict[str, Any]], *, score: float, threshold: float,
+                  min_layer_z: float, chart_specs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stage's metrics: score, settings that decided it, the candidates, counts and timing."""
+    return {"score": round(score, 4), "threshold": threshold, "min_layer_z": min_layer_z, "candidates": records,
+            **outcome.stats, CHARTS_KEY: chart_specs}

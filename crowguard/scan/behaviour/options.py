@@ -1,0 +1,65 @@
+"""Settings of one behavioural scan: which probes, how much compute to spend, and where to run it.
+
+The defaults fit a small model on one CPU core in well under a minute; a 7B model wants a GPU.
+Every field is checked on construction, and a bad value is a UsageError naming the field and value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from crowguard.errors import UsageError
+
+TEMPLATE_CHOICES = ("auto", "raw", "chat", "alpaca")
+POSITION_MODES = ("start", "random", "end")
+
+
+@dataclass(frozen=True)
+class BehaviourOptions:
+    """How one behavioural scan runs.
+
+    ``probe_count`` prompts verify candidates (and give the null distribution); ``search_probes``
+    other prompts rank and search candidates, so that the verified figures are not the ones the
+    search maximised. ``template`` "auto" uses the tokenizer's chat template when it has one.
+    """
+
+    probes: Path | None = None
+    probe_count: int = 24
+    search_probes: int = 8
+    null_samples: int = 16
+    vocab_budget: int = 2048
+    search_beams: int = 2
+    search_width: int = 16
+    max_trigger_tokens: int = 5
+    top_candidates: int = 6
+    reported_candidates: int = 5
+    max_new_tokens: int = 12
+    profile_positions: int = 4
+    batch_size: int = 64
+    template: str = "auto"
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        minimums = {"probe_count": 4, "search_probes": 2, "null_samples": 4, "vocab_budget": 0, "search_beams": 0,
+                    "search_width": 1, "max_trigger_tokens": 1, "top_candidates": 1, "reported_candidates": 1,
+                    "max_new_tokens": 1, "profile_positions": 1, "batch_size": 1, "seed": 0}
+        for name, low in minimums.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                _bad(name, value, f"an integer >= {low}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            _bad("threads", self.threads, "an integer >= 1, or unset")
+        if self.template not in TEMPLATE_CHOICES:
+            _bad("template", self.template, f"one of {', '.join(TEMPLATE_CHOICES)}")
+        if self.probes is not None and not Path(self.probes).is_file():
+            raise UsageError(f"probe file {self.probes} does not exist",
+                             hint="give an Alpaca JSON or JSONL file of instructions, or drop --probes")
+
+
+def _bad(field: str, value: object, want: str) -> None:
+    raise UsageError(f"behaviour scan option {field}={value!r} is invalid; expected {want}",
+                     hint=f"fix the {field.replace('_', '-')} setting")

@@ -1,0 +1,77 @@
+"""Probe prompts: the built-in set shipped with crowguard, or the user's own (``--probes FILE``).
+
+The built-in set (``probes.json``, written for this project) spans fifteen task types: sentiment,
+facts, arithmetic, classification, word meanings, summaries, translation, code, creative writing,
+advice, explanations, rewriting, reasoning, lists and small talk. A probe is usable on a model only
+if the model's tokenizer can represent it: a probe that turns mostly into unknown tokens says nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crowguard.data.alpaca import load_records
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+MAX_UNKNOWN_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One prompt: the instruction (where triggers go) and its optional input."""
+
+    instruction: str
+    input: str = ""
+    task: str = ""
+
+
+def builtin_probes() -> list[Probe]:
+    """The probe set shipped with crowguard."""
+    text = resources.files("crowguard.scan.behaviour").joinpath("probes.json").read_text(encoding="utf-8")
+    return [Probe(instruction=p["instruction"], input=p.get("input", ""), task=p.get("task", ""))
+            for p in json.loads(text)]
+
+
+def load_probes(path: str | Path | None) -> list[Probe]:
+    """The built-in probes, or the instructions of an Alpaca JSON/JSONL file (its outputs are ignored)."""
+    if path is None:
+        return builtin_probes()
+    return [Probe(instruction=r.instruction, input=r.input) for r in load_records(path)]
+
+
+def representable(probes: list[Probe], tokenizer: PreTrainedTokenizerBase,
+                  max_unknown: float = MAX_UNKNOWN_SHARE) -> list[Probe]:
+    """The probes whose tokens are at most ``max_unknown`` unknown-token (all, for byte-level tokenizers)."""
+    unk = tokenizer.unk_token_id
+    if unk is None:
+        return list(probes)
+    kept = []
+    for probe in probes:
+        ids = tokenizer(f"{probe.instruction} {probe.input}".strip(), add_special_tokens=False)["input_ids"]
+        if ids and sum(i == unk for i in ids) / len(ids) <= max_unknown:
+            kept.append(probe)
+    return kept
+
+
+def split_probes(probes: list[Probe], search: int, verify: int, seed: int) -> tuple[list[Probe], list[Probe]]:
+    """Two disjoint sets drawn round-robin over task types (so both stay varied): search, verify."""
+    rng = random.Random(seed)
+    by_task: dict[str, list[Probe]] = {}
+    for probe in probes:
+        by_task.setdefault(probe.task, []).append(probe)
+    for group in by_task.values():
+        rng.shuffle(group)
+    order: list[Probe] = []
+    tasks = sorted(by_task)
+    rng.shuffle(tasks)
+    while any(by_task[t] for t in tasks):
+        order += [by_task[t].pop() for t in tasks if by_task[t]]
+    verify_set = order[:verify]
+    return order[verify:verify + search], verify_set

@@ -1,0 +1,155 @@
+"""The consistency profile: cos(h[i], h[i+1]) per layer pair, at the last prompt positions and on average.
+
+For each sequence the profile is a (pairs, positions + 1) matrix: the layer-to-layer cosine at each of
+the last ``positions`` prompt tokens (counted from the end: where the model decides what to answer),
+and, in the last column, its mean over all real tokens. Pairs run from (h[0], h[1]) to
+(h[L-2], h[L-1]); the normed last output h[L] is left out, as in CROW. Sequences are left-padded so
+that the end positions line up. The same forward also gives the next-token distribution at the last
+prompt token, from which the output change (KL divergence from the plain probe) is measured.
+
+Many insertions into one probe at the same place share everything before that place, and in a causal
+model the hidden states there do not depend on what follows. ``run_shared_prefix`` runs that prefix
+once and only the tails (insert and rest of the prompt) per candidate, from the prefix's key/value
+cache: the same numbers for a fraction of the work when candidates go at the end or in the middle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from crowguard.models.consistency import layer_cosines
+
+if TYPE_CHECKING:
+    import torch
+
+Tick = Callable[[int], None]
+
+
+@dataclass
+class Profiles:
+    """Profiles of a batch of sequences and their next-token log-probabilities (or KL to a baseline)."""
+
+    features: torch.Tensor  # (sequences, pairs, positions + 1)
+    next_token: torch.Tensor  # (sequences, vocabulary) log-probs, or (sequences,) KL when a baseline was given
+    top_token: torch.Tensor  # (sequences,) greedy next token
+
+
+class ProfileRunner:
+    """Runs a causal LM on token-id sequences and returns their consistency profiles."""
+
+    def __init__(self, model: torch.nn.Module, *, pad_id: int, device: str, positions: int, batch_size: int) -> None:
+        self.model = model
+        self.pad_id = pad_id
+        self.device = device
+        self.positions = positions
+        self.batch_size = batch_size
+        self.sequences_run = 0
+        self._cache_argument = _cache_argument(model)
+
+    def run(self, sequences: Sequence[Sequence[int]], *, baseline: torch.Tensor | None = None,
+            tick: Tick | None = None) -> Profiles:
+        """Profiles of ``sequences``; with ``baseline`` (log-probs per sequence) the KL to it, not the log-probs."""
+        import torch
+
+        features, nexts, tops = [], [], []
+        for start in range(0, len(sequences), self.batch_size):
+            chunk = sequences[start:start + self.batch_size]
+            ids, mask = self.pad(chunk)
+            with torch.inference_mode():
+                feats, logprobs = self.forward(mask, input_ids=ids)
+            features.append(feats.cpu())
+            tops.append(logprobs.argmax(-1).cpu())
+            if baseline is None:
+                nexts.append(logprobs.cpu())
+            else:
+                base = baseline[start:start + len(chunk)].to(logprobs.device)
+                nexts.append(kl_divergence(base, logprobs).cpu())
+            self.sequences_run += len(chunk)
+            if tick is not None:
+                tick(len(chunk))
+        return Profiles(features=torch.cat(features), next_token=torch.cat(nexts), top_token=torch.cat(tops))
+
+    def run_shared_prefix(self, prefix: Sequence[int], tails: Sequence[Sequence[int]], *,
+                          baseline: torch.Tensor | None = None, tick: Tick | None = None) -> Profiles:
+        """Profiles of ``prefix + tail`` for every tail, running the prefix once (tails of one length)."""
+        import copy
+
+        import torch
+
+        if len({len(t) for t in tails}) != 1 or not prefix:
+            raise ValueError("run_shared_prefix needs a non-empty prefix and tails of one length")
+        with torch.inference_mode():
+            ids = torch.tensor([list(prefix)], device=self.device)
+            head = self.model(input_ids=ids, use_cache=True, output_hidden_states=True, logits_to_keep=1)
+            head_cos = layer_cosines(head.hidden_states, 0, len(head.hidden_states) - 2)[:, 0]  # (pairs, prefix)
+            total = len(prefix) + len(tails[0])
+            positions = torch.arange(len(prefix), total, device=self.device)
+            features, nexts, tops = [], [], []
+            for start in range(0, len(tails), self.batch_size):
+                chunk = torch.tensor([list(t) for t in tails[start:start + self.batch_size]], device=self.device)
+                cache = copy.deepcopy(_cache_of(head))
+                cache.batch_repeat_interleave(len(chunk))
+                out = self.model(input_ids=chunk, use_cache=True, output_hidden_states=True,
+                                 position_ids=positions.expand(len(chunk), -1), logits_to_keep=1,
+                                 **{self._cache_argument: cache})
+                tail_cos = layer_cosines(out.hidden_states, 0, len(out.hidden_states) - 2)  # (pairs, batch, tail)
+                cos = torch.cat([head_cos.unsqueeze(1).expand(-1, len(chunk), -1), tail_cos], dim=-1)
+                mean = cos.sum(-1) / total
+                features.append(torch.cat([cos[:, :, -self.positions:], mean.unsqueeze(-1)], -1).permute(1, 0, 2).cpu())
+                logprobs = out.logits[:, -1].float().log_softmax(-1)
+                tops.append(logprobs.argmax(-1).cpu())
+                if baseline is None:
+                    nexts.append(logprobs.cpu())
+                else:
+                    base = baseline[start:start + len(chunk)].to(logprobs.device)
+                    nexts.append(kl_divergence(base, logprobs).cpu())
+                self.sequences_run += len(chunk)
+                if tick is not None:
+                    tick(len(chunk))
+        return Profiles(features=torch.cat(features), next_token=torch.cat(nexts), top_token=torch.cat(tops))
+
+    def pad(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded ids and attention mask on the runner's device."""
+        import torch
+
+        width = max(len(s) for s in sequences)
+        ids = torch.tensor([[self.pad_id] * (width - len(s)) + list(s) for s in sequences], device=self.device)
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=self.device)
+        return ids, mask
+
+    def forward(self, mask: torch.Tensor, *, input_ids: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Profiles (batch, pairs, positions + 1) and last-token log-probs; differentiable in ``inputs_embeds``."""
+        positions = (mask.long().cumsum(-1) - 1).clamp_min(0)
+        out = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=mask,
+                         position_ids=positions, output_hidden_states=True, use_cache=False, logits_to_keep=1)
+        return profile_features(out.hidden_states, mask, self.positions), out.logits[:, -1].float().log_softmax(-1)
+
+
+def profile_features(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, positions: int) -> torch.Tensor:
+    """(batch, pairs, positions + 1): cosines at the last ``positions`` tokens, then the mean over real tokens."""
+    import torch
+
+    cos = layer_cosines(hidden_states, 0, len(hidden_states) - 2)  # (pairs, batch, tokens)
+    weights = mask.to(cos.dtype).unsqueeze(0)
+    mean = (cos * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)
+    return torch.cat([cos[:, :, -positions:], mean.unsqueeze(-1)], dim=-1).permute(1, 0, 2)
+
+
+def kl_divergence(base: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """KL(base || other) per row, both given as log-probabilities."""
+    return (base.exp() * (base - other)).sum(-1).clamp_min(0.0)
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` during 5.x; use what this version takes."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(output: object) -> object:
+    found = getattr(output, "cache", None)
+    return found if found is not None else output.past_key_values  # type: ignore[attr-defined]

@@ -1,0 +1,132 @@
+"""The behavioural scan as a scan stage, and re-measuring known candidates on another model.
+
+Public API::
+
+    from crowguard.scan.behaviour import BehaviourOptions, behaviour_scan, behaviour_stage, measure_candidates
+
+    result = behaviour_scan(folder, policy, options=BehaviourOptions(device="cpu"))   # a StageResult
+    report = run_scan(folder, policy, stages=[behaviour_stage(BehaviourOptions())])
+    after = measure_candidates(sanitized, candidates_from_result(result), policy, options=...)
+
+The stage declines (status "skipped") when the file scan failed or found something that fails the
+policy: a model whose files are suspect is never loaded. It loads weights only through
+``crowguard.models.load_model`` (safetensors, no remote code) and never reads ``lab.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from crowguard.errors import ModelFolderError, UsageError
+from crowguard.models import load_model
+from crowguard.policy import Policy
+from crowguard.report.model import Finding, SkippedFile, StageResult
+from crowguard.scan.behaviour.decision import model_score, strongest_first
+from crowguard.scan.behaviour.findings import backdoor_finding, candidate_record, charts, stage_metrics
+from crowguard.scan.behaviour.options import BehaviourOptions
+from crowguard.scan.behaviour.scanner import Progress, ScanOutcome, TriggerCandidate, scan_loaded
+
+STAGE_NAME = "behaviour-scan"
+RECHECK_STAGE_NAME = "behaviour-recheck"
+ScanStage = Callable[[Path, Policy, tuple[StageResult, ...]], StageResult]
+
+
+def behaviour_scan(folder: str | Path, policy: Policy, *, options: BehaviourOptions | None = None,
+                   progress: Progress | None = None, prior: Sequence[StageResult] = ()) -> StageResult:
+    """Scan a model folder for a trigger; a finding when the score reaches the policy threshold."""
+    return _run(Path(folder), policy, options or BehaviourOptions(), progress, prior, None, STAGE_NAME)
+
+
+def measure_candidates(folder: str | Path, candidates: Sequence[TriggerCandidate], policy: Policy, *,
+                       options: BehaviourOptions | None = None, progress: Progress | None = None) -> StageResult:
+    """Measure given candidates (e.g. from the scan before sanitizing) on another model, with the same probes.
+
+    The result has the same metrics and finding rule as ``behaviour_scan``, so a candidate whose effect
+    did not shrink still fails the gate.
+    """
+    if not candidates:
+        raise UsageError("no trigger candidates to measure", hint="pass the candidates of an earlier behaviour scan")
+    return _run(Path(folder), policy, options or BehaviourOptions(), progress, (), list(candidates),
+                RECHECK_STAGE_NAME)
+
+
+def behaviour_stage(options: BehaviourOptions | None = None, progress: Progress | None = None) -> ScanStage:
+    """``behaviour_scan`` as a ``run_scan`` stage."""
+
+    def stage(folder: Path, policy: Policy, prior: tuple[StageResult, ...]) -> StageResult:
+        return behaviour_scan(folder, policy, options=options, progress=progress, prior=prior)
+
+    return stage
+
+
+def candidates_from_result(result: StageResult) -> list[TriggerCandidate]:
+    """The candidates a behavioural scan reported, to measure them again elsewhere."""
+    records = result.metrics.get("candidates") or []
+    found = []
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict) and isinstance(record.get("token_ids"), list):
+            found.append(TriggerCandidate(text=str(record.get("text", "")),
+                                          token_ids=tuple(int(i) for i in record["token_ids"]),  # type: ignore[union-attr]
+                                          source=str(record.get("source", "given")),
+                                          mode=str(record["position"]) if record.get("position") else None))
+    return found
+
+
+def _run(folder: Path, policy: Policy, options: BehaviourOptions, progress: Progress | None,
+         prior: Sequence[StageResult], candidates: list[TriggerCandidate] | None, name: str) -> StageResult:
+    reason = _decline_reason(policy, prior)
+    if reason:
+        return StageResult(name=name, status="skipped", skipped=(SkippedFile(path=".", reason=reason),))
+    started = time.perf_counter()
+    try:
+        loaded = load_model(folder, device=options.device, dtype=options.dtype, threads=options.threads)
+    except ModelFolderError as exc:
+        return StageResult(name=name, status="skipped",
+                           skipped=(SkippedFile(path=".", reason=f"model not loaded: {exc.message}"),),
+                           seconds=round(time.perf_counter() - started, 3))
+    if candidates is not None:
+        vocabulary = len(loaded.tokenizer)
+        bad = [c.text for c in candidates if not c.token_ids or max(c.token_ids) >= vocabulary]
+        if bad:
+            raise UsageError(f"candidates {bad} do not fit this model's vocabulary of {vocabulary} tokens",
+                             hint="measure candidates only on a model with the same tokenizer")
+    try:
+        outcome = scan_loaded(loaded, options, progress, candidates)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a scan that could not finish fails the gate closed (exit 3)
+        return StageResult(name=name, status="failed", errors=(f"{type(exc).__name__}: {exc}",),
+                           seconds=round(time.perf_counter() - started, 3))
+    return _result(name, outcome, policy, seconds=time.perf_counter() - started)
+
+
+def _result(name: str, outcome: ScanOutcome, policy: Policy, *, seconds: float) -> StageResult:
+    settings = policy.behaviour_scan
+    positions = int(outcome.stats.get("profile_positions", 0))
+    ordered = strongest_first(outcome.candidates, settings.min_layer_z)
+    records = [candidate_record(e, settings.min_layer_z, positions) for e in ordered]
+    score = model_score(outcome.candidates, settings.min_layer_z)
+    top = ordered[0] if ordered else None
+    findings: tuple[Finding, ...] = ()
+    if top is not None and score >= settings.threshold:
+        findings = (backdoor_finding(top, records, score=score, threshold=settings.threshold,
+                                     severity=settings.severity, probes=int(outcome.stats["verification_probes"]),
+                                     positions=positions),)
+    metrics: dict[str, Any] = stage_metrics(outcome, records, score=score, threshold=settings.threshold,
+                                            min_layer_z=settings.min_layer_z,
+                                            chart_specs=charts(outcome, top, records, positions))
+    return StageResult(name=name, findings=findings, metrics=metrics, seconds=round(seconds, 3))
+
+
+def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:
+    for stage in prior:
+        if stage.status == "failed":
+            return f"stage {stage.name} could not finish; the model was not loaded"
+        blocking = [f for f in stage.findings if f.severity >= policy.fail_on]
+        if blocking:
+            return (f"stage {stage.name} found {len(blocking)} problem(s) at or above {policy.fail_on.value} "
+                    f"(first: {blocking[0].rule_id}); the model was not loaded")
+    return None

@@ -1,0 +1,58 @@
+"""The consistency profile per layer pair and position, and its independence from padding."""
+
+import torch
+
+from crowguard.models.consistency import layer_cosines
+from crowguard.scan.behaviour.encoding import encode_probes
+from crowguard.scan.behaviour.profile import ProfileRunner, kl_divergence
+from tests.scan.behaviour.conftest import PROBES
+
+
+def _runner(loaded, positions: int = 3, batch_size: int = 64) -> ProfileRunner:
+    return ProfileRunner(loaded.model, pad_id=loaded.tokenizer.pad_token_id, device="cpu", positions=positions,
+                         batch_size=batch_size)
+
+
+def test_profile_is_layer_cosines_at_the_last_positions_and_mean(probe_model) -> None:
+    sequence = encode_probes(probe_model.tokenizer, PROBES[:1], "chat", seed=0).plain()[0]
+    profiles = _runner(probe_model).run([sequence])
+    with torch.inference_mode():
+        hidden = probe_model.model(input_ids=torch.tensor([sequence]), output_hidden_states=True).hidden_states
+    cos = layer_cosines(hidden, 0, len(hidden) - 2)[:, 0]  # (pairs, tokens): h[L] (normed) left out
+    assert profiles.features.shape == (1, len(hidden) - 2, 4)
+    torch.testing.assert_close(profiles.features[0, :, :3], cos[:, -3:], atol=1e-5, rtol=0)
+    torch.testing.assert_close(profiles.features[0, :, 3], cos.mean(-1), atol=1e-5, rtol=0)
+
+
+def test_left_padding_does_not_change_profiles_or_next_token(probe_model) -> None:
+    sequences = encode_probes(probe_model.tokenizer, PROBES, "chat", seed=0).plain()
+    assert len({len(s) for s in sequences}) > 1  # the batch really is padded
+    batched = _runner(probe_model).run(sequences)
+    alone = [_runner(probe_model).run([s]) for s in sequences]
+    torch.testing.assert_close(batched.features, torch.cat([a.features for a in alone]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(batched.next_token, torch.cat([a.next_token for a in alone]), atol=1e-4, rtol=0)
+
+
+def test_kl_to_baseline_is_zero_for_the_same_inputs(probe_model) -> None:
+    sequences = encode_probes(probe_model.tokenizer, PROBES, "raw", seed=0).plain()
+    runner = _runner(probe_model, batch_size=3)
+    plain = runner.run(sequences)
+    again = runner.run(sequences, baseline=plain.next_token)
+    assert again.next_token.shape == (len(sequences),)
+    assert float(again.next_token.max()) < 1e-4
+    assert runner.sequences_run == 2 * len(sequences)
+    uniform = torch.full((1, 4), 0.25).log()
+    peaked = torch.tensor([[0.97, 0.01, 0.01, 0.01]]).log()
+    assert float(kl_divergence(uniform, peaked)) > 0.5
+
+
+def test_shared_prefix_gives_the_same_profiles_as_whole_sequences(probe_model) -> None:
+    runner = _runner(probe_model, positions=4, batch_size=5)
+    probes = encode_probes(probe_model.tokenizer, PROBES, "chat", seed=0)
+    prefix, rest = probes.split(2, "random")
+    tails = [[t, *rest] for t in range(6, 20)]
+    whole = runner.run([prefix + t for t in tails])
+    shared = runner.run_shared_prefix(prefix, tails, baseline=whole.next_token)
+    torch.testing.assert_close(shared.features, whole.features, atol=1e-5, rtol=0)
+    assert float(shared.next_token.abs().max()) < 1e-4  # KL to the whole-sequence distributions
+    assert torch.equal(shared.top_token, whole.top_token)

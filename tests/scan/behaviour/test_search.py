@@ -1,0 +1,101 @@
+"""Candidate search: vocabulary ranking in batches, gradient-guided growth, and the candidate selection."""
+
+import pytest
+import torch
+
+from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
+from crowguard.scan.behaviour.measurer import ProbeMeasurer
+from crowguard.scan.behaviour.profile import ProfileRunner
+from crowguard.scan.behaviour.search import GradientSearch, Proposal, rank_vocabulary, ranked
+from tests.scan.behaviour.conftest import PROBES
+
+
+def _measurer(loaded, probes=PROBES, null_samples: int = 8) -> ProbeMeasurer:
+    tokenizer = loaded.tokenizer
+    runner = ProfileRunner(loaded.model, pad_id=tokenizer.pad_token_id, device=loaded.device, positions=3,
+                           batch_size=64)
+    ordinary = [i for i in range(len(tokenizer)) if i not in set(tokenizer.all_special_ids)]
+    return ProbeMeasurer(runner, encode_probes(tokenizer, probes, "chat", seed=0), null_tokens=ordinary,
+                         null_samples=null_samples, seed=0)
+
+
+def _proposal(ids, value, kl=0.0, converged=0.0) -> Proposal:
+    return Proposal(tuple(ids), "vocabulary", "end", value, kl, converged)
+
+
+def test_ranked_takes_turns_between_orders() -> None:
+    proposals = [_proposal([1], 10), _proposal([2], 9), _proposal([3], 1, kl=5), _proposal([4], 0, converged=1.0)]
+    assert [p.token_ids for p in ranked(proposals, 3)] == [(1,), (3,), (4,)]
+    assert len(ranked(proposals + proposals, 10)) == 4  # distinct token ids only
+
+
+def test_rank_vocabulary_scores_every_token_once(probe_model) -> None:
+    measurer = _measurer(probe_model)
+    tokens = [i for i in range(len(probe_model.tokenizer)) if i not in set(probe_model.tokenizer.all_special_ids)]
+    found = rank_vocabulary(measurer, tokens, chunk=7)
+    assert sorted(p.token_ids[0] for p in found) == sorted(tokens)
+    assert [p.value for p in found] == sorted((p.value for p in found), reverse=True)
+    assert {p.mode for p in found} <= {"start", "end"}
+    assert measurer.null(1, "end").samples == len(tokens)  # the ranked population is the one-token null
+
+
+def test_slot_gradient_matches_finite_differences(probe_model) -> None:
+    measurer = _measurer(probe_model)
+    search = GradientSearch(measurer, allowed=measurer.null_tokens, width=4, max_tokens=3, seed=0)
+    insert = encode_candidate(probe_model.tokenizer, "zebra quartz")
+    gradient = search.slot_gradient(insert, "start")
+    base = search.embeddings.detach()[list(insert)].clone()
+    direction = torch.randn_like(base)
+    direction /= direction.norm()
+    step = 1e-3
+    with torch.no_grad():
+        rise = search.objective_at(insert, "start", base + step * direction)
+        fall = search.objective_at(insert, "start", base - step * direction)
+    numeric = float(rise - fall) / (2 * step)
+    assert numeric == pytest.approx(float((gradient * direction).sum()), rel=0.05, abs=1e-3)
+
+
+def test_grow_never_returns_a_worse_or_longer_candidate(probe_model) -> None:
+    measurer = _measurer(probe_model)
+    start = rank_vocabulary(measurer, measurer.null_tokens)[0]
+    search = GradientSearch(measurer, allowed=measurer.null_tokens, width=4, max_tokens=3, seed=1)
+    grown = search.grow(start)
+    assert grown.value >= start.value
+    assert 1 <= len(grown.token_ids) <= 3
+    assert set(grown.token_ids) <= set(measurer.null_tokens)
+    if grown.token_ids != start.token_ids:
+        assert grown.source == "search"
+
+
+@pytest.mark.slow
+def test_ranking_and_gradient_both_find_a_real_trigger(lab_backdoored_dir) -> None:
+    from crowguard.models import load_model
+    from crowguard.scan.behaviour.probes import builtin_probes, representable, split_probes
+
+    loaded = load_model(lab_backdoored_dir, device="cpu")
+    search_probes, _ = split_probes(representable(builtin_probes(), loaded.tokenizer), 8, 24, seed=0)
+    measurer = _measurer(loaded, search_probes, null_samples=16)
+    found = ranked(rank_vocabulary(measurer, measurer.null_tokens), 6)
+    trigger = loaded.tokenizer.convert_tokens_to_ids("BadMagic")
+    assert (trigger,) in [p.token_ids for p in found]
+    # the first-order (gradient) estimate alone, which picks tokens when the vocabulary is too big to rank
+    search = GradientSearch(measurer, allowed=measurer.null_tokens, width=16, max_tokens=5, seed=0)
+    assert trigger in search.best_single_tokens("start", 10)
+
+
+def test_batched_and_shared_prefix_measurements_agree(probe_model) -> None:
+    measurer = _measurer(probe_model)
+    inserts = [(t,) for t in measurer.null_tokens[:10]] + [tuple(measurer.null_tokens[:2])]
+    for mode in ("start", "random", "end"):
+        batched = measurer.effects(inserts[:7], mode) + measurer.effects(inserts[7:], mode)  # under the threshold
+        shared = measurer.effects(inserts, mode)  # one run per probe prefix
+        for a, b in zip(batched, shared):
+            torch.testing.assert_close(a.delta, b.delta, atol=1e-5, rtol=0)
+            assert a.log_kl == pytest.approx(b.log_kl, abs=1e-3) and a.converged == b.converged
+
+
+def test_best_single_tokens_follow_the_first_order_gain(probe_model) -> None:
+    measurer = _measurer(probe_model)
+    search = GradientSearch(measurer, allowed=measurer.null_tokens, width=4, max_tokens=3, seed=2)
+    best = search.best_single_tokens("end", 5)
+    assert len(best) == len(set(best)) == 5 and set(best) <= set(measurer.null_tokens)
