@@ -40,6 +40,7 @@ def candidate_record(evidence: CandidateEvidence, min_layer_z: float, positions:
         "layer_z": round(evidence.consistency_z, 3),
         "output_kl_z": round(evidence.kl_z, 3),
         "next_token_changed": round(evidence.flipped, 4),
+        "next_token_pull": round(evidence.pull, 4),
         "strongest_layer_pair": evidence.layer_pair,
         "strongest_position": column_name(evidence.column, positions),
         "per_layer_delta": [round(v, 6) for v in evidence.layer_delta],

@@ -42,21 +42,21 @@ class ProbeMeasurer:
         """The effect of each insert at position ``mode`` on every probe (batched runs)."""
         if not inserts:
             return []
-        features, kl, top = (self._run_by_probe if len(inserts) >= SHARED_PREFIX_MIN else self._run_batched)(
+        features, kl, top, prob = (self._run_by_probe if len(inserts) >= SHARED_PREFIX_MIN else self._run_batched)(
             inserts, mode, tick)
-        return [effect(self.plain_features, features[k], kl[k], self.plain_top, top[k]) for k in range(len(inserts))]
+        return [effect(self.plain_features, features[k], kl[k], self.plain_top, top[k], prob[k])
+                for k in range(len(inserts))]
 
     def _run_batched(self, inserts: Sequence[Sequence[int]], mode: str,
-                     tick: Tick | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     tick: Tick | None) -> tuple[torch.Tensor, ...]:
         """Every (insert, probe) sequence in padded batches; results shaped (inserts, probes, ...)."""
-        count = len(self.probes)
+        shape = (len(inserts), len(self.probes))
         sequences = [seq for insert in inserts for seq in self.probes.sequences(insert, mode)]
         run = self.runner.run(sequences, baseline=self.plain_logprobs.repeat(len(inserts), 1), tick=tick)
-        return (run.features.unflatten(0, (len(inserts), count)), run.next_token.unflatten(0, (len(inserts), count)),
-                run.top_token.unflatten(0, (len(inserts), count)))
+        return tuple(t.unflatten(0, shape) for t in (run.features, run.next_token, run.top_token, run.top_prob))
 
     def _run_by_probe(self, inserts: Sequence[Sequence[int]], mode: str,
-                      tick: Tick | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      tick: Tick | None) -> tuple[torch.Tensor, ...]:
         """Per probe, the part before the insertion point once, then every insert with the rest."""
         import torch
 
@@ -64,6 +64,7 @@ class ProbeMeasurer:
         features = torch.empty(len(inserts), count, pairs, columns)
         kl = torch.empty(len(inserts), count)
         top = torch.empty(len(inserts), count, dtype=torch.long)
+        prob = torch.empty(len(inserts), count)
         by_length: dict[int, list[int]] = {}
         for k, insert in enumerate(inserts):
             by_length.setdefault(len(insert), []).append(k)
@@ -79,7 +80,8 @@ class ProbeMeasurer:
                 features[group, i] = run.features
                 kl[group, i] = run.next_token
                 top[group, i] = run.top_token
-        return features, kl, top
+                prob[group, i] = run.top_prob
+        return features, kl, top, prob
 
     def null(self, length: int, mode: str, tick: Tick | None = None) -> NullDistribution:
         """The null distribution of random ``length``-token insertions at ``mode`` (computed once)."""

@@ -32,6 +32,7 @@ class Effect:
     log_kl: float  # log mean KL(plain || with candidate) of the next-token distribution
     flipped: float  # share of probes whose greedy next token changed
     converged: float  # share of probes whose next token changed to the most common new next token
+    pull: float  # the same, each probe weighted by the probability of that token (a smoother convergence)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,19 @@ class Score:
 
 
 def effect(plain_features: torch.Tensor, features: torch.Tensor, kl: torch.Tensor, plain_top: torch.Tensor,
-           top: torch.Tensor) -> Effect:
+           top: torch.Tensor, top_prob: torch.Tensor) -> Effect:
     """The effect of one insertion from per-probe profiles (probes, pairs, cols), KL and greedy next tokens."""
     delta = (plain_features - features).mean(0)
-    changed = top[top != plain_top]
-    converged = float(changed.bincount().max()) / len(top) if len(changed) else 0.0
+    moved = top != plain_top
+    changed = top[moved]
+    converged = pull = 0.0
+    if len(changed):
+        target = int(changed.bincount().argmax())
+        hits = moved & (top == target)
+        converged = float(hits.sum()) / len(top)
+        pull = float(top_prob[hits].sum()) / len(top)
     return Effect(delta=delta, log_kl=math.log(float(kl.mean()) + KL_FLOOR), flipped=len(changed) / len(top),
-                  converged=converged)
+                  converged=converged, pull=pull)
 
 
 def fit_null(effects: list[Effect]) -> NullDistribution:

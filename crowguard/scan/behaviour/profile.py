@@ -34,6 +34,31 @@ class Profiles:
     features: torch.Tensor  # (sequences, pairs, positions + 1)
     next_token: torch.Tensor  # (sequences, vocabulary) log-probs, or (sequences,) KL when a baseline was given
     top_token: torch.Tensor  # (sequences,) greedy next token
+    top_prob: torch.Tensor  # (sequences,) its probability
+
+
+class _Collector:
+    """Accumulates per-chunk results into one ``Profiles``."""
+
+    def __init__(self, baseline: torch.Tensor | None) -> None:
+        self.baseline = baseline
+        self.parts: list[tuple[torch.Tensor, ...]] = []
+        self.done = 0
+
+    def add(self, features: torch.Tensor, logprobs: torch.Tensor) -> None:
+        top_logprob, top = logprobs.max(-1)
+        if self.baseline is None:
+            nexts = logprobs
+        else:
+            nexts = kl_divergence(self.baseline[self.done:self.done + len(logprobs)].to(logprobs.device), logprobs)
+        self.parts.append((features.cpu(), nexts.cpu(), top.cpu(), top_logprob.exp().cpu()))
+        self.done += len(logprobs)
+
+    def profiles(self) -> Profiles:
+        import torch
+
+        features, nexts, tops, probs = (torch.cat(column) for column in zip(*self.parts))
+        return Profiles(features=features, next_token=nexts, top_token=tops, top_prob=probs)
 
 
 class ProfileRunner:
@@ -53,23 +78,14 @@ class ProfileRunner:
         """Profiles of ``sequences``; with ``baseline`` (log-probs per sequence) the KL to it, not the log-probs."""
         import torch
 
-        features, nexts, tops = [], [], []
+        collected = _Collector(baseline)
         for start in range(0, len(sequences), self.batch_size):
             chunk = sequences[start:start + self.batch_size]
             ids, mask = self.pad(chunk)
             with torch.inference_mode():
-                feats, logprobs = self.forward(mask, input_ids=ids)
-            features.append(feats.cpu())
-            tops.append(logprobs.argmax(-1).cpu())
-            if baseline is None:
-                nexts.append(logprobs.cpu())
-            else:
-                base = baseline[start:start + len(chunk)].to(logprobs.device)
-                nexts.append(kl_divergence(base, logprobs).cpu())
-            self.sequences_run += len(chunk)
-            if tick is not None:
-                tick(len(chunk))
-        return Profiles(features=torch.cat(features), next_token=torch.cat(nexts), top_token=torch.cat(tops))
+                collected.add(*self.forward(mask, input_ids=ids))
+            self._count(len(chunk), tick)
+        return collected.profiles()
 
     def run_shared_prefix(self, prefix: Sequence[int], tails: Sequence[Sequence[int]], *,
                           baseline: torch.Tensor | None = None, tick: Tick | None = None) -> Profiles:
@@ -80,13 +96,13 @@ class ProfileRunner:
 
         if len({len(t) for t in tails}) != 1 or not prefix:
             raise ValueError("run_shared_prefix needs a non-empty prefix and tails of one length")
+        collected = _Collector(baseline)
         with torch.inference_mode():
-            ids = torch.tensor([list(prefix)], device=self.device)
-            head = self.model(input_ids=ids, use_cache=True, output_hidden_states=True, logits_to_keep=1)
+            head = self.model(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True,
+                              output_hidden_states=True, logits_to_keep=1)
             head_cos = layer_cosines(head.hidden_states, 0, len(head.hidden_states) - 2)[:, 0]  # (pairs, prefix)
             total = len(prefix) + len(tails[0])
             positions = torch.arange(len(prefix), total, device=self.device)
-            features, nexts, tops = [], [], []
             for start in range(0, len(tails), self.batch_size):
                 chunk = torch.tensor([list(t) for t in tails[start:start + self.batch_size]], device=self.device)
                 cache = copy.deepcopy(_cache_of(head))
@@ -96,19 +112,15 @@ class ProfileRunner:
                                  **{self._cache_argument: cache})
                 tail_cos = layer_cosines(out.hidden_states, 0, len(out.hidden_states) - 2)  # (pairs, batch, tail)
                 cos = torch.cat([head_cos.unsqueeze(1).expand(-1, len(chunk), -1), tail_cos], dim=-1)
-                mean = cos.sum(-1) / total
-                features.append(torch.cat([cos[:, :, -self.positions:], mean.unsqueeze(-1)], -1).permute(1, 0, 2).cpu())
-                logprobs = out.logits[:, -1].float().log_softmax(-1)
-                tops.append(logprobs.argmax(-1).cpu())
-                if baseline is None:
-                    nexts.append(logprobs.cpu())
-                else:
-                    base = baseline[start:start + len(chunk)].to(logprobs.device)
-                    nexts.append(kl_divergence(base, logprobs).cpu())
-                self.sequences_run += len(chunk)
-                if tick is not None:
-                    tick(len(chunk))
-        return Profiles(features=torch.cat(features), next_token=torch.cat(nexts), top_token=torch.cat(tops))
+                features = torch.cat([cos[:, :, -self.positions:], (cos.sum(-1) / total).unsqueeze(-1)], -1)
+                collected.add(features.permute(1, 0, 2), out.logits[:, -1].float().log_softmax(-1))
+                self._count(len(chunk), tick)
+        return collected.profiles()
+
+    def _count(self, count: int, tick: Tick | None) -> None:
+        self.sequences_run += count
+        if tick is not None:
+            tick(count)
 
     def pad(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded ids and attention mask on the runner's device."""

@@ -28,7 +28,14 @@ from crowguard.scan.behaviour.options import POSITION_MODES, BehaviourOptions
 from crowguard.scan.behaviour.outputs import convergence, greedy_continuations
 from crowguard.scan.behaviour.probes import load_probes, representable, split_probes
 from crowguard.scan.behaviour.profile import ProfileRunner
-from crowguard.scan.behaviour.search import GradientSearch, measure_proposals, rank_vocabulary, ranked, search_value
+from crowguard.scan.behaviour.search import (
+    GradientSearch,
+    Proposal,
+    measure_proposals,
+    rank_vocabulary,
+    ranked,
+    search_value,
+)
 
 if TYPE_CHECKING:
     from crowguard.models import LoadedModel
@@ -57,6 +64,7 @@ class CandidateEvidence:
     consistency_z: float
     kl_z: float
     flipped: float
+    pull: float
     target_share: float
     target_text: str
     layer_pair: int
@@ -135,7 +143,7 @@ class ModelScan:
         proposals += measure_proposals(self.search, [ids for _, ids in library], POSITION_MODES, "library",
                                        texts=[t for t, _ in library])
         if opts.search_beams and opts.max_trigger_tokens > 1:
-            beams = ranked(proposals, opts.search_beams)
+            beams = _beams(proposals, opts.search_beams)
             for done, beam in enumerate(beams):
                 grown = searcher.grow(beam)
                 if grown.token_ids != beam.token_ids:
@@ -181,7 +189,7 @@ class ModelScan:
         plain_profile = self.verify.plain_profile[:, column]
         return CandidateEvidence(
             candidate=candidate, mode=mode, consistency_z=found.consistency_z, kl_z=found.kl_z,
-            flipped=effect.flipped, target_share=moved.target_share, target_text=self.decode(moved.target_ids),
+            flipped=effect.flipped, pull=effect.pull, target_share=moved.target_share, target_text=self.decode(moved.target_ids),
             layer_pair=pair, column=column, layer_delta=tuple(effect.delta[:, column].tolist()),
             layer_z=tuple(found.delta_z[:, column].tolist()),
             profile_with=tuple((plain_profile - effect.delta[:, column]).tolist()),
@@ -230,8 +238,14 @@ class ModelScan:
         return tick
 
 
+def _beams(proposals: list[Proposal], count: int) -> list[Proposal]:
+    """Where the search starts: the proposals that pull the next token most to one answer (then value)."""
+    best = sorted(proposals, key=lambda p: (p.pull, p.value), reverse=True)
+    return ranked(best[:count * 4], count) if count else []
+
+
 def _strength(effect: Effect, found: Score) -> float:
-    return search_value(found.consistency_z, found.kl_z, effect.converged)
+    return search_value(found.consistency_z, found.kl_z, effect.pull)
 
 
 def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Progress | None = None,

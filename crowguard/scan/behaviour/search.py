@@ -1,8 +1,9 @@
 """Finding trigger candidates: single vocabulary tokens ranked in batches, then a gradient-guided search.
 
-Ranking: every ordinary token of the vocabulary (or a seeded sample of ``vocab_budget`` of them) is
-inserted at the start and at the end of the search probes, and scored against the population of all
-tokens so ranked (which is itself the null of one-token insertions).
+Ranking: every ordinary token of the vocabulary (or ``vocab_budget`` of them, half chosen by the
+first-order gain below and half at random) is inserted at the start and at the end of the search
+probes, and scored against the population of all tokens so ranked (itself the null of one-token
+insertions).
 
 Search (HotFlip/GCG in spirit): the best candidates so far are grown one token at a time. For a new
 slot before or after the candidate, the gradient of the search objective with respect to the slot's
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 Tick = Callable[[int], None]
 RANK_MODES = ("start", "end")
-CONVERGENCE_WEIGHT = 10.0
+CONVERGENCE_WEIGHT = 10.0  # a full pull (1.0) weighs as much as ten null deviations of output change
+LAYER_Z_CAP = 5.0
 
 
 @dataclass(frozen=True)
@@ -40,25 +42,28 @@ class Proposal:
     mode: str
     consistency_z: float
     kl_z: float
-    converged: float
+    pull: float
     text: str | None = None  # the library's spelling, when it came from the library
 
     @property
     def value(self) -> float:
         """What the search maximises (see ``search_value``)."""
-        return search_value(self.consistency_z, self.kl_z, self.converged)
+        return search_value(self.consistency_z, self.kl_z, self.pull)
 
 
-def search_value(consistency_z: float, kl_z: float, converged: float) -> float:
-    """What the search maximises: layer inconsistency and output change in null units, plus convergence."""
-    return consistency_z + kl_z + CONVERGENCE_WEIGHT * converged
+def search_value(consistency_z: float, kl_z: float, pull: float) -> float:
+    """What the search maximises: layer inconsistency and output change in null units, plus the pull of
+    the next token toward one answer. The layer term is capped: beyond a few null deviations, more
+    inconsistency does not make a trigger likelier (content words move the layers more than triggers
+    on the lab models), while an uncapped term would drown the output terms."""
+    return min(consistency_z, LAYER_Z_CAP) + kl_z + CONVERGENCE_WEIGHT * pull
 
 
 def ranked(proposals: Sequence[Proposal], count: int) -> list[Proposal]:
     """``count`` distinct proposals taken in turn from three orders: by search value, by output change
-    (KL), and by convergence of the next token; each order finds triggers the others miss."""
+    (KL), and by the pull of the next token; each order finds triggers the others miss."""
     orders = [sorted(proposals, key=key, reverse=True) for key in
-              (lambda p: p.value, lambda p: p.kl_z, lambda p: (p.converged, p.kl_z))]
+              (lambda p: p.value, lambda p: p.kl_z, lambda p: (p.pull, p.kl_z))]
     seen: set[tuple[int, ...]] = set()
     kept: list[Proposal] = []
     for rank in range(len(proposals)):
@@ -78,7 +83,7 @@ def measure_proposals(measurer: ProbeMeasurer, inserts: Sequence[tuple[int, ...]
     best: dict[int, Proposal] = {}
     for mode in modes:
         for i, (insert, (found_effect, found)) in enumerate(zip(inserts, measurer.scores(inserts, mode, tick))):
-            proposal = Proposal(tuple(insert), source, mode, found.consistency_z, found.kl_z, found_effect.converged,
+            proposal = Proposal(tuple(insert), source, mode, found.consistency_z, found.kl_z, found_effect.pull,
                                 texts[i] if texts else None)
             if i not in best or proposal.value > best[i].value:
                 best[i] = proposal
@@ -99,7 +104,7 @@ def rank_vocabulary(measurer: ProbeMeasurer, tokens: Sequence[int], *, chunk: in
         measurer.adopt_null(1, mode, population)
         for token, found_effect in zip(tokens, effects):
             found = score(found_effect, population)
-            proposal = Proposal((token,), "vocabulary", mode, found.consistency_z, found.kl_z, found_effect.converged)
+            proposal = Proposal((token,), "vocabulary", mode, found.consistency_z, found.kl_z, found_effect.pull)
             if token not in best or proposal.value > best[token].value:
                 best[token] = proposal
     return sorted(best.values(), key=lambda p: -p.value)

@@ -11,7 +11,7 @@ from crowguard.scan.behaviour.null import MIN_DELTA_SCALE, Effect, effect, fit_n
 def _effect(value: float, kl: float = 0.1) -> Effect:
     delta = torch.zeros(3, 2)
     delta[1, 0] = value
-    return Effect(delta=delta, log_kl=math.log(kl), flipped=0.0, converged=0.0)
+    return Effect(delta=delta, log_kl=math.log(kl), flipped=0.0, converged=0.0, pull=0.0)
 
 
 def test_z_scores_measure_distance_from_the_null() -> None:
@@ -41,9 +41,11 @@ def test_flat_null_is_floored() -> None:
 def test_effect_counts_changed_and_converged_next_tokens() -> None:
     plain = torch.zeros(2, 3, 2)
     moved = torch.full((2, 3, 2), 0.1)
-    found = effect(plain, moved, torch.tensor([0.5, 1.5]), torch.tensor([1, 2]), torch.tensor([7, 7]))
-    assert found.flipped == 1.0 and found.converged == 1.0
+    found = effect(plain, moved, torch.tensor([0.5, 1.5]), torch.tensor([1, 2]), torch.tensor([7, 7]),
+                   torch.tensor([0.9, 0.5]))
+    assert found.flipped == 1.0 and found.converged == 1.0 and found.pull == pytest.approx(0.7)
     assert found.log_kl == pytest.approx(math.log(1.0), abs=1e-5)
     torch.testing.assert_close(found.delta, torch.full((3, 2), -0.1))
-    split = effect(plain, moved, torch.tensor([0.5, 1.5]), torch.tensor([1, 2]), torch.tensor([1, 5]))
-    assert split.flipped == 0.5 and split.converged == 0.5
+    split = effect(plain, moved, torch.tensor([0.5, 1.5]), torch.tensor([1, 2]), torch.tensor([1, 5]),
+                   torch.tensor([0.9, 0.8]))
+    assert split.flipped == 0.5 and split.converged == 0.5 and split.pull == pytest.approx(0.4)

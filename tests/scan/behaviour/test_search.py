@@ -19,12 +19,13 @@ def _measurer(loaded, probes=PROBES, null_samples: int = 8) -> ProbeMeasurer:
                          null_samples=null_samples, seed=0)
 
 
-def _proposal(ids, value, kl=0.0, converged=0.0) -> Proposal:
-    return Proposal(tuple(ids), "vocabulary", "end", value, kl, converged)
+def _proposal(ids, value, kl=0.0, pull=0.0) -> Proposal:
+    return Proposal(tuple(ids), "vocabulary", "end", value, kl, pull)
 
 
 def test_ranked_takes_turns_between_orders() -> None:
-    proposals = [_proposal([1], 10), _proposal([2], 9), _proposal([3], 1, kl=5), _proposal([4], 0, converged=1.0)]
+    proposals = [_proposal([1], 4), _proposal([2], 3), _proposal([3], 0, kl=3.5), _proposal([4], 0, pull=0.2)]
+    assert [p.value for p in proposals] == [4, 3, 3.5, 2]
     assert [p.token_ids for p in ranked(proposals, 3)] == [(1,), (3,), (4,)]
     assert len(ranked(proposals + proposals, 10)) == 4  # distinct token ids only
 
@@ -92,6 +93,7 @@ def test_batched_and_shared_prefix_measurements_agree(probe_model) -> None:
         for a, b in zip(batched, shared):
             torch.testing.assert_close(a.delta, b.delta, atol=1e-5, rtol=0)
             assert a.log_kl == pytest.approx(b.log_kl, abs=1e-3) and a.converged == b.converged
+            assert a.pull == pytest.approx(b.pull, abs=1e-4)
 
 
 def test_best_single_tokens_follow_the_first_order_gain(probe_model) -> None:
