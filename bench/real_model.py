@@ -109,7 +109,8 @@ def run_stage(run: Run, name: str, command: list[str], done: Path, ok: tuple[int
         code = os.waitstatus_to_exitcode(status)
         record = {"stage": name, "command": shlex.join(command), "rc": code, "seconds": round(seconds, 1),
                   "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                  "commit": _commit(), "log": str(log)}
+                  "commit": _commit(), "log": str(log),
+                  "resumed": "--resume" in command}  # a resumed run's seconds cover only its last part
         if code not in ok:
             print(f"[FAIL] {name}: exit {code} after {seconds:.0f} s; see {log}", flush=True)
             raise SystemExit(code)
@@ -278,11 +279,11 @@ def nf4_round_trip(source: Path, out: Path) -> None:
 # -- the table ----------------------------------------------------------------------------------------------
 
 
-def agreement(run: Run, model_id: str, template: str) -> tuple[float, float, int] | None:
+def agreement(run: Run, case: str, model_id: str, template: str) -> tuple[float, float, int] | None:
     """(exact-match share, mean word-sequence similarity, n) of clean answers against the original's."""
     from difflib import SequenceMatcher
 
-    mine, base = (Path(f"{run.eval_stem(m, template)}.outputs.jsonl") for m in (model_id, "original"))
+    mine, base = (Path(f"{run.eval_stem(m, template)}.outputs.jsonl") for m in (model_id, f"{case}.original"))
     if not (mine.exists() and base.exists()):
         return None
     clean = [[json.loads(line) for line in p.read_text().splitlines()] for p in (mine, base)]
@@ -297,33 +298,39 @@ def agreement(run: Run, model_id: str, template: str) -> tuple[float, float, int
 
 def table(run: Run, cases: list[tuple[str, str]]) -> str:
     head = ("| case | defence | template | prompts (trig/clean) | ASR triggered | target rate clean | perplexity | "
-            "agreement with original (exact / similarity) | defence time | defence peak RSS |")
+            "agreement with original (exact / similarity) | eval time | training time | training peak RSS |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for task, attack in cases:
         case = f"{task}-{attack}"
         for variant in ("original", "backdoored", *run.defences):
-            model_id = "original" if variant == "original" else f"{case}.{variant}"
+            model_id = f"{case}.{variant}"
             cost = _run_record(run, f"defend.{case}.{variant}") or (
                 _run_record(run, f"plant.{case}") if variant == "backdoored" else None)
             for template in run.templates:
                 path = Path(f"{run.eval_stem(model_id, template)}.json")
                 if not path.exists():
-                    lines.append(f"| {case} | {variant} | {template} | missing | | | | | | |")
+                    lines.append(f"| {case} | {variant} | {template} | not run | | | | | | | |")
                     continue
                 m = json.loads(path.read_text())["stages"][0]["metrics"]
-                agree = agreement(run, model_id, template) if variant != "original" else None
+                agree = agreement(run, case, model_id, template) if variant != "original" else None
                 lines.append(
                     f"| {case} | {variant} | {template} | {m['triggered']['prompts']}/{m['clean']['prompts']} | "
                     f"{_num(m['asr'])} | {_num(m['clean_trigger_rate'])} | {_num(m['perplexity'], 2)} | "
                     f"{'-' if agree is None else f'{agree[0]:.2f} / {agree[1]:.2f}'} | "
-                    f"{_cost(cost)} |")
+                    f"{_minutes(_run_record(run, f'eval.{path.name[:-5]}'))} | {_cost(cost)} |")
     return "\n".join(lines)
 
 
+def _minutes(record: dict | None) -> str:
+    return "-" if record is None else f"{record['seconds'] / 60:.1f} min"
+
+
 def _cost(record: dict | None) -> str:
+    """Training time and peak memory: planting for the backdoored model, the defence for the others."""
     if record is None:
         return "- | -"
-    return f"{record['seconds'] / 60:.1f} min | {record['peak_rss_mib']:.0f} MiB"
+    resumed = " (resumed: last part only)" if record.get("resumed") else ""
+    return f"{_minutes(record)}{resumed} | {record['peak_rss_mib']:.0f} MiB"
 
 
 def _run_record(run: Run, name: str) -> dict | None:
@@ -386,17 +393,13 @@ def _run_all(run: Run, stages: list[str], cases: list[tuple[str, str]]) -> int:
         case = f"{task}-{attack}"
         if "plant" in stages:
             plant(run, task, attack)
-        if "eval" in stages:
-            _try(evaluate, run, task, attack, "original", run.original, run.templates[0])
-            for template in run.templates:
-                _try(evaluate, run, task, attack, f"{case}.backdoored", run.model(case, "backdoored"), template)
+        for template in run.templates if "eval" in stages else ():
+            _try(evaluate, run, task, attack, f"{case}.backdoored", run.model(case, "backdoored"), template)
+            _try(evaluate, run, task, attack, f"{case}.original", run.original, template)
         for defence in run.defences if "defend" in stages else ():
             _try(defend, run, task, attack, defence)
             for template in run.templates if "eval" in stages else ():
                 _try(evaluate, run, task, attack, f"{case}.{defence}", run.model(case, defence), template)
-        if "eval" in stages:
-            for template in run.templates[1:]:
-                _try(evaluate, run, task, attack, "original", run.original, template)
         if "scan" in stages:
             _try(scan, run, "original", run.original)
             _try(scan, run, f"{case}.backdoored", run.model(case, "backdoored"))
