@@ -202,8 +202,8 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
                                                                      default=0),
     }
     lines += ["| score | fit AUROC | test AUROC |", "| --- | --- | --- |"]
-    for label, fn in alternatives.items():
-        lines.append(f"| {label} | {_auroc_of(fn, records, fit_models):.3f} | {_auroc_of(fn, records, test):.3f} |")
+    for name, fn in alternatives.items():
+        lines.append(f"| {name} | {_auroc_of(fn, records, fit_models):.3f} | {_auroc_of(fn, records, test):.3f} |")
     lines += ["", f"| model ({label}) | attack | score | flagged | top candidate -> answer (target share, layer z) | "
               "trigger in top 5 |", "| --- | --- | --- | --- | --- | --- |"]
     for m in sorted(test, key=lambda m: (m.clean, m.attack, m.name)):

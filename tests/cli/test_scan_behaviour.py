@@ -11,14 +11,33 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-pytestmark = pytest.mark.slow
+from crowguard.cli.app import app
+
+runner = CliRunner()
 
 
 def _scan(model: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "crowguard", "scan", str(model), "--policy", "policies/default.yaml",
                            "--threads", "1", "--device", "cpu", *extra],
                           capture_output=True, text=True, timeout=900)
+
+
+def test_probe_file_and_budget_options_reach_the_scan(tiny_model_dir: Path, tmp_path: Path) -> None:
+    words = "the cat sat on mat what is two plus four hello world".split()
+    probes = tmp_path / "probes.jsonl"
+    probes.write_text("".join(json.dumps({"instruction": f"{a} {b} {c} ?"}) + "\n"
+                              for a, b, c in zip(words, words[3:] + words[:3], words[6:] + words[:6])))
+    common = ["scan", str(tiny_model_dir), "--threads", "1", "--device", "cpu", "-q"]
+    result = runner.invoke(app, [*common, "--probes", str(probes), "--probe-count", "4", "--vocab-budget", "6",
+                                 "--seed", "3"])
+    assert result.exit_code in (0, 1), result.output
+    stage = next(s for s in json.loads(result.stdout)["stages"] if s["name"] == "behaviour-scan")
+    assert stage["status"] == "completed" and stage["metrics"]["verification_probes"] == 4
+    assert stage["metrics"]["search_probes"] == 8 and stage["metrics"]["candidates"]
+    missing = runner.invoke(app, [*common, "--probes", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2 and "probe file" in missing.stderr
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +48,7 @@ def backdoored_scan(lab_backdoored_dir: Path, tmp_path_factory: pytest.TempPathF
     return _scan(model, "--report-dir", str(reports)), reports
 
 
+@pytest.mark.slow
 def test_backdoored_lab_model_fails_with_its_trigger_reported(backdoored_scan: tuple) -> None:
     result, reports = backdoored_scan
     assert result.returncode == 1, result.stderr
@@ -45,6 +65,7 @@ def test_backdoored_lab_model_fails_with_its_trigger_reported(backdoored_scan: t
     assert "CG-BACKDOOR-TRIGGER" in result.stderr and "FAIL" in result.stderr
 
 
+@pytest.mark.slow
 def test_html_report_draws_the_consistency_profile(backdoored_scan: tuple) -> None:
     _, reports = backdoored_scan
     page = (reports / "report.html").read_text()
@@ -54,6 +75,7 @@ def test_html_report_draws_the_consistency_profile(backdoored_scan: tuple) -> No
     assert "CG-BACKDOOR-TRIGGER" in {r["ruleId"] for run in sarif["runs"] for r in run["results"]}
 
 
+@pytest.mark.slow
 def test_clean_control_passes(lab_clean_dir: Path) -> None:
     result = _scan(lab_clean_dir, "-q")
     assert result.returncode == 0, result.stderr
