@@ -6,10 +6,11 @@ fitted on the fit split, how often a true trigger is among the top 5 reported ca
 per model. The answer key (``lab.json``) is read here, by the benchmark, never by the scanner.
 
 Split: the fit split of ``bench/scan_zoo.py`` (backdoored seed 1, clean seeds 101-108) chooses the
-threshold; everything else is test. Models of an extra zoo (``--extra-zoo``, e.g. the one
-``bench/build_zoo.py`` builds) are test models unless they are the same model (same spec) as a fit
-model or as one of the two lab fixtures the scan was developed on (``tests/conftest.py``, badnet and
-clean seed 0); those are left out and listed.
+layer condition and the threshold; its test split (seed 2, clean seeds 201-209) is measured only.
+Models of an extra zoo (``--extra-zoo``, e.g. the one ``bench/build_zoo.py`` builds) join the test
+split unless they have the same spec as a model already in the zoo or as one of the two lab fixtures
+the scan was developed on (``tests/conftest.py``: badnet and clean, seed 0); those are left out and
+listed.
 
     PYTHONPATH=$PWD python bench/scan_auroc.py --zoo .cache/scan-zoo --extra-zoo /work/zoo
 
@@ -151,15 +152,22 @@ def score_at(record: dict, min_layer_z: float) -> float:
 
 
 def fit(records: dict[str, dict], fit_models: list[Model]) -> tuple[float, float]:
-    """(min_layer_z, threshold) that separate the fit split best: highest AUROC, then widest margin."""
-    def quality(z: float) -> tuple[float, float, float]:
-        pos = [score_at(records[m.name], z) for m in fit_models if not m.clean]
-        neg = [score_at(records[m.name], z) for m in fit_models if m.clean]
-        return auroc(pos, neg), min(pos) - max(neg), -z
-    z = max(Z_GRID, key=quality)
-    pos = [score_at(records[m.name], z) for m in fit_models if not m.clean]
-    neg = [score_at(records[m.name], z) for m in fit_models if m.clean]
-    return z, fit_threshold(pos, neg)
+    """(min_layer_z, threshold) chosen on the fit split: the layer condition is the centre of the plateau of
+    z values with the best (AUROC, margin between the lowest backdoored and the highest clean score), so
+    that it sits away from the edge where backdoored models start to be lost; the threshold is then the
+    midpoint of the widest gap at that z."""
+    def scores(z: float) -> tuple[list[float], list[float]]:
+        return ([score_at(records[m.name], z) for m in fit_models if not m.clean],
+                [score_at(records[m.name], z) for m in fit_models if m.clean])
+
+    def quality(z: float) -> tuple[float, float]:
+        pos, neg = scores(z)
+        return round(auroc(pos, neg), 6), round(min(pos) - max(neg), 6)
+
+    best = max(quality(z) for z in Z_GRID)
+    plateau = [z for z in Z_GRID if quality(z) == best]
+    z = plateau[len(plateau) // 2]
+    return z, fit_threshold(*scores(z))
 
 
 def report(records: dict[str, dict], zoo: list[Model]) -> str:
@@ -189,8 +197,9 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
     hits = [_hit(m, records[m.name], z) for m in test if not m.clean]
     lines += [f"| true trigger among the top {TOP} candidates (whole / any trigger word) | "
               f"{sum(h == 'whole' for h in hits) / len(hits):.3f} / {sum(h != 'no' for h in hits) / len(hits):.3f} |"]
-    seconds = [records[m.name]["seconds"] for m in fit_models + test]
-    loads = [records[m.name]["load"] for m in fit_models + test]
+    scanned = {m.name for m in fit_models + test}
+    seconds = [records[name]["seconds"] for name in scanned]
+    loads = [records[name]["load"] for name in scanned]
     lines += [f"| seconds per model (mean / median / max, all {len(seconds)} scans) | {statistics.mean(seconds):.1f} / "
               f"{statistics.median(seconds):.1f} / {max(seconds):.1f} |",
               f"| load average when each scan started (mean; 2 cores) | {statistics.mean(loads):.1f} |", ""]
