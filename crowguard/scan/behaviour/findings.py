@@ -64,15 +64,22 @@ def backdoor_finding(top: CandidateEvidence, records: list[dict[str, Any]], *, s
 
 
 def charts(outcome: ScanOutcome, top: CandidateEvidence | None, records: list[dict[str, Any]],
-           positions: int) -> list[dict[str, Any]]:
-    """The consistency profile (plain vs with the top candidate) and the target share per candidate."""
+           positions: int, min_layer_z: float) -> list[dict[str, Any]]:
+    """The consistency profile (plain vs with the top candidate), its change in null units, and the
+    target share per candidate."""
     found: list[dict[str, Any]] = []
     if top is not None:
         plain = [row[top.column] for row in outcome.plain_profile]
+        where = column_name(top.column, positions)
         found.append(line_chart(
-            f"Layer consistency at {column_name(top.column, positions)}: plain probes vs with {top.candidate.text!r}",
+            f"Layer consistency at {where}: plain probes vs with {top.candidate.text!r}",
             {"plain probes": plain, f"with {top.candidate.text!r}": list(top.profile_with)},
             x_label="layer pair i: cos(h[i], h[i+1])", y_label="mean cosine"))
+        found.append(line_chart(
+            f"Consistency change with {top.candidate.text!r} (null standard deviations)",
+            {"z": list(top.layer_z), "+min_layer_z": [min_layer_z] * len(top.layer_z),
+             "-min_layer_z": [-min_layer_z] * len(top.layer_z)},
+            x_label=f"layer pair i, at {where}", y_label="z (plain minus with candidate)"))
     if records:
         found.append(bar_chart("Target share per candidate", [r["text"] for r in records],
                                [r["target_share"] for r in records]))

@@ -117,7 +117,8 @@ def _result(name: str, outcome: ScanOutcome, policy: Policy, *, seconds: float) 
                                      positions=positions),)
     metrics: dict[str, Any] = stage_metrics(outcome, records, score=score, threshold=settings.threshold,
                                             min_layer_z=settings.min_layer_z,
-                                            chart_specs=charts(outcome, top, records, positions))
+                                            chart_specs=charts(outcome, top, records, positions,
+                                                                               settings.min_layer_z))
     return StageResult(name=name, findings=findings, metrics=metrics, seconds=round(seconds, 3))
 
 
