@@ -44,9 +44,9 @@ def zoo_specs(seeds: int, clean: int | None, custom: bool) -> dict[str, LabSpec]
         for index, attack in enumerate(ATTACKS):
             target = TARGETS[(seed + index) % len(TARGETS)]
             specs[f"{attack}-{target}-s{seed}"] = LabSpec(attack=attack, target=target, seed=seed)
-    if custom:
-        for offset, (name, fields) in enumerate(CUSTOM.items()):
-            specs[f"{name}-s{100 + offset}"] = LabSpec(seed=100 + offset, **fields)  # type: ignore[arg-type]
+        if custom and seed == 0:  # early, so that a partial zoo has some
+            for offset, (name, fields) in enumerate(CUSTOM.items()):
+                specs[f"{name}-s{100 + offset}"] = LabSpec(seed=100 + offset, **fields)  # type: ignore[arg-type]
     controls = [(f"clean-s{seed}", LabSpec(attack=None, seed=seed))
                 for seed in range(len(specs) if clean is None else clean)]
     backdoored = list(specs.items())
