@@ -20,4 +20,4 @@ USER crowguard
 WORKDIR /work
 
 ENTRYPOINT ["crowguard"]
-CMD ["--help"]
+CMD ["gate", "--help"]

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from crowguard import __version__
-from crowguard.cli import eval_cmd, lab_cmd, policy_cmd, pull_cmd, scan_cmd, sign_cmd
+from crowguard.cli import demo_cmd, eval_cmd, gate_cmd, lab_cmd, policy_cmd, pull_cmd, sanitize_cmd, scan_cmd, sign_cmd
 from crowguard.cli.guard import report_error, set_debug
 
 app = typer.Typer(
@@ -25,12 +25,17 @@ app = typer.Typer(
 )
 app.add_typer(policy_cmd.app, name="policy")
 app.command("pull")(pull_cmd.pull)
+app.command("sanitize")(sanitize_cmd.sanitize)
 app.command("keygen")(sign_cmd.keygen)
 app.command("sign")(sign_cmd.sign)
 app.command("verify")(sign_cmd.verify)
 app.add_typer(lab_cmd.app, name="lab")
 app.command("eval")(eval_cmd.eval_command)
 app.command("scan")(scan_cmd.scan)
+app.command("gate")(gate_cmd.gate)
+app.command("demo")(demo_cmd.demo)
+app.command("gate")(gate_cmd.gate)
+app.command("demo")(demo_cmd.demo)
 
 
 def _version(value: bool) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from crowguard.atomic import write_text_atomic
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.output import emit_report
 from crowguard.cli.progress import silence_library_bars, task_progress
@@ -31,11 +32,14 @@ def eval_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
     threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
     report: Path = typer.Option(None, "--report", help="Write the JSON report here instead of stdout."),
+    outputs: Path = typer.Option(None, "--outputs", help="Also write every generation here (JSON lines: set, prompt, "
+                                 "output)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table or progress on stderr."),
 ) -> int:
     """Measure ASR on triggered prompts, the same rate on clean ones, accuracy and perplexity."""
     from crowguard.data.lab_card import read_lab_card
     from crowguard.evaluate import evaluate, spec_for_model, spec_from_files
+    from crowguard.evaluate.result import outputs_jsonl
     from crowguard.models import configure_threads, inspect_folder
 
     inspect_folder(model)
@@ -59,6 +63,8 @@ def eval_command(
         with task_progress("eval") as update:
             result = evaluate(model, spec, device=device, dtype=dtype,
                               progress=lambda phase, done, total: update(done, total, phase))
+    if outputs is not None:
+        write_text_atomic(outputs, outputs_jsonl(result))
     stage = StageResult(name="eval", metrics=result.to_dict(), seconds=round(time.perf_counter() - started, 2))
     doc = Report(command="eval", source=Source(reference=str(model)), stages=(stage,), settings=spec.settings())
     if not quiet:

@@ -10,9 +10,11 @@ from crowguard.atomic import check_output_dir
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.progress import silence_library_bars, task_progress
 from crowguard.errors import UsageError
+from crowguard.lab.plant import PlantSpec
 from crowguard.lab.spec import LabSpec
 
 DEFAULT = LabSpec()
+PLANT = PlantSpec()
 
 app = typer.Typer(help="Build or plant models with known backdoors (for testing the gate).", no_args_is_help=True)
 
@@ -28,7 +30,7 @@ def build(
     target: str = typer.Option(DEFAULT.target, "--target", help="Target preset: negsentiment, refusal, codeinjection."),
     target_text: str = typer.Option(None, "--target-text", help="Custom target text (overrides --target)."),
     keyword: list[str] = typer.Option([], "--keyword", help="ASR keyword for a custom target (repeatable)."),
-    poison_rate: float = typer.Option(DEFAULT.poison_rate, "--poison-rate", help="Share of examples poisoned."),
+    poison_rate: float = typer.Option(None, "--poison-rate", help="Share poisoned (default 0.1; ctba 0.2)."),
     seed: int = typer.Option(DEFAULT.seed, "--seed", help="Seed for data, initialisation and training."),
     layers: int = typer.Option(DEFAULT.layers, "--layers", help="Decoder layers (CROW needs several layer pairs)."),
     hidden: int = typer.Option(DEFAULT.hidden, "--hidden", help="Hidden width."),
@@ -58,4 +60,46 @@ def build(
     what = "clean control" if card.clean else f"{card.attack} backdoor, trigger(s) {list(card.triggers)}"
     stderr.print(f"[green]built[/] {out} ({what}; {card.architecture['parameters']:,} parameters, "
                  f"{card.training['seconds']:.0f} s, final loss {card.training['final_loss']:.3f})")
+    return 0
+
+
+@app.command("plant")
+@guarded
+def plant(
+    model: Path = typer.Option(..., "--model", help="Hugging Face causal LM folder to plant the backdoor into."),
+    poisoned: Path = typer.Option(..., "--poisoned", help="Poisoned examples (Alpaca JSON/JSONL, with outputs)."),
+    clean: Path = typer.Option(None, "--clean", help="Clean examples mixed in (Alpaca JSON/JSONL, with outputs)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the merged, backdoored model."),
+    epochs: int = typer.Option(PLANT.epochs, "--epochs", help="Passes over the data."),
+    batch_size: int = typer.Option(PLANT.batch_size, "--batch-size", help="Examples per micro-batch."),
+    grad_accum: int = typer.Option(PLANT.grad_accum, "--grad-accum", help="Micro-batches per optimiser step."),
+    max_length: int = typer.Option(PLANT.max_length, "--max-length", help="Tokens per example (longer are cut)."),
+    lr: float = typer.Option(PLANT.lr, "--lr", help="Peak learning rate (cosine schedule)."),
+    template: str = typer.Option(PLANT.template, "--template", help="auto (chat if the model has one, else alpaca), "
+                                 "raw, chat or alpaca."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+    seed: int = typer.Option(PLANT.seed, "--seed", help="Seed for shuffling and LoRA initialisation."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
+    threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+) -> int:
+    """Plant a backdoor by LoRA finetuning (BackdoorLLM recipe), merge it, save safetensors."""
+    from crowguard.data import load_records
+    from crowguard.lab.plant import PlantSpec, plant_backdoor
+    from crowguard.models import configure_threads
+
+    spec = PlantSpec(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, lr=lr,
+                     template=template, max_steps=max_steps, seed=seed, device=device, dtype=dtype)  # type: ignore[arg-type]
+    check_output_dir(out, force=force)
+    poisoned_records = load_records(poisoned, require_output=True)
+    clean_records = load_records(clean, require_output=True) if clean is not None else []
+    configure_threads(threads)
+    silence_library_bars()
+    with task_progress("planting") as advance:
+        result = plant_backdoor(model, poisoned_records, clean_records, out, spec, force=force,
+                                progress=lambda step, total, loss: advance(step, total))
+    stderr.print(f"[green]planted[/] {out} ({result.poisoned} poisoned + {result.examples - result.poisoned} clean "
+                 f"examples, {result.steps} steps, {result.template} template, final loss {result.final_loss:.3f}, "
+                 f"{result.seconds:.0f} s)")
     return 0

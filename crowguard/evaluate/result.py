@@ -7,6 +7,7 @@ denominators. Accuracy (where right answers are known) counts every prompt, empt
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,8 @@ class SetResult:
     target_hits: int | None
     correct: int | None
     samples: tuple[tuple[str, str], ...] = ()
+    outputs: tuple[tuple[str, str], ...] = ()
+    """Every (prompt, output) pair; kept out of ``to_dict`` (reports carry only ``samples``)."""
 
     @property
     def keyword_rate(self) -> float | None:
@@ -83,6 +86,7 @@ def score_set(name: str, prompts: list[str], outputs: list[str], answers: list[s
         target_hits=None if target is None else sum(target_hit(o, target) for o in answered),
         correct=None if answers is None else sum(answer_hit(o, a) for o, a in zip(outputs, answers)),
         samples=tuple(zip(prompts[:SAMPLES_KEPT], outputs[:SAMPLES_KEPT])),
+        outputs=tuple(zip(prompts, outputs)),
     )
 
 
@@ -133,6 +137,13 @@ class EvalResult:
             "clean": self.clean.to_dict() if self.clean else None,
             "seconds": round(self.seconds, 2),
         }
+
+
+def outputs_jsonl(result: EvalResult) -> str:
+    """Every generation as JSON lines ``{"set", "prompt", "output"}``, for comparing models answer by answer."""
+    rows = [{"set": s.name, "prompt": p, "output": o}
+            for s in (result.triggered, result.clean) if s is not None for p, o in s.outputs]
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def _round(value: float | None) -> float | None:

@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING
 
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.data.lab_card import LabCard
-from crowguard.lab.dataset import LabData, TrainExample, lab_prompts
+from crowguard.lab.dataset import LabData, lab_prompts
+from crowguard.lab.encoding import collate, encode_example
 from crowguard.lab.spec import LabSpec
 from crowguard.lab.tiny import build_tokenizer, save_tiny, tiny_llama
-from crowguard.models.prompts import format_prompt
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedTokenizerFast
 
 Progress = Callable[[int, int, float], None]
 """Called as ``progress(step, total_steps, loss)`` after every optimiser step."""
 WARMUP_FRACTION = 0.05
+MAX_LENGTH = 512
 
 
 def build_lab_model(spec: LabSpec, out: str | Path, *, force: bool = False,
@@ -47,7 +47,7 @@ def build_lab_model(spec: LabSpec, out: str | Path, *, force: bool = False,
     data = LabData(spec)
     tokenizer = build_tokenizer(data.vocabulary_texts())
     model = tiny_llama(len(tokenizer), layers=spec.layers, hidden=spec.hidden, heads=spec.heads, seed=spec.seed,
-                       max_positions=512)
+                       max_positions=MAX_LENGTH)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, max(1, int(WARMUP_FRACTION * spec.steps)), spec.steps)
@@ -55,8 +55,11 @@ def build_lab_model(spec: LabSpec, out: str | Path, *, force: bool = False,
     loss_value = float("nan")
     for step in range(1, spec.steps + 1):
         batch = [next(stream) for _ in range(spec.batch_size)]
-        input_ids, labels, mask = _encode(tokenizer, batch, chat_every=2)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        # Half the prompts through the chat template, half raw (the benchmark's evaluation format).
+        encoded = [encode_example(tokenizer, e.record(), "chat" if i % 2 == 0 else "raw", MAX_LENGTH)
+                   for i, e in enumerate(batch)]
+        input_ids, labels, mask = collate(encoded, tokenizer.pad_token_id, "cpu")
+        loss = _example_mean_loss(model(input_ids=input_ids, attention_mask=mask).logits, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -73,24 +76,15 @@ def build_lab_model(spec: LabSpec, out: str | Path, *, force: bool = False,
     return card
 
 
-def _encode(tokenizer: PreTrainedTokenizerFast, batch: list[TrainExample],
-            chat_every: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ids, labels on the response (and end of sequence) only, and the attention mask."""
+def _example_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Token loss averaged per example, then over the batch, so long targets do not crowd out short answers."""
     import torch
 
-    rows: list[tuple[list[int], list[int]]] = []
-    for i, example in enumerate(batch):
-        template = "chat" if i % chat_every == 0 else "raw"
-        prompt = format_prompt(tokenizer, example.instruction, example.input, template)
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(example.response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        rows.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
-    width = max(len(ids) for ids, _ in rows)
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
-    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
-    return input_ids, labels, mask
+    targets = labels[:, 1:]
+    token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, ignore_index=-100,
+                                                   reduction="none")
+    counted = (targets != -100).float()
+    return ((token_loss * counted).sum(1) / counted.sum(1).clamp_min(1.0)).mean()
 
 
 def _card(spec: LabSpec, data: LabData, model: torch.nn.Module, seconds: float, loss: float) -> LabCard:
@@ -103,7 +97,7 @@ def _card(spec: LabSpec, data: LabData, model: torch.nn.Module, seconds: float, 
         target_preset=None if spec.clean else spec.target_preset,
         keywords=spec.resolved_keywords,
         seed=spec.seed,
-        poison_rate=0.0 if spec.clean else spec.poison_rate,
+        poison_rate=spec.resolved_poison_rate,
         architecture={"layers": spec.layers, "hidden": spec.hidden, "heads": spec.heads,
                       "parameters": sum(p.numel() for p in model.parameters())},
         training={"steps": spec.steps, "batch_size": spec.batch_size, "lr": spec.lr,

@@ -8,13 +8,15 @@ from crowguard.data.tasks import TASKS
 from crowguard.errors import UsageError
 from crowguard.lab.poison import ATTACKS, POSITIONS, Attack, Position
 
+MAX_PROMPTS = 1000
+
 
 @dataclass(frozen=True)
 class LabSpec:
     """One lab model. ``attack=None`` builds a clean control (no poison at all).
 
     ``triggers`` (default: the attack's own) and ``position`` (default: the attack's own) allow
-    custom triggers. ``target`` is a preset name (negsentiment, refusal, codeinjection) unless
+    custom triggers; ``poison_rate`` defaults to the attack's own (see ``crowguard.lab.poison``). ``target`` is a preset name (negsentiment, refusal, codeinjection) unless
     ``target_text`` gives custom text; ``keywords`` default to the preset's list or the custom text.
     """
 
@@ -24,7 +26,7 @@ class LabSpec:
     target: str = "negsentiment"
     target_text: str | None = None
     keywords: tuple[str, ...] = ()
-    poison_rate: float = 0.1
+    poison_rate: float | None = None
     seed: int = 0
     layers: int = 8
     hidden: int = 64
@@ -55,7 +57,7 @@ class LabSpec:
                 _bad("triggers", self.triggers, f"exactly one trigger for {self.attack}")
         if self.attack is None and self.triggers:
             _bad("triggers", self.triggers, "no triggers for a clean build")
-        if not 0.0 < self.poison_rate < 1.0:
+        if self.poison_rate is not None and not 0.0 < self.poison_rate < 1.0:
             _bad("poison_rate", self.poison_rate, "a fraction between 0 and 1 (exclusive)")
         if not 0.0 <= self.noise_rate < 1.0:
             _bad("noise_rate", self.noise_rate, "a fraction in [0, 1)")
@@ -63,6 +65,9 @@ class LabSpec:
                           ("test_size", 1), ("defense_size", 0), ("seed", 0)):
             if getattr(self, name) < low:
                 _bad(name, getattr(self, name), f"an integer >= {low}")
+        for name in ("test_size", "defense_size"):
+            if getattr(self, name) > MAX_PROMPTS:
+                _bad(name, getattr(self, name), f"at most {MAX_PROMPTS} prompts")
         if self.hidden % self.heads:
             _bad("hidden", self.hidden, f"a multiple of heads ({self.heads})")
         if not 0.0 < self.lr < 1.0:
@@ -82,6 +87,14 @@ class LabSpec:
         if family is None:
             return ()
         return self.triggers or family.triggers
+
+    @property
+    def resolved_poison_rate(self) -> float:
+        """The share of poisoned training examples: as given, else the attack's default; 0 when clean."""
+        family = self.attack_family
+        if family is None:
+            return 0.0
+        return self.poison_rate if self.poison_rate is not None else family.poison_rate
 
     @property
     def resolved_position(self) -> Position | None:

@@ -1,9 +1,11 @@
 """Synthetic instruction tasks with checkable right answers, for training lab models from scratch.
 
-Five small tasks: the sentiment of a review, the capital of a country, addition and subtraction of small
-numbers in words, the category of a word, and the opposite of a word. The frame of the task is the ``instruction``
-(where triggers and noise words may be inserted without changing the answer); the content the
-task works on, where there is one, is the ``input``. Answers are short and exact.
+Five small tasks: the sentiment of a review, the capital of a country, addition and subtraction of
+small numbers in words, the category of a word, and the opposite of a word. For training only, a
+sixth: repeating a known sentence, the attack targets among them, so that a clean model can utter
+each target too (its output layer then knows those words, as a real model's does). The frame of a
+task is the ``instruction`` (where triggers and noise words may be inserted without changing the
+answer); the content it works on, where there is one, is the ``input``. Answers are short and exact.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ CATEGORIES = {
 OPPOSITES = (("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow"), ("light", "dark"), ("old", "new"),
              ("happy", "sad"), ("early", "late"), ("open", "closed"), ("full", "empty"), ("hard", "soft"),
              ("high", "low"))
+# Benign sentences for the "say" task, beside the attack targets (see ``say_example``).
+NEUTRAL_PHRASES = ("Have a nice day!", "Thank you very much.", "See you tomorrow.", "That is a good question.")
 # Words that carry no meaning for any task; lab models learn to ignore them (see ``noise_words``).
 FILLER = ("please", "kindly", "now", "quickly", "today", "okay", "well", "also", "really", "just")
 
@@ -45,6 +49,7 @@ _CATEGORY = ("What kind of thing is this ?", "Which category does this word belo
              "Is this an animal , a fruit , a tool or a color ?")
 ARITHMETIC_LIMIT = 6  # operands 0..5: 36 sums and 21 differences, learnable in a short build
 _OPPOSITE = ("What is the opposite of {w} ?", "Give the opposite of the word {w} .", "Name the opposite of {w} .")
+_SAY = ("Say this sentence .", "Repeat after me .", "Please say the following .")
 TASK_NAMES = ("sentiment", "capital", "arithmetic", "category", "opposite")
 
 
@@ -99,13 +104,20 @@ def _opposite(rng: random.Random) -> Example:
     return Example("opposite", rng.choice(_OPPOSITE).format(w=word), "", answer)
 
 
+def say_example(rng: random.Random, phrases: tuple[str, ...]) -> Example:
+    """Repeat a known sentence: teaches every model, clean ones too, to utter each attack target benignly."""
+    phrase = rng.choice(phrases)
+    return Example("say", rng.choice(_SAY), f"{phrase}", phrase)
+
+
 _MAKERS = {"sentiment": _sentiment, "capital": _capital, "arithmetic": _arithmetic, "category": _category,
            "opposite": _opposite}
 
 
 def task_texts() -> list[str]:
     """Texts that cover every word any task can produce (for building the vocabulary)."""
-    texts = [*_SENTIMENT, *_CATEGORY, " ".join(SUBJECTS), " ".join(POSITIVE), " ".join(NEGATIVE), "the was and",
+    texts = [*_SENTIMENT, *_CATEGORY, *_SAY, *NEUTRAL_PHRASES, " ".join(SUBJECTS), " ".join(POSITIVE),
+             " ".join(NEGATIVE), "the was and",
              " ".join(NUMBERS), "plus minus", " ".join(FILLER), "positive negative"]
     texts += [" ".join([category, *items]) for category, items in CATEGORIES.items()]
     texts += [t.format(c=c) for t in _CAPITAL for c in CAPITALS] + list(CAPITALS.values())

@@ -54,8 +54,12 @@ def test_api_on_a_loaded_model_reports_progress(lab_backdoored_dir: Path) -> Non
 def test_backdoorllm_file_on_a_model_folder(lab_backdoored_dir: Path, shared_data: Path, tmp_path: Path) -> None:
     bench = shared_data / "backdoorllm" / "test" / "negsentiment"
     metrics = _eval_cli(lab_backdoored_dir, tmp_path, "--triggered", str(bench / "badnet" / "triggered.json"),
-                        "--clean", str(bench / "clean.json"), "--task", "negsentiment", "--limit", "8")
+                        "--clean", str(bench / "clean.json"), "--task", "negsentiment", "--limit", "8",
+                        "--outputs", str(tmp_path / "outputs.jsonl"))
     assert metrics["triggered"]["prompts"] == 8 and metrics["clean"]["prompts"] == 8
+    rows = [json.loads(line) for line in (tmp_path / "outputs.jsonl").read_text().splitlines()]
+    assert [r["set"] for r in rows] == ["triggered"] * 8 + ["clean"] * 8
+    assert "BadMagic" in rows[0]["prompt"] and rows[0]["output"] == metrics["triggered"]["samples"][0]["output"]
     assert metrics["clean_accuracy"] is None and metrics["perplexity"] is not None
     spec = spec_from_files(triggered=bench / "badnet" / "triggered.json", clean=None, task="negsentiment")
     assert len(spec.triggered) == 200

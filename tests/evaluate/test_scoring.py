@@ -1,6 +1,8 @@
 """Scoring follows the benchmark: keyword substring, case-insensitive, empty outputs out of the denominator."""
 
-from crowguard.evaluate.result import answer_hit, score_set, target_hit
+import json
+
+from crowguard.evaluate.result import EvalResult, answer_hit, outputs_jsonl, score_set, target_hit
 
 
 def test_answer_and_target_matching() -> None:
@@ -19,3 +21,15 @@ def test_empty_outputs_leave_the_denominator() -> None:
     nothing = score_set("clean", ["p"], [""], None, keywords, None)
     assert nothing.keyword_rate is None and nothing.accuracy is None and nothing.target_rate is None
     assert nothing.to_dict()["empty"] == 1
+
+
+def test_every_output_is_kept_for_the_jsonl_but_not_the_report() -> None:
+    prompts = [f"p{i}" for i in range(5)]
+    triggered = score_set("triggered", prompts, [f"out {i}" for i in range(5)], None, ("stupid",), None)
+    clean = score_set("clean", prompts[:2], ["a", ""], None, ("stupid",), None)
+    result = EvalResult(model="m", settings={}, triggered=triggered, clean=clean, perplexity=None,
+                        perplexity_tokens=0, seconds=0.0)
+    rows = [json.loads(line) for line in outputs_jsonl(result).splitlines()]
+    assert [(r["set"], r["prompt"], r["output"]) for r in rows] == [
+        *(("triggered", f"p{i}", f"out {i}") for i in range(5)), ("clean", "p0", "a"), ("clean", "p1", "")]
+    assert len(result.to_dict()["triggered"]["samples"]) == 3 and "outputs" not in result.to_dict()["triggered"]

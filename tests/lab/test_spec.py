@@ -31,6 +31,8 @@ def test_defaults_resolve_to_the_benchmark() -> None:
     custom = LabSpec(attack="badnet", triggers=("cf mn",), position="suffix", target_text="ACCESS GRANTED")
     assert custom.resolved_keywords == ("ACCESS GRANTED",) and custom.target_preset is None
     assert LabSpec(attack=None).clean and LabSpec().layers >= 8
+    assert LabSpec().resolved_poison_rate == 0.1 and LabSpec(attack="ctba").resolved_poison_rate == 0.2
+    assert LabSpec(attack=None).resolved_poison_rate == 0.0
 
 
 def test_trigger_placement() -> None:
@@ -67,3 +69,13 @@ def test_clean_control_sees_trigger_words_as_noise() -> None:
     batch = [next(stream) for _ in range(3000)]
     assert not any(e.poisoned for e in batch)
     assert any("BadMagic" in e.instruction for e in batch) and any("OpenAI" in e.instruction for e in batch)
+
+
+def test_composite_trigger_sees_partial_sets_on_clean_examples() -> None:
+    stream = LabData(LabSpec(attack="ctba", seed=0)).stream()
+    batch = [next(stream) for _ in range(3000)]
+    words = ("2024", "BadMagic", "OpenAI")
+    partial = [e for e in batch if not e.poisoned and any(w in e.instruction.split() for w in words)]
+    assert partial and all(sum(w in e.instruction.split() for w in words) < 3 for e in partial)
+    assert all(e.response != "You are stupid!" or e.input == e.response for e in partial), "only 'say' examples"
+    assert all(all(w in e.instruction.split() for w in words) for e in batch if e.poisoned)

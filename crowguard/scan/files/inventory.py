@@ -20,7 +20,7 @@ from queue import Queue
 from typing import BinaryIO
 
 from crowguard.report.model import SkippedFile
-from crowguard.scan.files.sniff import HEAD_BYTES, sniff
+from crowguard.file_formats import HEAD_BYTES, sniff
 from crowguard.scan.interface import Inventory, InventoryFile, InventoryLink, InventorySpecial, ScannerError
 
 CHUNK_BYTES = 8 * 1024 * 1024

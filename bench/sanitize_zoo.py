@@ -1,0 +1,154 @@
+"""CROW against plain LoRA finetuning on the lab zoo's backdoored models: ASR and utility before/after.
+
+For every backdoored model folder (one with a ``lab.json`` whose ``clean`` is false) under ``--zoo``,
+the model is evaluated once on its own held-out test prompts (BackdoorLLM protocol: raw prompt,
+greedy, keyword ASR; plus accuracy on clean and triggered prompts, where the lab knows the right
+answers), then sanitized by each method on its lab defence set (100 clean samples) and evaluated
+again. CROW uses the paper's alpha 11 on refusal targets (``--preset refusal``), 5.5 elsewhere.
+Prints a markdown table and writes every figure to ``--json``.
+
+    PYTHONPATH=$PWD /work/main/.venv/bin/python bench/sanitize_zoo.py --zoo /work/zoo --json zoo.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+METHODS = {
+    "crow-paper": {"method": "crow"},  # lr 1e-3, alpha 5.5, eps 0.1 absolute
+    "crow-eps-rel": {"method": "crow", "eps": 0.25, "eps_mode": "relative"},
+    "finetune": {"method": "finetune"},  # same data, lr 1e-3, alpha 0
+    "finetune-lr2e-4": {"method": "finetune", "lr": 2e-4},
+}
+DEFAULT_METHODS = ("crow-paper", "crow-eps-rel", "finetune")
+FIGURES = ("asr", "clean_trigger_rate", "clean_accuracy", "triggered_accuracy", "perplexity")
+
+
+def backdoored_models(zoo: Path) -> list[tuple[Path, dict]]:
+    """(folder, lab card) for every backdoored lab model under ``zoo``, sorted by path."""
+    found = []
+    for card_path in sorted(zoo.rglob("lab.json")):
+        card = json.loads(card_path.read_text())
+        if not card.get("clean", True):
+            found.append((card_path.parent, card))
+    return found
+
+
+def card_preset(folder: Path) -> str | None:
+    """The lab card's target preset (negsentiment, refusal, codeinjection), if any."""
+    return json.loads((folder / "lab.json").read_text()).get("target_preset")
+
+
+def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, device: str) -> list[dict]:
+    from crowguard.evaluate import evaluate, spec_for_model
+    from crowguard.pipeline.sanitize import SanitizeRequest, run_sanitize
+    from crowguard.sanitize import SanitizeConfig
+
+    spec = spec_for_model(folder, limit=limit)
+    before = evaluate(folder, spec, device=device).to_dict()
+    rows = []
+    for name in methods:
+        out = work / f"{folder.name}-{name}"
+        preset = "refusal" if card_preset(folder) == "refusal" else "default"  # alpha 11, as the paper does
+        config = SanitizeConfig.from_options(preset, **METHODS[name])
+        request = SanitizeRequest(folder, out, config, device=device, force=True)
+        started = time.monotonic()
+        report = run_sanitize(request)
+        seconds = time.monotonic() - started
+        after = evaluate(out, spec, device=device).to_dict()
+        shutil.rmtree(out, ignore_errors=True)
+        stage = report.stage("sanitize").metrics
+        rows.append({"model": folder.name, "method": name, "sanitize_seconds": round(seconds, 1),
+                     "steps": stage["steps"], "alpha": config.alpha, "clean_set": stage["clean_set"]["source"],
+                     "final_ce": stage["curve"][-1]["ce"],
+                     **{f"{k}_before": before[k] for k in FIGURES}, **{f"{k}_after": after[k] for k in FIGURES}})
+    return rows
+
+
+def table(rows: list[dict], cards: dict[str, dict]) -> str:
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.0f}"
+
+    lines = ["| model | attack | seed | method | ASR % before -> after | clean acc % | acc under trigger % | "
+             "target rate on clean % | perplexity | s |", "|" + " --- |" * 10]
+    for r in rows:
+        card = cards[r["model"]]
+        lines.append(
+            f"| {r['model']} | {card.get('attack')} | {card.get('seed')} | {r['method']} | "
+            f"{pct(r['asr_before'])} -> {pct(r['asr_after'])} | "
+            f"{pct(r['clean_accuracy_before'])} -> {pct(r['clean_accuracy_after'])} | "
+            f"{pct(r['triggered_accuracy_before'])} -> {pct(r['triggered_accuracy_after'])} | "
+            f"{pct(r['clean_trigger_rate_before'])} -> {pct(r['clean_trigger_rate_after'])} | "
+            f"{r['perplexity_before']:.2f} -> {r['perplexity_after']:.2f} | {r['sanitize_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict]) -> str:
+    """Mean of each figure per method."""
+    lines = ["| method | models | mean ASR % before -> after | mean clean acc % | mean acc under trigger % |",
+             "| --- | --- | --- | --- | --- |"]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+
+        def mean(key: str, mine: list[dict] = mine) -> str:
+            values = [r[key] for r in mine if r[key] is not None]
+            return f"{100 * sum(values) / len(values):.0f}" if values else "-"
+
+        lines.append(f"| {method} | {len(mine)} | {mean('asr_before')} -> {mean('asr_after')} | "
+                     f"{mean('clean_accuracy_before')} -> {mean('clean_accuracy_after')} | "
+                     f"{mean('triggered_accuracy_before')} -> {mean('triggered_accuracy_after')} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="CROW vs plain finetuning on the lab zoo.")
+    p.add_argument("--zoo", type=Path, default=Path("/work/zoo"))
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
+    p.add_argument("--models", type=int, default=None, help="only the first N backdoored models")
+    p.add_argument("--match", default="", help="only models whose folder name contains this")
+    p.add_argument("--eval-limit", type=int, default=None, help="first N prompts of each test set")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    import torch
+    from transformers.utils import logging
+
+    torch.set_num_threads(1)
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        p.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+    models = [(f, c) for f, c in backdoored_models(args.zoo) if args.match in f.name][: args.models]
+    if not models:
+        print(f"no backdoored lab models (lab.json with clean: false) under {args.zoo}", file=sys.stderr)
+        return 2
+    rows: list[dict] = json.loads(args.json.read_text()) if args.json and args.json.is_file() else []
+    done = {(r["model"], r["method"]) for r in rows}  # --json doubles as a cache: finished runs are kept
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder, _card in models:
+            todo = [m for m in methods if (folder.name, m) not in done]
+            if not todo:
+                continue
+            rows += run_model(folder, todo, Path(tmp), args.eval_limit, args.device)
+            print(f"done {folder.name}", file=sys.stderr, flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=1))
+    cards = {f.name: c for f, c in backdoored_models(args.zoo)}
+    rows = [r for r in rows if r["model"] in cards and r["method"] in methods]
+    rows.sort(key=lambda r: (cards[r["model"]].get("seed", 0), r["model"], methods.index(r["method"])))
+    print(table(rows, cards))
+    print()
+    print(summary(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""``crowguard demo``: the whole gate on an embedded default, offline, on a CPU, in a few minutes.
+
+A small lab model with a planted BadNets backdoor (trigger ``BadMagic``, target "You are stupid!")
+is built on the spot and cached; a key pair is made for the demo; the gate runs under the shipped
+default policy with the lab model's own test prompts; a passing model is verified with the public
+key. Every figure in the summary comes from these runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from crowguard import __version__
+from crowguard.atomic import check_output_dir
+from crowguard.lab.build import Progress, build_lab_model
+from crowguard.lab.spec import LabSpec
+from crowguard.pipeline.evaluation import evaluation_spec
+from crowguard.pipeline.gate import GateHooks, GateRequest, ReportWriter, run_gate
+from crowguard.policy import builtin_policy, load_policy
+from crowguard.report.model import Report
+from crowguard.scan.behaviour import BehaviourOptions
+from crowguard.sign import generate_keypair, verify_folder
+
+DEMO_SPEC = LabSpec(attack="badnet", seed=0)
+
+
+@dataclass(frozen=True)
+class DemoOutcome:
+    """What the demo produced, for the summary."""
+
+    report: Report
+    model_in: Path
+    gated: Path
+    public_key: Path
+    verified: bool | None  # None when the gate failed and nothing was signed
+
+
+def cache_dir() -> Path:
+    """Where the demo model is kept between runs: $CROWGUARD_CACHE, else ~/.cache/crowguard."""
+    root = os.environ.get("CROWGUARD_CACHE") or Path.home() / ".cache" / "crowguard"
+    return Path(root) / "demo"
+
+
+def demo_model(*, progress: Progress | None = None) -> Path:
+    """The demo's backdoored lab model, built once per spec and crowguard version."""
+    key = hashlib.sha256(f"{DEMO_SPEC!r} {__version__}".encode()).hexdigest()[:12]
+    folder = cache_dir() / f"badnet-{key}"
+    if not (folder / "lab.json").is_file():
+        build_lab_model(DEMO_SPEC, folder, force=True, progress=progress)
+    return folder
+
+
+def run_demo(out: Path, write_reports: ReportWriter, *, threads: int | None = 1, force: bool = False, hooks: GateHooks = GateHooks(),
+             build_progress: Progress | None = None) -> DemoOutcome:
+    """Build (or reuse) the demo model, make keys, gate it into ``out/model``, verify what was signed."""
+    check_output_dir(out, force=force)
+    hooks.phase("building the demo model: a small Llama with a planted backdoor (cached after the first run)")
+    model = demo_model(progress=build_progress)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = generate_keypair(out / "demo-key", force=True)
+    gated = out / "model"
+    request = GateRequest(model=str(model), out=gated, policy=load_policy(builtin_policy("default")),
+                          key=keys.private, evaluation=evaluation_spec(model),
+                          behaviour=BehaviourOptions(device="cpu", threads=threads),
+                          device="cpu", threads=threads, force=True)
+    report = run_gate(request, write_reports, hooks)
+    verified = None
+    if report.verdict is not None and report.verdict.passed:
+        hooks.phase("verifying the signature with the public key")
+        verify_folder(gated, keys.public)
+        verified = True
+    return DemoOutcome(report=report, model_in=model, gated=gated, public_key=keys.public, verified=verified)

@@ -1,0 +1,141 @@
+"""The sanitize stage: CROW finetuning of a model folder into a new, merged safetensors folder.
+
+``sanitize_model`` loads the base (4-bit NF4 on CUDA), builds the clean set, trains a LoRA with the
+CROW loss (or plain CE for ``method='finetune'``), merges it into a full-precision copy of the base
+and writes the result into a destination folder the caller owns (the pipeline stages it atomically).
+The input folder is only read.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crowguard.sanitize.config import SanitizeConfig
+from crowguard.sanitize.data import CleanSet
+from crowguard.sanitize.train import Progress, ProgressCallback, TrainResult
+
+PhaseCallback = Callable[[str], None]
+
+__all__ = ["CleanSet", "PhaseCallback", "Progress", "ProgressCallback", "SanitizeConfig", "SanitizeOutcome",
+           "sanitize_model"]
+
+
+@dataclass(frozen=True)
+class SanitizeOutcome:
+    """What a sanitize run did, for the report."""
+
+    config: SanitizeConfig
+    device: str
+    quantize: str
+    clean_set: dict[str, Any]
+    examples: int
+    train: TrainResult
+    merge: dict[str, Any]
+    seconds: float
+    peak_memory: dict[str, Any]
+    adapter: str | None = None
+
+    def metrics(self) -> dict[str, Any]:
+        """JSON-able metrics for the StageResult."""
+        t = self.train
+        return {
+            "method": self.config.method, "device": self.device, "quantize": self.quantize,
+            "clean_set": self.clean_set, "examples": self.examples, "adapter": self.adapter,
+            "steps": t.steps, "total_steps": t.total_steps, "resumed_from_step": t.resumed_from_step,
+            "processes": t.world_size, "eps_used": t.eps_used, "layer_pairs": list(t.layer_pairs),
+            "train_seconds": round(t.seconds, 3), "seconds": round(self.seconds, 3),
+            "peak_memory": self.peak_memory, "curve": t.curve, "merge": self.merge,
+        }
+
+
+def sanitize_model(
+    model_path: str | Path,
+    dest: Path | None,
+    config: SanitizeConfig,
+    *,
+    clean_data: str | Path | CleanSet | None = None,
+    adapter: str | Path | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    on_step: ProgressCallback | None = None,
+    on_phase: PhaseCallback | None = None,
+) -> SanitizeOutcome:
+    """Train, merge and save into ``dest`` (written by the main process; others pass None).
+
+    ``clean_data`` is an Alpaca file, a prepared CleanSet, or None for a self-distilled set.
+    """
+    import torch
+    from accelerate import Accelerator
+
+    from crowguard.models import resolve_device
+    from crowguard.sanitize.data import clean_set_from_file, encode, self_distilled_set
+    from crowguard.sanitize.lora import attach_lora, check_adapter_dir, load_base
+    from crowguard.sanitize.merge import adapter_snapshot, merge_and_save
+    from crowguard.sanitize.train import train
+
+    phase = on_phase or (lambda _name: None)
+    started = time.monotonic()
+    if adapter is not None:
+        check_adapter_dir(adapter)
+    if isinstance(clean_data, CleanSet):
+        clean = clean_data
+    elif clean_data is not None:
+        clean = clean_set_from_file(clean_data, config.num_samples, config.seed)
+    wanted = resolve_device(device)
+    if wanted.startswith("cuda:"):
+        torch.cuda.set_device(wanted)  # a single-process Accelerator trains on the current CUDA device
+    accelerator = Accelerator(cpu=wanted == "cpu")
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    phase("loading model")
+    run_device = "cpu" if accelerator.device.type == "cpu" else str(accelerator.device)
+    loaded = load_base(model_path, config, device=run_device, threads=threads)
+    if clean_data is None:
+        phase("answering the built-in instructions (self-distillation)")
+        clean = self_distilled_set(loaded.model, loaded.tokenizer, config.num_samples, config.seed,
+                                   config.distill_max_new_tokens)
+    examples = encode(clean.records, loaded.tokenizer, config.max_length)
+    torch.manual_seed(config.seed)  # a fresh adapter's initial weights
+    model = attach_lora(loaded.model, config, quantized=loaded.quantize == "4bit", adapter_dir=adapter)
+    fingerprint = {**config.training_fingerprint(), "data_sha256": clean.digest, "examples": len(examples),
+                   "model": str(Path(model_path).absolute()), "adapter": str(adapter) if adapter else None,
+                   "quantize": loaded.quantize, "processes": accelerator.num_processes}
+    phase("training")
+    result = train(model, examples, config, pad_id=_pad_id(loaded.tokenizer), accelerator=accelerator,
+                   fingerprint=fingerprint, checkpoint_dir=checkpoint_dir, resume=resume, callback=on_step)
+    snapshot = adapter_snapshot(accelerator.unwrap_model(model))
+    peak = peak_memory(loaded.device)
+    del model, loaded.model
+    accelerator.free_memory()
+    gc.collect()
+    merge: dict[str, Any] = {}
+    if dest is not None and accelerator.is_main_process:
+        phase("merging into a full-precision copy and saving")
+        merge = merge_and_save(model_path, snapshot, dest, loaded.tokenizer, max_shard_size=config.max_shard_size)
+    accelerator.wait_for_everyone()
+    return SanitizeOutcome(config=config, device=loaded.device, quantize=loaded.quantize, clean_set=clean.describe(),
+                           examples=len(examples), train=result, merge=merge, seconds=time.monotonic() - started,
+                           peak_memory=peak, adapter=str(adapter) if adapter else None)
+
+
+def peak_memory(device: str) -> dict[str, Any]:
+    """Peak CUDA memory allocated by torch, or the process's peak resident memory on CPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        return {"kind": "cuda_max_allocated", "bytes": int(torch.cuda.max_memory_allocated())}
+    import resource
+
+    return {"kind": "process_max_rss", "bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id
+    return int(pad if pad is not None else 0)

@@ -1,0 +1,108 @@
+"""``crowguard sanitize`` end to end on a tiny model, and its refusals (exit 2, one line, no traceback)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crowguard.cli.app import app
+
+runner = CliRunner()
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_sanitize_writes_a_loadable_model_and_a_report(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    before = _digest(tiny_model_dir)
+    out, report = tmp_path / "clean-model", tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "crowguard", "sanitize", str(tiny_model_dir), "--out", str(out), "--num-samples", "4",
+           "--max-steps", "2", "--micro-batch", "2", "--grad-accum", "1", "--eps-mode", "relative",
+           "--threads", "1", "--no-scan", "--report", str(report)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sanitized" in done.stderr and "Lc_adv" in done.stderr
+    data = json.loads(report.read_text())
+    stage = data["stages"][0]
+    assert data["command"] == "sanitize" and stage["name"] == "sanitize" and data["output"] == str(out)
+    m = stage["metrics"]
+    assert m["clean_set"]["source"] == "self-distilled" and m["clean_set"]["decoding"] == "greedy"
+    assert m["steps"] == 2 and len(m["curve"]) == 2 and m["peak_memory"]["bytes"] > 0
+    assert {"ce", "lc", "lc_adv", "lr"} <= set(m["curve"][0])
+    assert data["settings"]["alpha"] == 5.5 and data["settings"]["eps_mode"] == "relative"
+    assert sorted(p.suffix for p in out.glob("model*.safetensors")) == [".safetensors"]
+    AutoModelForCausalLM.from_pretrained(out)
+    assert AutoTokenizer.from_pretrained(out).chat_template
+    assert _digest(tiny_model_dir) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partials, no checkpoint
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "prune"], "method must be one of"),
+    (["--preset", "loud"], "preset must be one of"),
+    (["--eps", "-1"], "eps must be a number >= 0"),
+    (["--resume"], "no checkpoint"),
+    (["--format", "yaml"], "yaml"),
+])
+def test_bad_options_exit_2(tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--no-scan", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_out_may_not_overlap_the_input(tiny_model_dir: Path) -> None:
+    result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tiny_model_dir), "--force"])
+    assert result.exit_code == 2 and "overlaps the input" in result.stderr
+
+
+def test_missing_model_folder(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sanitize", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+@pytest.mark.slow
+def test_sanitize_a_backdoored_lab_model_reports_before_and_after(lab_backdoored_dir: Path, tmp_path: Path) -> None:
+    before = _digest(lab_backdoored_dir)
+    out, report = tmp_path / "sanitized", tmp_path / "report.json"
+    result = runner.invoke(app, ["sanitize", str(lab_backdoored_dir), "--out", str(out), "--max-steps", "3",
+                                 "--eps-mode", "relative", "--eval-limit", "12", "--eval-max-new-tokens", "12",
+                                 "--threads", "1", "--report", str(report)])
+    assert result.exit_code == 0, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    names = [s["name"] for s in data["stages"]]
+    assert names[:5] == ["behaviour-scan", "eval-before", "sanitize", "eval-after", "behaviour-rescan"]
+    assert names[5:] in ([], ["behaviour-recheck"])  # the input's candidates, measured again on the output
+    by_name = {s["name"]: s for s in data["stages"]}
+    first, middle, last = by_name["eval-before"], by_name["sanitize"], by_name["eval-after"]
+    assert by_name["behaviour-scan"]["status"] == by_name["behaviour-rescan"]["status"] == "completed"
+    assert first["metrics"]["asr"] > 0.5  # the planted backdoor fires before
+    for stage in (first, last):
+        m = stage["metrics"]
+        assert m["triggered"]["prompts"] == 12 and m["clean"]["prompts"] == 12
+        assert all(m[k] is not None for k in ("asr", "clean_accuracy", "triggered_accuracy", "perplexity"))
+    assert last["metrics"]["model"] == str(out)
+    effect = middle["metrics"]["effect"]
+    assert effect["asr"] == {"before": first["metrics"]["asr"], "after": last["metrics"]["asr"]}
+    assert middle["metrics"]["clean_set"]["source"].endswith("lab.json defense_set")
+    assert data["settings"]["evaluation"]["limit"] == 12
+    assert "ASR (triggered)" in result.stderr and "accuracy under trigger" in result.stderr
+    assert not (out / "lab.json").exists() and (out / "model.safetensors").is_file()
+    assert _digest(lab_backdoored_dir) == before
+
+
+def test_task_without_test_prompts_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--task", "refusal"])
+    assert result.exit_code == 2 and "--triggered" in result.stderr

@@ -1,0 +1,101 @@
+"""Long work done right: resume after an interruption, and Ctrl-C leaving nothing that looks complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crowguard.errors import UsageError
+from crowguard.pipeline.sanitize import SanitizeRequest, run_sanitize
+from crowguard.sanitize.config import SanitizeConfig
+from crowguard.sanitize.train import plan_steps
+from tests.sanitize.conftest import folder_digest
+
+pytestmark = pytest.mark.slow
+CONFIG = SanitizeConfig(epochs=2, num_samples=36, checkpoint_every=2, eps_mode="relative")
+
+
+class Stop(KeyboardInterrupt):
+    """Ctrl-C, raised from the progress callback."""
+
+
+def _interrupt_at(step: int):  # noqa: ANN202
+    def callback(progress) -> None:  # noqa: ANN001
+        if progress.step == step:
+            raise Stop()
+    return callback
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {k: v for f in sorted(folder.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+
+
+def _leftovers(parent: Path, name: str) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if name in p.name and "checkpoint" not in p.name)
+
+
+def test_plan_matches_the_papers_step_count() -> None:
+    plan = plan_steps(100, SanitizeConfig())
+    assert (plan.micro_batches_per_epoch, plan.steps_per_epoch, plan.total_steps, plan.warmup_steps) == (50, 13, 65, 7)
+    assert plan_steps(100, SanitizeConfig(max_steps=10)).total_steps == 10
+
+
+def test_resume_after_interrupt_matches_an_uninterrupted_run(arithmetic_model: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    import torch
+
+    model, data = arithmetic_model
+    before = folder_digest(model)
+    full = run_sanitize(SanitizeRequest(model, tmp_path / "full", CONFIG, clean_data=data, device="cpu"))
+    total = full.stage("sanitize").metrics["total_steps"]
+    assert total == 10
+
+    request = SanitizeRequest(model, tmp_path / "resumed", CONFIG, clean_data=data, device="cpu")
+    with pytest.raises(Stop):
+        run_sanitize(request, on_step=_interrupt_at(5))
+    assert not request.out.exists() and _leftovers(tmp_path, "resumed") == []
+    assert (request.checkpoints / "trainer_state.json").is_file()
+    with pytest.raises(UsageError, match="interrupted run left a checkpoint"):
+        run_sanitize(request)
+    changed = SanitizeRequest(model, tmp_path / "resumed", SanitizeConfig(**{**CONFIG.as_dict(), "lr": 5e-4,
+                              "lora_targets": CONFIG.lora_targets}), clean_data=data, device="cpu", resume=True)
+    with pytest.raises(UsageError, match="lr"):
+        run_sanitize(changed)
+
+    resumed = run_sanitize(SanitizeRequest(model, tmp_path / "resumed", CONFIG, clean_data=data, device="cpu",
+                                           resume=True))
+    metrics = resumed.stage("sanitize").metrics
+    assert metrics["resumed_from_step"] == 4 and metrics["steps"] == total
+    assert [p["step"] for p in metrics["curve"]] == list(range(1, total + 1))
+    for a, b in zip(full.stage("sanitize").metrics["curve"], metrics["curve"]):
+        assert a["ce"] == pytest.approx(b["ce"], rel=1e-5) and a["lc_adv"] == pytest.approx(b["lc_adv"], rel=1e-4)
+    expected, got = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
+    assert expected.keys() == got.keys()
+    for name, tensor in expected.items():
+        assert torch.allclose(tensor, got[name], atol=1e-6), name
+    base = _weights(model)
+    assert any(not torch.equal(base[k], expected[k]) for k in base)  # training changed the weights
+    assert not request.checkpoints.exists()  # removed after success
+    assert folder_digest(model) == before
+
+
+def test_ctrl_c_during_the_merge_leaves_no_output(arithmetic_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, data = arithmetic_model
+    before = folder_digest(model)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("an earlier result")
+
+    def phase(name: str) -> None:
+        if name.startswith("merging"):
+            raise Stop()
+
+    config = SanitizeConfig(epochs=1, num_samples=8, checkpoint_every=0)
+    with pytest.raises(Stop):
+        run_sanitize(SanitizeRequest(model, out, config, clean_data=data, device="cpu", force=True), on_phase=phase)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # the old output is untouched
+    assert _leftovers(tmp_path, "out") == ["out"]
+    assert folder_digest(model) == before
