@@ -33,7 +33,6 @@ class BehaviourOptions:
     search_width: int = 16
     max_trigger_tokens: int = 5
     top_candidates: int = 6
-    reported_candidates: int = 5
     max_new_tokens: int = 12
     profile_positions: int = 4
     batch_size: int = 64
@@ -45,7 +44,7 @@ class BehaviourOptions:
 
     def __post_init__(self) -> None:
         minimums = {"probe_count": 4, "search_probes": 2, "null_samples": 4, "vocab_budget": 0, "search_beams": 0,
-                    "search_width": 1, "max_trigger_tokens": 1, "top_candidates": 1, "reported_candidates": 1,
+                    "search_width": 1, "max_trigger_tokens": 1, "top_candidates": 1,
                     "max_new_tokens": 1, "profile_positions": 1, "batch_size": 1, "seed": 0}
         for name, low in minimums.items():
             value = getattr(self, name)
