@@ -23,7 +23,14 @@ from pathlib import Path
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.errors import UsageError
 from crowguard.evaluate import EvalSpec
-from crowguard.pipeline.sanitize import RESCAN_STAGE_NAME, BehaviourScans, EvalProgress, SanitizeRequest, run_sanitize
+from crowguard.pipeline.sanitize import (
+    RESCAN_STAGE_NAME,
+    BehaviourScans,
+    EvalProgress,
+    SanitizeRequest,
+    evaluation_stage,
+    run_sanitize,
+)
 from crowguard.policy import Policy
 from crowguard.pull import pull
 from crowguard.report.model import FileEntry, Finding, Report, Severity, Source, StageResult
@@ -154,7 +161,9 @@ def _model_stages(request: GateRequest, hooks: GateHooks, work: Path, folder: Pa
         if scan is not None:
             counted.append(scan)
         if request.evaluation is not None:
-            evaluated = _evaluate_only(request, request.evaluation, hooks, folder)
+            hooks.phase("evaluating the model")
+            evaluated = evaluation_stage("eval", folder, request.evaluation, device=request.device,
+                                         on_eval=hooks.on_eval, which="model")
             check = _attack_success(evaluated, policy)
             stages += [evaluated, check]
             counted.append(check)
@@ -176,18 +185,6 @@ def _model_stages(request: GateRequest, hooks: GateHooks, work: Path, folder: Pa
     stages.extend(checks)
     counted.extend(checks)
     return sanitized
-
-
-def _evaluate_only(request: GateRequest, spec: EvalSpec, hooks: GateHooks, folder: Path) -> StageResult:
-    """Evaluation of a model that is emitted as received (no sanitizing)."""
-    from crowguard.evaluate import evaluate
-
-    hooks.phase("evaluating the model")
-    started = time.monotonic()
-    on_eval = hooks.on_eval
-    progress = None if on_eval is None else (lambda phase, done, total: on_eval("model", phase, done, total))
-    result = evaluate(folder, spec, progress=progress, device=request.device)
-    return StageResult(name="eval", metrics=result.to_dict(), seconds=round(time.monotonic() - started, 3))
 
 
 def _attack_success(evaluated: StageResult, policy: Policy) -> StageResult:

@@ -89,7 +89,8 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
             stages.append(scan_before)
     if spec is not None:
         phase("evaluating the input model")
-        stages.append(_evaluate("eval-before", request.model, request.model, spec, request, on_eval))
+        stages.append(evaluation_stage("eval-before", request.model, spec, device=request.device,
+                                       on_eval=on_eval, which="before", shown_as=request.model))
     started = time.monotonic()
     with staged_dir(request.out, force=request.force) if main else nullcontext(None) as tmp:
         outcome = sanitize_model(
@@ -101,7 +102,8 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
         after = None
         if spec is not None and tmp is not None:
             phase("evaluating the sanitized model")
-            after = _evaluate("eval-after", tmp, request.out, spec, request, on_eval)
+            after = evaluation_stage("eval-after", tmp, spec, device=request.device, on_eval=on_eval,
+                                     which="after", shown_as=request.out)
             metrics["effect"] = effect(_stage(stages, "eval-before").metrics, after.metrics)
         stages.append(StageResult(name="sanitize", metrics=metrics, seconds=seconds))
         if after is not None:
@@ -137,13 +139,15 @@ def effect(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {key: {"before": before.get(key), "after": after.get(key)} for key in EFFECT_KEYS}
 
 
-def _evaluate(name: str, folder: Path, shown_as: Path, spec: EvalSpec, request: SanitizeRequest,
-              on_eval: EvalProgress | None) -> StageResult:
-    which = name.removeprefix("eval-")
+def evaluation_stage(name: str, folder: Path, spec: EvalSpec, *, device: str, on_eval: EvalProgress | None,
+                     which: str, shown_as: Path | None = None) -> StageResult:
+    """Evaluate ``folder`` as a report stage; progress reaches ``on_eval`` tagged with ``which``."""
     progress = None if on_eval is None else (lambda phase, done, total: on_eval(which, phase, done, total))
     started = time.monotonic()
-    result = evaluate(folder, spec, progress=progress, device=request.device)
-    metrics = {**result.to_dict(), "model": str(shown_as.absolute())}
+    result = evaluate(folder, spec, progress=progress, device=device)
+    metrics = result.to_dict()
+    if shown_as is not None:
+        metrics["model"] = str(shown_as.absolute())
     return StageResult(name=name, metrics=metrics, seconds=round(time.monotonic() - started, 3))
 
 
