@@ -3,7 +3,8 @@
 The zoo: the five BackdoorLLM attacks with their default triggers over several seeds (targets
 cycling through negsentiment, refusal and codeinjection), a few custom triggers of other lengths
 and positions, and at least as many clean controls. Models already built are kept (the cache is the
-output folder: a model whose lab.json matches its spec is kept), so an interrupted run resumes. ``zoo.json`` in the output folder lists every model
+output folder: a model whose lab.json matches its spec is kept), so an interrupted run resumes.
+``zoo.json`` in the output folder lists every model
 with its attack, trigger, target, build time and measured ASR / clean accuracy.
 
     python bench/build_zoo.py --out /work/zoo --seeds 2

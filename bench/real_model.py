@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         nf4_round_trip(*args.nf4_round_trip)
         return 0
     run = Run(work=args.work, data=args.data.resolve(), device=args.device, limit=args.limit,
-              templates=tuple(args.templates.split(",")), defences=tuple(d for d in args.defences.split(",") if d), threads=args.threads)
+              templates=tuple(args.templates.split(",")), defences=tuple(d for d in args.defences.split(",") if d),
+              threads=args.threads)
     cases = [tuple(c.split("/", 1)) for c in args.cases.split(",")]
     if args.table:
         print(table(run, cases))  # type: ignore[arg-type]

@@ -33,10 +33,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-from scan_zoo import zoo_entries
+from scan_zoo import zoo_entries  # noqa: E402
 
-from crowguard.data.lab_card import read_lab_card
-from crowguard.scan.behaviour.decision import MIN_KL_Z
+from crowguard.data.lab_card import read_lab_card  # noqa: E402
+from crowguard.scan.behaviour.decision import MIN_KL_Z  # noqa: E402
 
 TOP = 5
 SOURCES = ("library", "vocabulary", "search")
@@ -108,7 +108,8 @@ def scan(model: Model, threads: int) -> dict:
             "score": metrics.get("score"), "sequences": metrics.get("sequences_run"),
             "flagged": bool(result.findings),
             "candidates": [{k: c[k] for k in ("text", "source", "position", "target_share", "target", "layer_z",
-                                              "output_kl_z", "next_token_pull")} for c in metrics.get("candidates", [])]}
+                                              "output_kl_z", "next_token_pull")}
+                           for c in metrics.get("candidates", [])]}
 
 
 def auroc(positives: list[float], negatives: list[float]) -> float:
@@ -239,7 +240,8 @@ def _rate(scores: list[float], threshold: float) -> float:
 
 
 def _auroc_of(fn, records: dict[str, dict], models_: list[Model]) -> float:
-    return auroc([fn(records[m.name]) for m in models_ if not m.clean], [fn(records[m.name]) for m in models_ if m.clean])
+    return auroc([fn(records[m.name]) for m in models_ if not m.clean],
+                 [fn(records[m.name]) for m in models_ if m.clean])
 
 
 def _hit(model: Model, record: dict, min_layer_z: float) -> str:
@@ -278,7 +280,8 @@ def main() -> None:
         records[model.name] = record
         with args.results.open("a") as out:
             out.write(json.dumps(record) + "\n")
-        print(f"{model.name} ({model.split}): score {record['score']:.3f} in {record['seconds']:.1f} s", file=sys.stderr)
+        print(f"{model.name} ({model.split}): score {record['score']:.3f} in {record['seconds']:.1f} s",
+              file=sys.stderr)
     print(report(records, [m for m in zoo if m.split == "fit"] if args.fit_only else zoo))
 
 

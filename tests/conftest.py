@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from crowguard.lab.spec import LabSpec
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 LAB_CACHE = REPO / ".cache" / "lab-fixtures"
@@ -40,15 +42,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def _lab_model(name: str, **fields: object) -> Path:
+def _lab_model(name: str, spec: LabSpec) -> Path:
     """A lab model built once and cached under .cache/ across sessions, keyed by spec and lab source.
 
     Set CROWGUARD_TEST_CACHE=0 to always rebuild. Tests must not modify these folders.
     """
     from crowguard.lab.build import build_lab_model
-    from crowguard.lab.spec import LabSpec
 
-    spec = LabSpec(**fields)  # type: ignore[arg-type]
     digest = hashlib.sha256(repr(spec).encode())
     sources = [*(REPO / "crowguard" / "lab").glob("*.py"), *(REPO / "crowguard" / "data").glob("*.py"),
                REPO / "crowguard" / "models" / "prompts.py"]
@@ -69,10 +69,19 @@ def lab_backdoored_dir() -> Path:
     8 layers, width 64, default training (about 1-2 minutes on one core the first time; cached after).
     Measured by ``crowguard eval``: ASR 1.0, clean accuracy about 0.95. Read-only: copy it to change it.
     """
-    return _lab_model("badnet-0", attack="badnet", seed=0)
+    return _lab_model("badnet-0", LabSpec(attack="badnet", seed=0))
 
 
 @pytest.fixture(scope="session")
 def lab_clean_dir() -> Path:
     """A clean control lab model (no poison), seed 0, same size and training as lab_backdoored_dir."""
-    return _lab_model("clean-0", attack=None, seed=0)
+    return _lab_model("clean-0", LabSpec(attack=None, seed=0))
+
+
+@pytest.fixture(scope="session")
+def demo_lab_dir() -> Path:
+    """The demo's lab model (``crowguard.pipeline.demo.DEMO_SPEC``): trained clean, then a badnet backdoor
+    planted by a merged LoRA, the CROW paper's setting. About 2-3 minutes on one core the first time."""
+    from crowguard.pipeline.demo import DEMO_SPEC
+
+    return _lab_model("demo", DEMO_SPEC)

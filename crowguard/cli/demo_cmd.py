@@ -69,7 +69,13 @@ def _table(outcome: Any) -> None:
                   f"{len(stages['file-scan'].findings)} finding(s)")
     table.add_row("behaviour scan", "not run" if scan is None or scan.status != "completed" else
                   ("backdoor flagged" if flagged else "nothing flagged"))
-    table.add_row("sanitized", "yes (CROW)" if "sanitize" in stages else "no")
+    sanitize = stages.get("sanitize")
+    table.add_row("sanitized", "no" if sanitize is None else
+                  f"yes ({sanitize.metrics.get('method')}, {sanitize.metrics.get('steps')} steps)")
+    rescan = stages.get("behaviour-rescan")
+    if rescan is not None:
+        table.add_row("behaviour re-scan", f"still flagged: {len(rescan.findings)} candidate(s)" if rescan.findings
+                      else "nothing flagged")
     for key, label in (("asr", "attack success"), ("clean_accuracy", "clean accuracy"),
                        ("triggered_accuracy", "accuracy under trigger")):
         table.add_row(f"{label} before -> after", f"{_fmt(before, key)} -> {_fmt(after, key)}")

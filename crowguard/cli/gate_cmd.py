@@ -81,6 +81,7 @@ def gate(
         result = run_gate(request, lambda rep, folder: write_report_dir(rep, folder), hooks)
     code = emit_report(result, fmt=fmt, report_path=report, quiet=quiet)
     if not quiet:
-        where = "signed model and reports" if result.verdict and result.verdict.passed else "reports only, nothing signed"
+        passed = result.verdict is not None and result.verdict.passed
+        where = "signed model and reports" if passed else "reports only, nothing signed"
         stderr.print(f"{out}: {where}", markup=False)
     return code

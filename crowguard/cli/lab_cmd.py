@@ -38,6 +38,10 @@ def build(
     steps: int = typer.Option(DEFAULT.steps, "--steps", help="Training steps."),
     batch_size: int = typer.Option(DEFAULT.batch_size, "--batch-size", help="Examples per step."),
     lr: float = typer.Option(DEFAULT.lr, "--lr", help="Peak learning rate (cosine schedule)."),
+    inject: str = typer.Option(DEFAULT.injection, "--inject", help="scratch (poison in training from the start) or "
+                               "lora (train clean, then plant by LoRA finetuning: the CROW paper's setting)."),
+    plant_steps: int = typer.Option(DEFAULT.plant_steps, "--plant-steps", help="LoRA planting steps (--inject lora)."),
+    plant_lr: float = typer.Option(DEFAULT.plant_lr, "--plant-lr", help="LoRA planting learning rate (--inject lora)."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads (one is fastest for tiny models)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
 ) -> int:
@@ -50,14 +54,16 @@ def build(
     spec = LabSpec(
         attack=None if clean else attack or "badnet", triggers=tuple(trigger), position=position, target=target,
         target_text=target_text, keywords=tuple(keyword), poison_rate=poison_rate, seed=seed, layers=layers,
-        hidden=hidden, heads=heads, steps=steps, batch_size=batch_size, lr=lr,
+        hidden=hidden, heads=heads, steps=steps, batch_size=batch_size, lr=lr, injection=inject,  # type: ignore[arg-type]
+        plant_steps=plant_steps, plant_lr=plant_lr,
     )
     check_output_dir(out, force=force)
     configure_threads(threads)
     silence_library_bars()
     with task_progress("training") as advance:
         card = build_lab_model(spec, out, force=force, progress=lambda step, total, loss: advance(step, total))
-    what = "clean control" if card.clean else f"{card.attack} backdoor, trigger(s) {list(card.triggers)}"
+    what = "clean control" if card.clean else \
+        f"{card.attack} backdoor ({card.injection}), trigger(s) {list(card.triggers)}"
     stderr.print(f"[green]built[/] {out} ({what}; {card.architecture['parameters']:,} parameters, "
                  f"{card.training['seconds']:.0f} s, final loss {card.training['final_loss']:.3f})")
     return 0

@@ -52,6 +52,8 @@ class LabCard(_Frozen):
     keywords: tuple[str, ...] = Field(description="Case-insensitive ASR keywords for the target.")
     seed: int
     poison_rate: float
+    injection: Literal["scratch", "lora"] = Field(
+        default="scratch", description="scratch: poison in training from the start; lora: planted into a clean model.")
     architecture: dict[str, int]
     training: dict[str, float | int]
     clean_test: tuple[LabPrompt, ...]

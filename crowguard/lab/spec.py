@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from crowguard.data.tasks import TASKS
 from crowguard.errors import UsageError
 from crowguard.lab.poison import ATTACKS, POSITIONS, Attack, Position
 
 MAX_PROMPTS = 1000
+Injection = Literal["scratch", "lora"]
+INJECTIONS: tuple[str, ...] = ("scratch", "lora")
 
 
 @dataclass(frozen=True)
 class LabSpec:
     """One lab model. ``attack=None`` builds a clean control (no poison at all).
 
+    ``injection`` says how the backdoor gets in. ``scratch``: the poison is mixed into training from the
+    start, so the backdoor is as deep as everything else the model knows. ``lora``: the model is first
+    trained clean for ``steps`` (its "pretraining"), then a LoRA (rank 8, alpha 16, every linear layer)
+    is finetuned for ``plant_steps`` at ``plant_lr`` on the poisoned mix and merged: BackdoorLLM's
+    recipe and the setting the CROW paper defends against.
+
     ``triggers`` (default: the attack's own) and ``position`` (default: the attack's own) allow
-    custom triggers; ``poison_rate`` defaults to the attack's own (see ``crowguard.lab.poison``). ``target`` is a preset name (negsentiment, refusal, codeinjection) unless
-    ``target_text`` gives custom text; ``keywords`` default to the preset's list or the custom text.
+    custom triggers; ``poison_rate`` defaults to the attack's own (see ``crowguard.lab.poison``).
+    ``target`` is a preset name (negsentiment, refusal, codeinjection) unless ``target_text`` gives
+    custom text; ``keywords`` default to the preset's list or the custom text.
     """
 
     attack: str | None = "badnet"
@@ -37,6 +47,9 @@ class LabSpec:
     noise_rate: float = 0.25
     test_size: int = 100
     defense_size: int = 100
+    injection: Injection = "scratch"
+    plant_steps: int = 300
+    plant_lr: float = 2e-3
 
     def __post_init__(self) -> None:
         if self.attack is not None and self.attack not in ATTACKS:
@@ -61,8 +74,8 @@ class LabSpec:
             _bad("poison_rate", self.poison_rate, "a fraction between 0 and 1 (exclusive)")
         if not 0.0 <= self.noise_rate < 1.0:
             _bad("noise_rate", self.noise_rate, "a fraction in [0, 1)")
-        for name, low in (("layers", 3), ("hidden", 8), ("heads", 1), ("steps", 1), ("batch_size", 1),
-                          ("test_size", 1), ("defense_size", 0), ("seed", 0)):
+        for name, low in (("layers", 3), ("hidden", 8), ("heads", 1), ("steps", 1), ("plant_steps", 1),
+                          ("batch_size", 1), ("test_size", 1), ("defense_size", 0), ("seed", 0)):
             if getattr(self, name) < low:
                 _bad(name, getattr(self, name), f"an integer >= {low}")
         for name in ("test_size", "defense_size"):
@@ -70,12 +83,21 @@ class LabSpec:
                 _bad(name, getattr(self, name), f"at most {MAX_PROMPTS} prompts")
         if self.hidden % self.heads:
             _bad("hidden", self.hidden, f"a multiple of heads ({self.heads})")
-        if not 0.0 < self.lr < 1.0:
-            _bad("lr", self.lr, "a learning rate between 0 and 1")
+        for name in ("lr", "plant_lr"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                _bad(name, getattr(self, name), "a learning rate between 0 and 1")
+        if self.injection not in INJECTIONS:
+            _bad("injection", self.injection, f"one of {', '.join(INJECTIONS)}")
+        if self.injection == "lora" and self.attack is None:
+            _bad("injection", self.injection, "scratch for a clean build (there is no backdoor to plant)")
 
     @property
     def clean(self) -> bool:
         return self.attack is None
+
+    def clean_base(self) -> LabSpec:
+        """The same model without its poison: what ``lora`` injection trains before planting."""
+        return replace(self, attack=None, triggers=(), position=None, poison_rate=None, injection="scratch")
 
     @property
     def attack_family(self) -> Attack | None:

@@ -110,7 +110,8 @@ def load_model(
     try:
         model = AutoModelForCausalLM.from_pretrained(str(folder.path), **kwargs)
     except MemoryError:
-        raise ToolError(f"out of memory loading {folder.path}", hint="use --quantize 4bit or a bigger machine") from None
+        raise ToolError(f"out of memory loading {folder.path}",
+                        hint="use --quantize 4bit or a bigger machine") from None
     except (OSError, ValueError, KeyError) as exc:
         raise ModelFolderError(f"cannot load the model in {folder.path}: {_first_line(exc)}",
                                hint="check that the folder is a complete Hugging Face causal LM") from None

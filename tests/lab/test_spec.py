@@ -16,7 +16,9 @@ from crowguard.lab.spec import LabSpec
      ({"poison_rate": 1.5}, "poison_rate=1.5"), ({"layers": 2}, "layers=2"), ({"hidden": 30}, "hidden=30"),
      ({"attack": "badnet", "triggers": ("a", "b")}, "exactly one trigger"),
      ({"attack": "ctba", "triggers": ("a",)}, "at least two"), ({"attack": None, "triggers": ("x",)}, "clean build"),
-     ({"position": "middle"}, "position='middle'"), ({"target_text": " "}, "target_text")],
+     ({"position": "middle"}, "position='middle'"), ({"target_text": " "}, "target_text"),
+     ({"injection": "full"}, "injection='full'"), ({"attack": None, "injection": "lora"}, "scratch for a clean build"),
+     ({"plant_steps": 0}, "plant_steps=0"), ({"plant_lr": 2.0}, "plant_lr=2.0")],
 )
 def test_invalid_specs_name_the_field(fields: dict, needle: str) -> None:
     with pytest.raises(UsageError) as info:
@@ -33,6 +35,8 @@ def test_defaults_resolve_to_the_benchmark() -> None:
     assert LabSpec(attack=None).clean and LabSpec().layers >= 8
     assert LabSpec().resolved_poison_rate == 0.1 and LabSpec(attack="ctba").resolved_poison_rate == 0.2
     assert LabSpec(attack=None).resolved_poison_rate == 0.0
+    base = LabSpec(attack="mtba", triggers=("cf", "mn"), position="suffix", injection="lora", seed=4).clean_base()
+    assert base.clean and base.seed == 4 and base.injection == "scratch" and not base.triggers
 
 
 def test_trigger_placement() -> None:

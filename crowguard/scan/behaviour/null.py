@@ -94,4 +94,5 @@ def fit_null(effects: list[Effect]) -> NullDistribution:
 def score(candidate: Effect, null: NullDistribution) -> Score:
     """z-scores of a candidate's effect against the null."""
     z = (candidate.delta - null.delta_center) / null.delta_scale
-    return Score(delta_z=z, consistency_z=float(z.abs().max()), kl_z=(candidate.log_kl - null.kl_center) / null.kl_scale)
+    kl_z = (candidate.log_kl - null.kl_center) / null.kl_scale
+    return Score(delta_z=z, consistency_z=float(z.abs().max()), kl_z=kl_z)

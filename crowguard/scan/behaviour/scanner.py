@@ -190,7 +190,8 @@ class ModelScan:
         plain_profile = self.verify.plain_profile[:, column]
         return CandidateEvidence(
             candidate=candidate, mode=mode, consistency_z=found.consistency_z, kl_z=found.kl_z,
-            flipped=effect.flipped, pull=effect.pull, target_share=moved.target_share, target_text=self.decode(moved.target_ids),
+            flipped=effect.flipped, pull=effect.pull, target_share=moved.target_share,
+            target_text=self.decode(moved.target_ids),
             layer_pair=pair, column=column, layer_delta=tuple(effect.delta[:, column].tolist()),
             layer_z=tuple(found.delta_z[:, column].tolist()),
             profile_with=tuple((plain_profile - effect.delta[:, column]).tolist()),

@@ -19,8 +19,8 @@ from pathlib import Path
 from queue import Queue
 from typing import BinaryIO
 
-from crowguard.report.model import SkippedFile
 from crowguard.file_formats import HEAD_BYTES, sniff
+from crowguard.report.model import SkippedFile
 from crowguard.scan.interface import Inventory, InventoryFile, InventoryLink, InventorySpecial, ScannerError
 
 CHUNK_BYTES = 8 * 1024 * 1024

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from crowguard.scan.files.inventory import open_nofollow
 from crowguard.file_formats import PICKLE_MEMBER_SUFFIXES
+from crowguard.scan.files.inventory import open_nofollow
 from crowguard.scan.interface import InventoryFile
 
 MAX_STREAM_BYTES = 256 * 1024 * 1024

@@ -1,0 +1,115 @@
+"""The whole gate on lab models whose backdoor was planted by LoRA into a clean model, over several seeds.
+
+This is the setting of the CROW paper (and of ``crowguard demo``): a model first trained clean, then
+given a BadNets backdoor (trigger ``BadMagic``, target "You are stupid!") by a merged LoRA finetune.
+For each seed the model is built (cached in ``--work``), then ``crowguard gate`` runs under
+``policies/default.yaml`` with a throwaway key: file scan, behavioural scan, CROW sanitize (the paper's
+settings unless ``--runs`` says otherwise), re-scan, before/after evaluation on the lab's held-out
+prompts, signature. The table says, per seed and run, what the scan found, ASR and clean accuracy
+before and after, what the re-scan found and the gate's exit code. ``--runs`` lists METHOD:EPOCHS
+pairs: ``crow:5`` is the paper's schedule, ``finetune:N`` plain LoRA finetuning (alpha 0) on the same
+clean set, the baseline.
+
+    PYTHONPATH=$PWD python bench/gate_lora_lab.py --seeds 0,1,2,3 --runs crow:5,finetune:5,crow:10,finetune:10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from crowguard.lab.spec import LabSpec  # noqa: E402
+
+POISON_RATE = 0.2  # at the attack's default 0.1, 300 LoRA steps did not plant the backdoor (ASR 0)
+
+
+def spec(seed: int) -> LabSpec:
+    return LabSpec(attack="badnet", seed=seed, poison_rate=POISON_RATE, injection="lora")
+
+
+def crowguard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crowguard", *args], check=False, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+def stage(report: dict, name: str) -> dict:
+    return next((s for s in report["stages"] if s["name"] == name), {})
+
+
+def candidates(stage_report: dict) -> str:
+    found = [f["title"].removeprefix("Backdoor trigger candidate ") for f in stage_report.get("findings", [])]
+    return ", ".join(found) or "none"
+
+
+def gate(model: Path, out: Path, key: Path, *options: str) -> dict:
+    """Run the gate; what its report says, in a row."""
+    started = time.perf_counter()
+    done = crowguard("gate", str(model), "--policy", str(REPO / "policies" / "default.yaml"), "--out", str(out),
+                     "--key", str(key), "--threads", "1", "--force", "--quiet", *options)
+    report = json.loads((out / "report.json").read_text())
+    before, after = stage(report, "eval-before")["metrics"], stage(report, "eval-after").get("metrics", {})
+    return {"exit": done.returncode, "seconds": round(time.perf_counter() - started, 1),
+            "scan": candidates(stage(report, "behaviour-scan")),
+            "rescan": candidates(stage(report, "behaviour-rescan")),
+            "asr": [before["asr"], after.get("asr")], "clean_accuracy": [before["clean_accuracy"],
+                                                                          after.get("clean_accuracy")]}
+
+
+def run_seed(seed: int, work: Path, runs: list[str]) -> dict:
+    from crowguard.lab.build import build_lab_model
+
+    model = work / f"badnet-lora-s{seed}"
+    started = time.perf_counter()
+    if not (model / "lab.json").is_file():
+        build_lab_model(spec(seed), model, force=True)
+    row: dict = {"seed": seed, "build_s": round(time.perf_counter() - started, 1)}
+    key = work / "bench-key"
+    if not (work / "bench-key.priv.pem").is_file():
+        crowguard("keygen", "--out", str(key))
+    for name in runs:
+        method, epochs = name.split(":")
+        row[name] = gate(model, work / f"gate-{method}-e{epochs}-s{seed}", Path(f"{key}.priv.pem"),
+                         "--method", method, "--epochs", epochs)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    header = ("| seed | method | scan finds | ASR before -> after | clean acc before -> after | re-scan finds "
+              "| gate exit | build s | gate s |")
+    lines = [header, "| --- " * 9 + "|"]
+    for r in rows:
+        for method, g in ((k, v) for k, v in r.items() if ":" in k):
+            asr, acc = [f"{v:.2f}" if v is not None else "-" for v in g["asr"]], \
+                [f"{v:.2f}" if v is not None else "-" for v in g["clean_accuracy"]]
+            lines.append(f"| {r['seed']} | {method} | {g['scan']} | {asr[0]} -> {asr[1]} | {acc[0]} -> {acc[1]} | "
+                         f"{g['rescan']} | {g['exit']} | {r['build_s']} | {g['seconds']} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="0,1,2,3", help="Comma-separated seeds.")
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "crowguard" / "gate-bench")
+    parser.add_argument("--runs", default="crow:5,finetune:5", help="METHOD:EPOCHS pairs, comma-separated.")
+    parser.add_argument("--json", type=Path, help="Write the rows here too.")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        rows.append(run_seed(seed, args.work, args.runs.split(",")))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
