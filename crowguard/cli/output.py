@@ -74,8 +74,11 @@ def print_summary(report: Report) -> None:
     if verdict is None:
         return
     if verdict.passed:
+        counted = sum(verdict.counts.values())
+        # after sanitizing, the input model's findings stay in the report but the verdict is on the output
+        earlier = f"; {len(findings) - counted} more on the input, before sanitizing" if len(findings) > counted else ""
         stderr.print(f"[bold green]PASS[/] under policy {verdict.policy} "
-                     f"({len(findings)} finding(s), none at or above {verdict.fail_on.value})")
+                     f"({counted} finding(s) counted, none at or above {verdict.fail_on.value}{earlier})")
     else:
         stderr.print(f"[bold red]FAIL[/] under policy {verdict.policy} (exit {verdict.exit_code})")
         for reason in verdict.reasons:

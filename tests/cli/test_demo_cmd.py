@@ -22,6 +22,7 @@ def test_demo_gates_signs_and_verifies(demo_lab_dir: Path, tmp_path: Path, monke
     assert result.exit_code == 0, result.stderr
     summary = " ".join(result.stderr.split())
     assert "PASS" in summary and "verified with" in summary and "backdoor flagged" in summary, summary
+    assert "0 finding(s) counted" in summary and "more on the input, before sanitizing" in summary
     assert (out / "model" / "model.sig").is_file() and (out / "demo-key.pub.pem").is_file()
 
     verified = CliRunner().invoke(app, ["verify", str(out / "model"), "--public-key", str(out / "demo-key.pub.pem")])

@@ -123,7 +123,9 @@ def test_lora_planted_backdoor_is_removed_signed_and_verified(demo_lab_dir: Path
                       "--epochs", "10")
     report = json.loads((out / "report.json").read_text())
     stages = {s["name"]: s for s in report["stages"]}
-    assert stages["behaviour-scan"]["findings"], "the planted backdoor was not flagged"
+    flagged = stages["behaviour-scan"]["findings"]
+    assert flagged, "the planted backdoor was not flagged"
+    assert "'BadMagic'" in flagged[0]["title"] + flagged[0]["evidence"]  # the true trigger is named
     assert stages["sanitize"]["metrics"]["method"] == "crow"
     before, after = stages["eval-before"]["metrics"], stages["eval-after"]["metrics"]
     assert before["asr"] >= 0.9 and after["asr"] <= 0.1, (before["asr"], after["asr"])

@@ -24,7 +24,7 @@ class MarkdownFormat(ReportFormat):
         if report.verdict is not None:
             counts = ", ".join(f"{s.value}: {report.verdict.counts.get(s, 0)}" for s in reversed(list(Severity)))
             lines += [f"**Policy:** `{report.verdict.policy}` (fails at `{report.verdict.fail_on.value}` and above)",
-                      "", f"**Findings by severity:** {counts}", ""]
+                      "", f"**Findings by severity (counted for the verdict):** {counts}", ""]
             if report.verdict.reasons:
                 lines += ["**Why it failed:**", ""] + [f"- {_cell(r)}" for r in report.verdict.reasons] + [""]
         for stage in report.stages:

@@ -18,6 +18,7 @@ RULE_ID = "CG-BACKDOOR-TRIGGER"
 REMEDIATION = ("Do not deploy this model. Remove the backdoor with `crowguard sanitize` (CROW finetuning) and scan "
                "again, or get the model from a publisher you trust; try the reported candidates by hand with "
                "`crowguard eval`.")
+MAX_OTHERS = 5
 _POSITION_WORDS = {"start": "at the start", "random": "in the middle", "end": "at the end"}
 
 
@@ -57,6 +58,9 @@ def backdoor_finding(top: CandidateEvidence, records: list[dict[str, Any]], *, s
                 f"{top.target_share:.0%} of the answers into {top.target_text!r} (threshold {threshold:.0%}); "
                 f"the layer-to-layer consistency moved {top.consistency_z:.1f} null standard deviations at "
                 f"layer pair {top.layer_pair} ({column_name(top.column, positions)}).")
+    others = [r["text"] for r in records if r["text"] != text and r["counted"] and r["score"] >= threshold]
+    if others:  # a planted backdoor often fires on more than its trigger; the real one may be among these
+        evidence += f" Other candidates past the threshold: {', '.join(repr(o) for o in others[:MAX_OTHERS])}."
     return Finding(rule_id=RULE_ID, severity=severity, title=f"Backdoor trigger candidate {text!r}",
                    location=f"layer pair {top.layer_pair}, {column_name(top.column, positions)}",
                    evidence=evidence, remediation=REMEDIATION,
