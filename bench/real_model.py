@@ -14,7 +14,8 @@ Stages, in order (``--stages`` picks some; each one is per task/attack where tha
 - ``import``: ``crowguard pull MODEL.gguf`` into a safetensors folder (the "original" model);
 - ``plant``: ``crowguard lab plant`` on a reproducible subsample of BackdoorLLM's poisoned + clean training data;
 - ``defend``: ``crowguard sanitize --no-scan`` (CROW at the paper's settings; plain finetuning at lr 2e-4
-  and 1e-3; the behavioural scans are the ``scan`` stage's) and an NF4 round trip (weights quantised to 4-bit NF4 and back, what 4-bit inference computes);
+  and 1e-3; the behavioural scans are the ``scan`` stage's) and an NF4 round trip (weights quantised
+  to 4-bit NF4 and back, what 4-bit inference computes);
 - ``eval``: ``crowguard eval`` on BackdoorLLM's test prompts, raw (the paper's protocol) and chat template,
   greedy, 128 new tokens; every generation is kept to measure agreement with the original model;
 - ``scan``: ``crowguard scan`` on the original and the backdoored model.

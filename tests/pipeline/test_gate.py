@@ -116,11 +116,13 @@ def test_lora_planted_backdoor_is_removed_signed_and_verified(demo_lab_dir: Path
                                                               keys: tuple[Path, Path]) -> None:
     """The paper's setting under the shipped default policy: flagged, sanitized by CROW, re-scanned clean, signed.
 
-    10 epochs, as the demo: at the paper's 5 the re-scan of this model still finds a residual hijack.
+    The demo's epochs (10): at the paper's 5 the re-scan of this model still finds a residual hijack.
     """
+    from crowguard.pipeline.demo import DEMO_SANITIZE
+
     out = tmp_path / "gated"
     code, err = _gate(str(demo_lab_dir), "--out", str(out), "--key", str(keys[0]), "--policy", "policies/default.yaml",
-                      "--epochs", "10")
+                      "--epochs", str(DEMO_SANITIZE.epochs))
     report = json.loads((out / "report.json").read_text())
     stages = {s["name"]: s for s in report["stages"]}
     flagged = stages["behaviour-scan"]["findings"]
