@@ -18,7 +18,7 @@ Stages, in order (``--stages`` picks some; each one is per task/attack where tha
   to 4-bit NF4 and back, what 4-bit inference computes);
 - ``eval``: ``crowguard eval`` on BackdoorLLM's test prompts, raw (the paper's protocol) and chat template,
   greedy, 128 new tokens; every generation is kept to measure agreement with the original model;
-- ``scan``: ``crowguard scan`` on the original and the backdoored model.
+- ``scan``: ``crowguard scan`` (default budget) on the original, the backdoored and every defended model.
 
 Each stage records its command, wall time and peak memory (max RSS of the child) in ``runs/``.
 A stage another process is running (a lock is held) is skipped, so two runs can share the work.
@@ -248,7 +248,8 @@ def scan(run: Run, model_id: str, model: Path) -> None:
         raise Skip(f"scan {model_id}: no model yet")
     report = run.work / "scans" / f"{model_id}.json"
     # exit 1 = findings at or above the policy threshold: a result, not a failure
-    run_stage(run, f"scan.{model_id}", crowguard("scan", str(model), "--report", str(report)), report, ok=(0, 1))
+    run_stage(run, f"scan.{model_id}", crowguard("scan", str(model), "--report", str(report), "--device", run.device,
+                                                 "--threads", str(run.threads), "--quiet"), report, ok=(0, 1))
 
 
 # -- the NF4 round trip (a child process of the defend stage) ----------------------------------------------
@@ -322,6 +323,33 @@ def table(run: Run, cases: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def scan_table(run: Run, cases: list[tuple[str, str]]) -> str:
+    """One row per scanned model: verdict, score against the threshold, the top candidate and what it did."""
+    head = ("| model | verdict (exit) | score (threshold) | top candidate -> what the probes turned into | "
+            "other candidates past the threshold | scan time | peak RSS |")
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    ids = ["original"] + [f"{t}-{a}.{v}" for t, a in cases for v in ("backdoored", *run.defences)]
+    for model_id in ids:
+        path = run.work / "scans" / f"{model_id}.json"
+        if not path.exists():
+            lines.append(f"| {model_id} | not run | | | | | |")
+            continue
+        report = json.loads(path.read_text())
+        verdict = report["verdict"]
+        metrics = next(s["metrics"] for s in report["stages"] if s["name"] == "behaviour-scan")
+        top = max(metrics["candidates"], key=lambda c: c["score"])
+        others = [f"'{c['text']}'" for c in metrics["candidates"]
+                  if c is not top and c["counted"] and c["score"] >= metrics["threshold"]]
+        record = _run_record(run, f"scan.{model_id}")
+        memory = "-" if record is None else f"{record['peak_rss_mib']:.0f} MiB"
+        lines.append(
+            f"| {model_id} | {'pass' if verdict['passed'] else 'flagged'} ({verdict['exit_code']}) | "
+            f"{metrics['score']:.2f} ({metrics['threshold']:.2f}) | '{top['text']}' ({top['source']}, "
+            f"{top['position']}) -> \"{top['target']}\" on {top['target_share']:.0%} | {', '.join(others) or '-'} | "
+            f"{_minutes(record)} | {memory} |")
+    return "\n".join(lines)
+
+
 def _minutes(record: dict | None) -> str:
     return "-" if record is None else f"{record['seconds'] / 60:.1f} min"
 
@@ -371,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = [tuple(c.split("/", 1)) for c in args.cases.split(",")]
     if args.table:
         print(table(run, cases))  # type: ignore[arg-type]
+        print()
+        print(scan_table(run, cases))  # type: ignore[arg-type]
         return 0
     if not run.data.is_dir():
         print(f"skipped: {run.data} is absent (BackdoorLLM data, ../shared/data beside the repo; or pass --data)")
@@ -404,7 +434,8 @@ def _run_all(run: Run, stages: list[str], cases: list[tuple[str, str]]) -> int:
                 _try(evaluate, run, task, attack, f"{case}.{defence}", run.model(case, defence), template)
         if "scan" in stages:
             _try(scan, run, "original", run.original)
-            _try(scan, run, f"{case}.backdoored", run.model(case, "backdoored"))
+            for variant in ("backdoored", *run.defences):
+                _try(scan, run, f"{case}.{variant}", run.model(case, variant))
     return 0
 
 
