@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import typer
 
@@ -12,6 +13,10 @@ from crowguard.cli.progress import silence_library_bars, task_progress
 from crowguard.errors import UsageError
 from crowguard.lab.plant import PlantSpec
 from crowguard.lab.spec import LabSpec
+
+if TYPE_CHECKING:
+    from crowguard.lab.poison import Position
+    from crowguard.lab.spec import Injection
 
 DEFAULT = LabSpec()
 PLANT = PlantSpec()
@@ -51,10 +56,12 @@ def build(
 
     if clean and attack is not None:
         raise UsageError("--clean and --attack exclude each other", hint="drop one of them")
+    # position and injection are plain strings here: LabSpec checks them against its choices (a usage error).
     spec = LabSpec(
-        attack=None if clean else attack or "badnet", triggers=tuple(trigger), position=position, target=target,
+        attack=None if clean else attack or "badnet", triggers=tuple(trigger),
+        position=cast("Position | None", position), target=target,
         target_text=target_text, keywords=tuple(keyword), poison_rate=poison_rate, seed=seed, layers=layers,
-        hidden=hidden, heads=heads, steps=steps, batch_size=batch_size, lr=lr, injection=inject,  # type: ignore[arg-type]
+        hidden=hidden, heads=heads, steps=steps, batch_size=batch_size, lr=lr, injection=cast("Injection", inject),
         plant_steps=plant_steps, plant_lr=plant_lr,
     )
     check_output_dir(out, force=force)

@@ -27,7 +27,7 @@ def task_progress(description: str) -> Iterator[Update]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=False) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(done: int, total: int, phase: str | None = None) -> None:
             name = phase or description

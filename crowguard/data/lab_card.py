@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -16,7 +16,7 @@ from crowguard.data.alpaca import Record
 from crowguard.errors import ConfigError
 
 LAB_CARD = "lab.json"
-CARD_FORMAT = "crowguard-lab/1"
+CARD_FORMAT: Final = "crowguard-lab/1"
 
 
 class _Frozen(BaseModel):

@@ -40,7 +40,8 @@ def generate(loaded: LoadedModel, prompts: list[str], *, template: Template, max
             encoded = tokenizer(chunk, return_tensors="pt", padding=True,
                                 add_special_tokens=template != "chat").to(loaded.device)
             with torch.inference_mode():
-                generated = model.generate(**encoded, generation_config=config)
+                # PreTrainedModel does not declare generate (GenerationMixin adds it per model class).
+                generated = model.generate(**encoded, generation_config=config)  # type: ignore[operator]
             new = generated[:, encoded["input_ids"].shape[1]:]
             outputs += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
             if tick is not None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from pydantic import JsonValue
 
 from crowguard.data import Record, get_task, load_records
 from crowguard.data.lab_card import LabCard
@@ -55,14 +58,14 @@ class EvalSpec:
         records: tuple[Record, ...] = getattr(self, which)
         return records if self.limit is None else records[: self.limit]
 
-    def settings(self) -> dict[str, object]:
+    def settings(self) -> dict[str, JsonValue]:
         """The protocol settings, for the result."""
         return {"protocol": PROTOCOL, "decoding": "greedy", "template": self.template,
                 "max_new_tokens": self.max_new_tokens, "keywords": list(self.keywords), "target": self.target,
                 "answers_known": self.answers_known, "limit": self.limit, "sources": dict(self.sources)}
 
 
-def spec_from_lab_card(card: LabCard, **overrides: object) -> EvalSpec:
+def spec_from_lab_card(card: LabCard, **overrides: Any) -> EvalSpec:
     """The evaluation a lab model's card describes: its held-out prompts, right answers and keywords."""
     base = EvalSpec(
         keywords=card.keywords,
@@ -76,7 +79,7 @@ def spec_from_lab_card(card: LabCard, **overrides: object) -> EvalSpec:
 
 
 def spec_from_files(*, triggered: Path | None, clean: Path | None, task: str | None = None,
-                    keywords: tuple[str, ...] = (), target: str | None = None, **overrides: object) -> EvalSpec:
+                    keywords: tuple[str, ...] = (), target: str | None = None, **overrides: Any) -> EvalSpec:
     """An evaluation over Alpaca files, with a task preset's keywords and target, or custom keywords."""
     if task is not None:
         preset = get_task(task)
@@ -92,5 +95,5 @@ def spec_from_files(*, triggered: Path | None, clean: Path | None, task: str | N
         clean=tuple(load_records(clean)) if clean is not None else (),
         target=target,
         sources=sources,
-        **overrides,  # type: ignore[arg-type]
+        **overrides,
     )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.data import Record
@@ -27,6 +27,9 @@ from crowguard.errors import UsageError
 from crowguard.lab.encoding import collate, encode_example
 from crowguard.models import load_model
 from crowguard.models.prompts import TEMPLATES, has_chat_template
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 Progress = Callable[[int, int, float], None]
 """Called as ``progress(step, total_steps, loss)`` after every optimiser step."""
@@ -141,7 +144,8 @@ def plant_backdoor(model_dir: str | Path, poisoned: Sequence[Record], clean: Seq
             if step >= total:
                 break
 
-    merged = model.merge_and_unload()
+    # peft types the merged model as a bare nn.Module; merging a LoRA gives back the base causal LM.
+    merged = cast("PreTrainedModel", model.merge_and_unload())
     merged.eval()
     with staged_dir(out, force=force) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)

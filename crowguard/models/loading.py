@@ -116,7 +116,8 @@ def load_model(
         raise ModelFolderError(f"cannot load the model in {folder.path}: {_first_line(exc)}",
                                hint="check that the folder is a complete Hugging Face causal LM") from None
     if quantize == "none":
-        model.to(device)
+        # transformers wraps ``to`` with functools.wraps(nn.Module.to), which types it as the unbound method
+        model.to(device)  # type: ignore[arg-type]
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, folder=folder, device=device,
                        dtype=str(torch_dtype).removeprefix("torch."), quantize=quantize)

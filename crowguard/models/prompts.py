@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from crowguard.errors import UsageError
 
@@ -47,7 +47,8 @@ def format_prompt(
             raise UsageError("the model's tokenizer has no chat template",
                              hint="use --template raw or --template alpaca")
         messages = [{"role": "user", "content": user_message(instruction, input_text)}]
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # tokenize=False returns the rendered text; the stubs give the union of every return mode.
+        return cast(str, tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     raise UsageError(f"unknown template {template!r}", hint=f"use one of {', '.join(TEMPLATES)}")
 
 

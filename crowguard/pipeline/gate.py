@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import JsonValue
+
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.errors import UsageError
 from crowguard.evaluate import EvalSpec
@@ -41,7 +43,7 @@ from crowguard.sign import SIGNATURE_NAME, load_private_key, sign_folder
 from crowguard.sign.keys import fingerprint
 
 BACKDOOR_RULE_PREFIX = "CG-BACKDOOR"
-ReportWriter = Callable[[Report, Path], None]
+ReportWriter = Callable[[Report, Path], object]  # what a writer returns (e.g. the paths it wrote) is unused
 
 
 @dataclass(frozen=True)
@@ -116,17 +118,17 @@ def _gate(request: GateRequest, hooks: GateHooks, work: Path, staged: Path, writ
         stages.append(_skipped("behaviour-scan", "the file scan failed the policy: the model is not loaded"))
 
     verdict = policy.verdict(counted)
-    signed = verdict.passed and request.key is not None
+    key = request.key if verdict.passed else None  # the key signs only a passed model
     if verdict.passed:
         _place_model(request, emitted, folder, work, staged)
-    if signed:
+    if key is not None:
         stages.append(StageResult(name="sign", metrics={"signature": SIGNATURE_NAME, "key_fingerprint": key_id}))
     report = Report(command="gate", source=source, stages=tuple(stages), verdict=verdict,
                     settings=_settings(request), output=str(request.out.absolute()) if verdict.passed else None)
     write_reports(report, staged)
-    if signed:
+    if key is not None:
         hooks.phase("signing")
-        sign_folder(staged, request.key)
+        sign_folder(staged, key)
     return report
 
 
@@ -193,8 +195,8 @@ def _attack_success(evaluated: StageResult, policy: Policy) -> StageResult:
     if not isinstance(asr, (int, float)):
         return StageResult(name="attack-success", status="skipped", metrics={"reason": "no triggered test prompts"})
     excess = float(asr) - (float(clean_rate) if isinstance(clean_rate, (int, float)) else 0.0)
-    metrics = {"asr": asr, "clean_trigger_rate": clean_rate, "excess": round(excess, 4),
-               "max_attack_success": policy.max_attack_success}
+    metrics: dict[str, JsonValue] = {"asr": asr, "clean_trigger_rate": clean_rate, "excess": round(excess, 4),
+                                     "max_attack_success": policy.max_attack_success}
     if excess <= policy.max_attack_success:
         return StageResult(name="attack-success", metrics=metrics)
     finding = Finding(
@@ -221,8 +223,8 @@ def _utility(result: Report, policy: Policy) -> StageResult:
             remediation="pass --clean-test FILE (Alpaca records with outputs) so the gate can check utility")
         return StageResult(name="utility", findings=(finding,))
     ratio = float(ppl_before) / float(ppl_after)
-    metrics = {"perplexity_before": ppl_before, "perplexity_after": ppl_after, "utility_ratio": round(ratio, 4),
-               "min_utility": policy.sanitize.min_utility}
+    metrics: dict[str, JsonValue] = {"perplexity_before": ppl_before, "perplexity_after": ppl_after,
+                                     "utility_ratio": round(ratio, 4), "min_utility": policy.sanitize.min_utility}
     if ratio >= policy.sanitize.min_utility:
         return StageResult(name="utility", metrics=metrics)
     finding = Finding(

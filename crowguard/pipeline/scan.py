@@ -21,7 +21,7 @@ from crowguard.scan.files.stage import run_file_scan
 class ScanStage(Protocol):
     """A scan stage after the file scan."""
 
-    def __call__(self, folder: Path, policy: Policy, prior: tuple[StageResult, ...]) -> StageResult: ...
+    def __call__(self, folder: Path, policy: Policy, prior: tuple[StageResult, ...], /) -> StageResult: ...
 
 
 def run_scan(model_dir: str | Path, policy: Policy, *, stages: Sequence[ScanStage] = (),

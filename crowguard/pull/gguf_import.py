@@ -13,9 +13,13 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from crowguard.errors import ModelFolderError
 from crowguard.pull.selection import CHAT_TEMPLATE_DIR
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_TEMPLATE_KEY = "tokenizer.chat_template"
 
@@ -62,7 +66,7 @@ def import_gguf(gguf_path: Path, out: Path) -> GgufImport:
     return GgufImport(architecture=architecture, chat_templates=written)
 
 
-def _load(gguf_path: Path) -> tuple[object, object]:
+def _load(gguf_path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     # An empty folder as the model "repository", so no config or tokenizer file lying beside the
@@ -70,8 +74,10 @@ def _load(gguf_path: Path) -> tuple[object, object]:
     with tempfile.TemporaryDirectory(prefix="crowguard-gguf-") as empty:
         kwargs = {"gguf_file": str(gguf_path.absolute()), "local_files_only": True, "trust_remote_code": False}
         try:
-            model, info = AutoModelForCausalLM.from_pretrained(
+            loaded = AutoModelForCausalLM.from_pretrained(
                 empty, quantization_config=GgufConfig(dequantize=True), output_loading_info=True, **kwargs)
+            # output_loading_info=True returns (model, info); the stubs type only the model
+            model, info = cast("tuple[PreTrainedModel, dict[str, Any]]", loaded)
             tokenizer = AutoTokenizer.from_pretrained(empty, **kwargs)
         except MemoryError:
             raise ModelFolderError(f"out of memory dequantizing {gguf_path.name}",

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import JsonValue
+
 from crowguard.report.model import FileEntry, SkippedFile, Source, StageResult
 
 
@@ -53,7 +55,7 @@ class PullResult:
 
     def stage(self, seconds: float = 0.0) -> StageResult:
         """The pull as a report stage."""
-        metrics: dict[str, str | int | None] = {
+        metrics: dict[str, JsonValue] = {
             "files": len(self.source.files),
             "bytes": sum(f.size for f in self.source.files),
             "revision": self.source.revision,

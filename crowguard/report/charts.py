@@ -11,6 +11,7 @@ the JSON report holds the numbers behind every plot.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 CHARTS_KEY = "charts"
@@ -24,7 +25,7 @@ def bar_chart(title: str, labels: list[str], values: list[float], *, unit: str =
             "unit": unit}
 
 
-def line_chart(title: str, series: dict[str, list[float | None]], *, x: list[float] | None = None,
+def line_chart(title: str, series: Mapping[str, Sequence[float | None]], *, x: list[float] | None = None,
                x_label: str = "", y_label: str = "") -> dict[str, Any]:
     """One line per named series, all over the same x values (0, 1, 2, ... when not given)."""
     lengths = {len(v) for v in series.values()}

@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from crowguard import __version__
 from crowguard.secrets import REDACTED
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Final = "1.0"
 _RULE_ID = re.compile(r"^CG-[A-Z0-9]+(-[A-Z0-9]+)*$")
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|private|api[_-]?key|credential", re.I)
 

@@ -33,7 +33,8 @@ class StepLoss:
 
 def input_embeddings(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
     """Embed ``input_ids`` so that a gradient with respect to the embeddings can be taken."""
-    embeds = model.get_input_embeddings()(input_ids)
+    # nn.Module's __getattr__ types get_input_embeddings as Tensor | Module: the stubs cannot see the method.
+    embeds = model.get_input_embeddings()(input_ids)  # type: ignore[operator]
     if not embeds.requires_grad:  # a frozen embedding table: make x a leaf of its own
         embeds = embeds.detach().requires_grad_(True)
     return embeds
@@ -79,7 +80,7 @@ def embedding_scale(model: torch.nn.Module) -> float:
     """RMS entry size of the input embedding table: mean row norm / sqrt(width)."""
     import torch
 
-    weight = model.get_input_embeddings().weight
+    weight = model.get_input_embeddings().weight  # type: ignore[operator]  # nn.Module.__getattr__ typing
     with torch.no_grad():
         rows = weight.float().norm(dim=-1).mean().item()
     return rows / weight.shape[-1] ** 0.5

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from crowguard.data import Record, load_records
 from crowguard.errors import ConfigError
@@ -112,7 +112,8 @@ def _generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt
               max_new_tokens: int) -> list[str]:
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=template != "chat")
     encoded = {k: v.to(model.device) for k, v in encoded.items()}
-    out = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
+    # PreTrainedModel does not declare generate (GenerationMixin adds it per model class).
+    out = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,  # type: ignore[operator]
                          pad_token_id=tokenizer.pad_token_id)
     new = out[:, encoded["input_ids"].shape[1]:]
     return tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -145,7 +146,7 @@ def _split_ids(tokenizer: PreTrainedTokenizerBase, record: Record, template: Tem
     if template == "chat":
         messages = [{"role": "user", "content": user_message(record.instruction, record.input)},
                     {"role": "assistant", "content": record.output}]
-        full = tokenizer.apply_chat_template(messages, tokenize=False)
+        full = cast(str, tokenizer.apply_chat_template(messages, tokenize=False))  # tokenize=False: the text
         response = full[len(prompt):] if full.startswith(prompt) else record.output
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]

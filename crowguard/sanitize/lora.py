@@ -65,14 +65,15 @@ def attach_lora(model: PreTrainedModel, config: SanitizeConfig, *, quantized: bo
         peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=True, local_files_only=True)
     else:
         targets = config.lora_targets[0] if config.lora_targets == ("all-linear",) else list(config.lora_targets)
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=targets, bias="none", task_type="CAUSAL_LM")
+        # peft annotates lora_alpha as int but only divides it by r, so a float alpha works as meant.
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,  # type: ignore[arg-type]
+                          lora_dropout=config.lora_dropout, target_modules=targets, bias="none", task_type="CAUSAL_LM")
         peft_model = get_peft_model(model, lora)
     peft_model.train()
     return peft_model
 
 
-def base_layer_count(model: PreTrainedModel) -> int:
+def base_layer_count(model: PreTrainedModel | PeftModel) -> int:
     """L, the number of decoder blocks (hidden_states has L + 1 entries)."""
     count = getattr(model.config, "num_hidden_layers", None)
     if not isinstance(count, int) or count < 3:

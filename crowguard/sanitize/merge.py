@@ -46,9 +46,10 @@ def merge_and_save(base_path: str | Path, adapter: tuple[Any, dict[str, Any]], o
     dtype = source_dtype(base_path)
     base = load_model(base_path, device="cpu", dtype=dtype).model
     peft_model = get_peft_model(base, lora_config)
-    result = set_peft_model_state_dict(peft_model, weights)
-    if result.unexpected_keys:
-        raise ToolError(f"the trained adapter does not fit the base in {base_path}: {result.unexpected_keys[:3]}",
+    # peft annotates the result as the bare ``namedtuple`` factory; it is torch's load_state_dict result.
+    unexpected: list[str] = set_peft_model_state_dict(peft_model, weights).unexpected_keys  # type: ignore[attr-defined]
+    if unexpected:
+        raise ToolError(f"the trained adapter does not fit the base in {base_path}: {unexpected[:3]}",
                         hint="report this; the base changed between training and merging")
     merged = peft_model.merge_and_unload(safe_merge=True)
     merged.save_pretrained(out, max_shard_size=max_shard_size)

@@ -153,7 +153,7 @@ def _hashing_config(signature: Path | None = None, folder: Path | None = None): 
     """sha256 of every file except the signature itself; git files are not exempt."""
     from model_signing import hashing
 
-    ignored = [SIGNATURE_NAME]
+    ignored: list[str | Path] = [SIGNATURE_NAME]
     if signature is not None and folder is not None:
         ignored = [signature.resolve().relative_to(folder.resolve())] if _inside(signature, folder) else []
     return hashing.Config().set_ignored_paths(paths=ignored, ignore_git_paths=False)

@@ -64,7 +64,8 @@ def backdoor_finding(top: CandidateEvidence, records: list[dict[str, Any]], *, s
     return Finding(rule_id=RULE_ID, severity=severity, title=f"Backdoor trigger candidate {text!r}",
                    location=f"layer pair {top.layer_pair}, {column_name(top.column, positions)}",
                    evidence=evidence, remediation=REMEDIATION,
-                   details={"score": round(score, 4), "threshold": threshold, "candidates": records})
+                   details={"score": round(score, 4), "threshold": threshold,
+                            "candidates": list(records)})  # list(): a JSON list to the checker
 
 
 def charts(outcome: ScanOutcome, top: CandidateEvidence | None, records: list[dict[str, Any]],

@@ -41,9 +41,10 @@ def greedy_continuations(model: PreTrainedModel, runner: ProfileRunner, sequence
         chunk = sequences[start:start + runner.batch_size]
         ids, mask = runner.pad(chunk)
         with torch.inference_mode():
-            generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                       do_sample=False, num_beams=1, pad_token_id=runner.pad_id,
-                                       eos_token_id=list(stops) or None)
+            # PreTrainedModel does not declare generate (GenerationMixin adds it per model class).
+            generated = model.generate(  # type: ignore[operator]
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                pad_token_id=runner.pad_id, eos_token_id=list(stops) or None)
         for row in generated[:, ids.shape[1]:].tolist():
             cut = next((k for k, token in enumerate(row) if token in stops), len(row))
             found.append(tuple(row[:cut]))

@@ -23,6 +23,7 @@ from crowguard.models.consistency import layer_cosines
 
 if TYPE_CHECKING:
     import torch
+    from transformers import Cache
 
 Tick = Callable[[int], None]
 
@@ -162,6 +163,6 @@ def _cache_argument(model: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _cache_of(output: object) -> object:
+def _cache_of(output: object) -> Cache:
     found = getattr(output, "cache", None)
     return found if found is not None else output.past_key_values  # type: ignore[attr-defined]

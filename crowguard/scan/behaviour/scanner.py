@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from crowguard.errors import UsageError
 from crowguard.models.prompts import has_chat_template
@@ -39,6 +39,8 @@ from crowguard.scan.behaviour.search import (
 )
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from crowguard.models import LoadedModel
 
 Progress = Callable[[int, int, str], None]
@@ -125,7 +127,7 @@ class ModelScan:
         return ids
 
     def decode(self, ids: tuple[int, ...]) -> str:
-        return self.loaded.tokenizer.decode(list(ids), skip_special_tokens=False).strip()
+        return _text(self.loaded.tokenizer, list(ids), skip_special_tokens=False)
 
     # -- finding candidates -------------------------------------------------------------------
 
@@ -139,8 +141,8 @@ class ModelScan:
             tokens = self._token_budget(searcher, opts.vocab_budget)
         proposals = rank_vocabulary(self.search, tokens, tick=self._ticker("ranking vocabulary",
                                                                          len(tokens) * 2 * len(self.search_set)))
-        library = [(text, self.encode(text)) for text in KNOWN_TRIGGERS]
-        library = [(t, ids) for t, ids in library if ids is not None and len(ids) <= opts.max_trigger_tokens]
+        encoded = [(text, self.encode(text)) for text in KNOWN_TRIGGERS]
+        library = [(t, ids) for t, ids in encoded if ids is not None and len(ids) <= opts.max_trigger_tokens]
         proposals += measure_proposals(self.search, [ids for _, ids in library], POSITION_MODES, "library",
                                        texts=[t for t, _ in library])
         if opts.search_beams and opts.max_trigger_tokens > 1:
@@ -217,9 +219,9 @@ class ModelScan:
         rows = []
         for i in range(min(EXAMPLES, len(plain))):
             prompt_ids = self.verify_set.encoded[i].ids(candidate.token_ids, self.verify_set.insertion_point(i, mode))
-            rows.append({"prompt": tokenizer.decode(prompt_ids, skip_special_tokens=True).strip(),
-                         "without": tokenizer.decode(list(plain[i]), skip_special_tokens=True).strip(),
-                         "with": tokenizer.decode(list(triggered[i]), skip_special_tokens=True).strip()})
+            rows.append({"prompt": _text(tokenizer, prompt_ids, skip_special_tokens=True),
+                         "without": _text(tokenizer, list(plain[i]), skip_special_tokens=True),
+                         "with": _text(tokenizer, list(triggered[i]), skip_special_tokens=True)})
         return tuple(rows)
 
     # -- progress ----------------------------------------------------------------------------
@@ -238,6 +240,11 @@ class ModelScan:
             self._report(state["done"], total, phase)
 
         return tick
+
+
+def _text(tokenizer: PreTrainedTokenizerBase, ids: list[int], *, skip_special_tokens: bool) -> str:
+    """One token sequence as stripped text (decoding one sequence gives a str; the stubs also allow list[str])."""
+    return cast(str, tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)).strip()
 
 
 def _beams(proposals: list[Proposal], count: int) -> list[Proposal]:

@@ -119,7 +119,8 @@ class GradientSearch:
 
         self.measurer = measurer
         self.runner = measurer.runner
-        self.embeddings = self.runner.model.get_input_embeddings().weight
+        # nn.Module's __getattr__ types get_input_embeddings as Tensor | Module: the stubs cannot see the method.
+        self.embeddings = self.runner.model.get_input_embeddings().weight  # type: ignore[operator]
         self.allowed = torch.tensor(sorted(set(allowed)), device=self.embeddings.device)
         self.width = min(width, len(self.allowed))
         self.max_tokens = max_tokens

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from crowguard.errors import ModelFolderError, UsageError
 from crowguard.models import load_model
@@ -67,9 +67,13 @@ def candidates_from_result(result: StageResult) -> list[TriggerCandidate]:
     records = result.metrics.get("candidates") or []
     found = []
     for record in records if isinstance(records, list) else []:
-        if isinstance(record, dict) and isinstance(record.get("token_ids"), list):
+        if not isinstance(record, dict):
+            continue
+        token_ids = record.get("token_ids")
+        if isinstance(token_ids, list):
+            # the ids a scan wrote are ints; int() still converts or rejects each one
             found.append(TriggerCandidate(text=str(record.get("text", "")),
-                                          token_ids=tuple(int(i) for i in record["token_ids"]),  # type: ignore[union-attr]
+                                          token_ids=tuple(int(i) for i in cast("list[int]", token_ids)),
                                           source=str(record.get("source", "given")),
                                           mode=str(record["position"]) if record.get("position") else None))
     return found

@@ -11,13 +11,13 @@ release the GIL), so a scan of many gigabytes runs at the speed of the disk, not
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from queue import Queue
-from typing import BinaryIO
 
 from crowguard.file_formats import HEAD_BYTES, sniff
 from crowguard.report.model import SkippedFile
@@ -30,7 +30,7 @@ _SPECIAL_KINDS = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_IS
                   (stat.S_ISBLK, "block device"))
 
 
-def open_nofollow(path: Path) -> BinaryIO:
+def open_nofollow(path: Path) -> io.FileIO:
     """Open a regular file for reading without following a link at its last component."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags)
@@ -106,7 +106,7 @@ class StreamHasher:
     def close(self) -> None:
         self._reader.shutdown(wait=True)
 
-    def hash(self, handle: BinaryIO) -> tuple[str, int, bytes]:
+    def hash(self, handle: io.RawIOBase) -> tuple[str, int, bytes]:
         """Digest, size and first ``HEAD_BYTES`` of what ``handle`` holds from its position on."""
         digest = hashlib.sha256()
         size, head, current = 0, b"", 0

@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, cast
 
 from crowguard.file_formats import PICKLE_MEMBER_SUFFIXES
 from crowguard.scan.files.inventory import open_nofollow
@@ -47,7 +47,7 @@ class StreamTooLarge(Exception):
 class _CappedReader(io.RawIOBase):
     """A read-only view of ``handle`` that raises instead of reading past ``start + cap``."""
 
-    def __init__(self, handle: BinaryIO, cap: int) -> None:
+    def __init__(self, handle: IO[bytes], cap: int) -> None:
         self._handle = handle
         self._limit = handle.tell() + cap
 
@@ -82,7 +82,7 @@ def file_streams(file: InventoryFile) -> Iterator[PickleStream]:
             yield from split_streams(handle, member=None)
 
 
-def split_streams(handle: BinaryIO, *, member: str | None, strict: bool = True) -> Iterator[PickleStream]:
+def split_streams(handle: IO[bytes], *, member: str | None, strict: bool = True) -> Iterator[PickleStream]:
     """Stacked streams from ``handle``'s position: the first always, later ones while they parse.
 
     With ``strict`` false (a zip member that merely looks like a pickle), a stream that does not
@@ -107,14 +107,14 @@ def split_streams(handle: BinaryIO, *, member: str | None, strict: bool = True) 
             return
 
 
-def _at_end(handle: BinaryIO) -> bool:
+def _at_end(handle: IO[bytes]) -> bool:
     position = handle.tell()
     more = handle.read(1)
     handle.seek(position)
     return not more
 
 
-def _delimit(handle: BinaryIO) -> tuple[str | None, object, bool]:
+def _delimit(handle: IO[bytes]) -> tuple[str | None, object, bool]:
     """Walk one stream's opcodes; leave ``handle`` after STOP (or where parsing failed).
 
     Returns the parse error (None when the stream ended with STOP), the first opcode's argument
@@ -125,7 +125,8 @@ def _delimit(handle: BinaryIO) -> tuple[str | None, object, bool]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # pickletools on odd string escapes
-            for count, (opcode, arg, _pos) in enumerate(pickletools.genops(reader)):
+            # genops reads through read, readline and tell, which the capped reader provides
+            for count, (opcode, arg, _pos) in enumerate(pickletools.genops(cast("IO[bytes]", reader))):
                 if count == 1:
                     first_arg = arg
                 if opcode.name == "STOP":
@@ -138,7 +139,7 @@ def _delimit(handle: BinaryIO) -> tuple[str | None, object, bool]:
         return f"{type(exc).__name__}: {str(exc)[:200]}", first_arg, False
 
 
-def _zip_streams(handle: BinaryIO) -> Iterator[PickleStream]:
+def _zip_streams(handle: IO[bytes]) -> Iterator[PickleStream]:
     try:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:

@@ -66,7 +66,7 @@ def _auto_map(file: InventoryFile, auto_map: Any, severity: Severity, allowed: b
         remediation=("Allowed by the policy: review the named code before any trust_remote_code=True load."
                      if allowed else "Use a model whose architecture transformers implements, or review the "
                      "code and set allow_remote_code: true in your policy."),
-        details={"targets": targets, "other_repositories": foreign})
+        details={"targets": list(targets), "other_repositories": list(foreign)})  # list(): a JSON list to the checker
 
 
 def _code_file(file: InventoryFile, severity: Severity, allowed: bool) -> Finding:
