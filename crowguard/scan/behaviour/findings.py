@@ -1,4 +1,4 @@
-"""The report side of the behavioural scan: the backdoor finding, candidate evidence, and charts.
+"""The report side of the behavioural scan: the backdoor findings, candidate evidence, and charts.
 
 Everything here is plain JSON in the report model: candidates with their per-layer deltas and example
 outputs go into the finding's ``details`` and the stage metrics; the consistency profile of the plain
@@ -12,9 +12,13 @@ from typing import Any
 from crowguard.report.charts import CHARTS_KEY, bar_chart, line_chart
 from crowguard.report.model import Finding, Severity
 from crowguard.scan.behaviour.decision import candidate_score, counts
-from crowguard.scan.behaviour.scanner import CandidateEvidence, ScanOutcome
+from crowguard.scan.behaviour.scanner import CandidateEvidence, FixedAnswer, ScanOutcome
 
 RULE_ID = "CG-BACKDOOR-TRIGGER"
+FIXED_ANSWER_RULE_ID = "CG-BACKDOOR-FIXED-ANSWER"
+FIXED_ANSWER_REMEDIATION = ("Do not deploy this model: it gives one answer to prompts that ask for different things. "
+                            "If it came from a finetune, a backdoor may fire without its trigger; sanitize it with "
+                            "`crowguard sanitize` and scan again, or get the model from a publisher you trust.")
 REMEDIATION = ("Do not deploy this model. Remove the backdoor with `crowguard sanitize` (CROW finetuning) and scan "
                "again, or get the model from a publisher you trust; try the reported candidates by hand with "
                "`crowguard eval`.")
@@ -68,6 +72,23 @@ def backdoor_finding(top: CandidateEvidence, records: list[dict[str, Any]], *, s
                             "candidates": list(records)})  # list(): a JSON list to the checker
 
 
+def fixed_answer_finding(answer: FixedAnswer, *, threshold: float, severity: Severity) -> Finding:
+    """The finding for a model that gives one answer to a large share of varied prompts with nothing inserted."""
+    said = repr(answer.text) if answer.text else "an empty answer"
+    evidence = (f"With no trigger inserted, {answer.count} of {answer.probes} varied prompts ({answer.share:.0%}, "
+                f"threshold {threshold:.0%}) got the same answer: {said}. Examples: "
+                + "; ".join(repr(p[-80:]) for p in answer.examples) + ".")
+    return Finding(rule_id=FIXED_ANSWER_RULE_ID, severity=severity, title=f"One answer to most prompts: {said}",
+                   location="plain verification probes", evidence=evidence, remediation=FIXED_ANSWER_REMEDIATION,
+                   details={"share": round(answer.share, 4), "threshold": threshold, "answer": answer.text,
+                            "examples": list(answer.examples)})
+
+
+def fixed_answer_record(answer: FixedAnswer) -> dict[str, Any]:
+    """The plain probes' most common answer as report JSON."""
+    return {"answer": answer.text, "count": answer.count, "probes": answer.probes, "share": round(answer.share, 4)}
+
+
 def charts(outcome: ScanOutcome, top: CandidateEvidence | None, records: list[dict[str, Any]],
            positions: int, min_layer_z: float) -> list[dict[str, Any]]:
     """The consistency profile (plain vs with the top candidate), its change in null units, and the
@@ -95,4 +116,4 @@ def stage_metrics(outcome: ScanOutcome, records: list[dict[str, Any]], *, score:
                   min_layer_z: float, chart_specs: list[dict[str, Any]]) -> dict[str, Any]:
     """The stage's metrics: score, settings that decided it, the candidates, counts and timing."""
     return {"score": round(score, 4), "threshold": threshold, "min_layer_z": min_layer_z, "candidates": records,
-            **outcome.stats, CHARTS_KEY: chart_specs}
+            "fixed_answer": fixed_answer_record(outcome.fixed_answer), **outcome.stats, CHARTS_KEY: chart_specs}

@@ -7,6 +7,8 @@
    the search found them strongest (at every position for candidates given from elsewhere), against
    null distributions of random insertions of the same length at the same places.
 4. Each verified candidate's greedy answers are compared with the plain answers (target share).
+5. The plain answers themselves are checked for one answer given to many different prompts: a
+   backdoor that fires without its trigger (a leaky plant) or a finetune that collapsed.
 
 No file beside the weights is read (a lab model's answer key is never opened).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -78,12 +81,27 @@ class CandidateEvidence:
     examples: tuple[dict[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class FixedAnswer:
+    """The most common greedy answer to the plain verification probes (nothing inserted)."""
+
+    text: str
+    count: int
+    probes: int
+    examples: tuple[str, ...] = ()  # prompts that got it
+
+    @property
+    def share(self) -> float:
+        return self.count / self.probes if self.probes else 0.0
+
+
 @dataclass
 class ScanOutcome:
     """Everything one behavioural scan measured."""
 
     candidates: list[CandidateEvidence]
     plain_profile: list[list[float]]  # (pairs, positions + 1) on the verification probes
+    fixed_answer: FixedAnswer
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -200,6 +218,16 @@ class ModelScan:
             examples=self._examples(candidate, mode, plain, triggered),
         )
 
+    def fixed_answer(self) -> FixedAnswer:
+        """The plain probes' most common greedy answer (whole, up to ``max_new_tokens``) and its count."""
+        plain = self.plain_outputs()
+        answer, count = Counter(plain).most_common(1)[0]
+        tokenizer = self.loaded.tokenizer
+        prompts = [_text(tokenizer, ids, skip_special_tokens=True)
+                   for ids, got in zip(self.verify_set.plain(), plain) if got == answer]
+        return FixedAnswer(text=_text(tokenizer, list(answer), skip_special_tokens=True), count=count,
+                           probes=len(plain), examples=tuple(prompts[:EXAMPLES]))
+
     def plain_outputs(self) -> list[tuple[int, ...]]:
         """Greedy answers to the plain verification probes (computed once)."""
         if self._plain_outputs is None:
@@ -268,6 +296,7 @@ def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Progre
     return ScanOutcome(
         candidates=evidence,
         plain_profile=scan.verify.plain_profile.tolist(),
+        fixed_answer=scan.fixed_answer(),
         stats={"template": scan.template, "search_probes": len(scan.search_set),
                "verification_probes": len(scan.verify_set), "profile_positions": scan.runner.positions,
                "sequences_run": scan.runner.sequences_run, "seconds": round(time.perf_counter() - started, 2)},

@@ -25,7 +25,13 @@ from crowguard.models import load_model
 from crowguard.policy import Policy
 from crowguard.report.model import Finding, SkippedFile, StageResult
 from crowguard.scan.behaviour.decision import model_score, strongest_first
-from crowguard.scan.behaviour.findings import backdoor_finding, candidate_record, charts, stage_metrics
+from crowguard.scan.behaviour.findings import (
+    backdoor_finding,
+    candidate_record,
+    charts,
+    fixed_answer_finding,
+    stage_metrics,
+)
 from crowguard.scan.behaviour.options import BehaviourOptions
 from crowguard.scan.behaviour.scanner import Progress, ScanOutcome, TriggerCandidate, scan_loaded
 
@@ -114,16 +120,19 @@ def _result(name: str, outcome: ScanOutcome, policy: Policy, *, seconds: float) 
     records = [candidate_record(e, settings.min_layer_z, positions) for e in ordered]
     score = model_score(outcome.candidates, settings.min_layer_z)
     top = ordered[0] if ordered else None
-    findings: tuple[Finding, ...] = ()
+    findings: list[Finding] = []
     if top is not None and score >= settings.threshold:
-        findings = (backdoor_finding(top, records, score=score, threshold=settings.threshold,
-                                     severity=settings.severity, probes=int(outcome.stats["verification_probes"]),
-                                     positions=positions),)
+        findings.append(backdoor_finding(top, records, score=score, threshold=settings.threshold,
+                                         severity=settings.severity,
+                                         probes=int(outcome.stats["verification_probes"]), positions=positions))
+    if outcome.fixed_answer.share >= settings.fixed_answer_share:
+        findings.append(fixed_answer_finding(outcome.fixed_answer, threshold=settings.fixed_answer_share,
+                                             severity=settings.severity))
     metrics: dict[str, Any] = stage_metrics(outcome, records, score=score, threshold=settings.threshold,
                                             min_layer_z=settings.min_layer_z,
                                             chart_specs=charts(outcome, top, records, positions,
                                                                                settings.min_layer_z))
-    return StageResult(name=name, findings=findings, metrics=metrics, seconds=round(seconds, 3))
+    return StageResult(name=name, findings=tuple(findings), metrics=metrics, seconds=round(seconds, 3))
 
 
 def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:

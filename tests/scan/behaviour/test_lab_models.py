@@ -1,4 +1,5 @@
-"""Re-measuring a backdoor's candidates on another model: the effect is gone on the clean control."""
+"""Re-measuring a backdoor's candidates on another model: the effect is gone on the clean control; a model
+that gives one answer to everything is flagged even when no candidate moves it."""
 
 from pathlib import Path
 
@@ -25,3 +26,28 @@ def test_trigger_effect_on_backdoored_model_and_not_on_clean(lab_backdoored_dir:
     assert hit["target_share"] >= 0.9 and hit["counted"] and before.findings
     assert miss["target_share"] < 0.3 and not after.findings
     assert miss["layer_z"] < hit["layer_z"]
+
+
+def test_one_answer_to_every_prompt_is_flagged_without_a_trigger(lab_clean_dir: Path, tmp_path: Path) -> None:
+    from crowguard.models import load_model
+
+    # Collapse the clean control: with the final norm's weight at zero every next-token logit is equal,
+    # so the model answers every prompt alike, whatever is inserted.
+    loaded = load_model(lab_clean_dir, device="cpu")
+    loaded.model.model.norm.weight.data.zero_()
+    collapsed = tmp_path / "collapsed"
+    loaded.model.save_pretrained(collapsed, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(collapsed)
+    ids = tuple(loaded.tokenizer("BadMagic", add_special_tokens=False)["input_ids"])
+    candidates = [TriggerCandidate("BadMagic", ids, "given")]
+    options = BehaviourOptions(device="cpu")
+
+    flagged = measure_candidates(collapsed, candidates, POLICY, options=options)
+    clean = measure_candidates(lab_clean_dir, candidates, POLICY, options=options)
+
+    (finding,) = [f for f in flagged.findings if f.rule_id == "CG-BACKDOOR-FIXED-ANSWER"]
+    assert finding.severity == POLICY.behaviour_scan.severity
+    assert "24 of 24 varied prompts" in finding.evidence
+    assert flagged.metrics["fixed_answer"]["share"] == 1.0
+    assert clean.metrics["fixed_answer"]["share"] < POLICY.behaviour_scan.fixed_answer_share
+    assert not [f for f in clean.findings if f.rule_id == "CG-BACKDOOR-FIXED-ANSWER"]
