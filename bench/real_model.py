@@ -428,8 +428,9 @@ def _run_all(run: Run, stages: list[str], cases: list[tuple[str, str]]) -> int:
         for template in run.templates if "eval" in stages else ():
             _try(evaluate, run, task, attack, f"{case}.backdoored", run.model(case, "backdoored"), template)
             _try(evaluate, run, task, attack, f"{case}.original", run.original, template)
-        for defence in run.defences if "defend" in stages else ():
-            _try(defend, run, task, attack, defence)
+        for defence in run.defences:
+            if "defend" in stages:
+                _try(defend, run, task, attack, defence)
             for template in run.templates if "eval" in stages else ():
                 _try(evaluate, run, task, attack, f"{case}.{defence}", run.model(case, defence), template)
         if "scan" in stages:
