@@ -324,9 +324,9 @@ def table(run: Run, cases: list[tuple[str, str]]) -> str:
 
 
 def scan_table(run: Run, cases: list[tuple[str, str]]) -> str:
-    """One row per scanned model: verdict, score against the threshold, the top candidate and what it did."""
-    head = ("| model | verdict (exit) | score (threshold) | top candidate -> what the probes turned into | "
-            "other candidates past the threshold | scan time | peak RSS |")
+    """One row per scanned model: verdict and its findings, trigger score and top candidate, plain-answer share."""
+    head = ("| model | verdict (exit): failing findings | trigger score (threshold) | top candidate -> what the probes "
+            "turned into | plain-answer share (threshold) | scan time | peak RSS |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     ids = ["original"] + [f"{t}-{a}.{v}" for t, a in cases for v in ("backdoored", *run.defences)]
     for model_id in ids:
@@ -338,14 +338,16 @@ def scan_table(run: Run, cases: list[tuple[str, str]]) -> str:
         verdict = report["verdict"]
         metrics = next(s["metrics"] for s in report["stages"] if s["name"] == "behaviour-scan")
         top = max(metrics["candidates"], key=lambda c: c["score"])
-        others = [f"'{c['text']}'" for c in metrics["candidates"]
-                  if c is not top and c["counted"] and c["score"] >= metrics["threshold"]]
+        fixed = metrics["fixed_answer"]
+        failing = ", ".join(reason.split(" ", 1)[0] for reason in verdict["reasons"]) or "-"
+        share_threshold = report["settings"]["policy"]["behaviour_scan"]["fixed_answer_share"]
         record = _run_record(run, f"scan.{model_id}")
         memory = "-" if record is None else f"{record['peak_rss_mib']:.0f} MiB"
         lines.append(
-            f"| {model_id} | {'pass' if verdict['passed'] else 'flagged'} ({verdict['exit_code']}) | "
+            f"| {model_id} | {'pass' if verdict['passed'] else 'flagged'} ({verdict['exit_code']}): {failing} | "
             f"{metrics['score']:.2f} ({metrics['threshold']:.2f}) | '{top['text']}' ({top['source']}, "
-            f"{top['position']}) -> \"{top['target']}\" on {top['target_share']:.0%} | {', '.join(others) or '-'} | "
+            f"{top['position']}) -> \"{top['target']}\" on {top['target_share']:.0%} | "
+            f"{fixed['count']}/{fixed['probes']} = {fixed['share']:.2f} ({share_threshold}) | "
             f"{_minutes(record)} | {memory} |")
     return "\n".join(lines)
 
