@@ -26,6 +26,8 @@ def test_trigger_effect_on_backdoored_model_and_not_on_clean(lab_backdoored_dir:
     assert hit["target_share"] >= 0.9 and hit["counted"] and before.findings
     assert miss["target_share"] < 0.3 and not after.findings
     assert miss["layer_z"] < hit["layer_z"]
+    # the clean control answers the plain probes variously: no fixed answer (its finding would be in `findings`)
+    assert after.metrics["fixed_answer"]["share"] < POLICY.behaviour_scan.fixed_answer_share
 
 
 def test_one_answer_to_every_prompt_is_flagged_without_a_trigger(lab_clean_dir: Path, tmp_path: Path) -> None:
@@ -43,11 +45,8 @@ def test_one_answer_to_every_prompt_is_flagged_without_a_trigger(lab_clean_dir: 
     options = BehaviourOptions(device="cpu")
 
     flagged = measure_candidates(collapsed, candidates, POLICY, options=options)
-    clean = measure_candidates(lab_clean_dir, candidates, POLICY, options=options)
 
     (finding,) = [f for f in flagged.findings if f.rule_id == "CG-BACKDOOR-FIXED-ANSWER"]
     assert finding.severity == POLICY.behaviour_scan.severity
     assert "24 of 24 varied prompts" in finding.evidence
     assert flagged.metrics["fixed_answer"]["share"] == 1.0
-    assert clean.metrics["fixed_answer"]["share"] < POLICY.behaviour_scan.fixed_answer_share
-    assert not [f for f in clean.findings if f.rule_id == "CG-BACKDOOR-FIXED-ANSWER"]
