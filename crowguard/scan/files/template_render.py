@@ -7,23 +7,23 @@ prompt. It runs in a sandboxed Jinja environment built like transformers' own (i
 templates both ways and compares), in a separate process limited in CPU seconds, memory and wall
 time, so a template built to loop or to allocate cannot stall or exhaust the scan. Importing
 transformers would cost the child seconds; jinja2 alone starts in a fraction of one. The child reads
-a JSON request on stdin and writes one JSON answer on stdout
-(``python -m crowguard.scan.files.template_render``).
+a JSON request on stdin and writes one JSON answer on stdout; it is started isolated (``python -I``
+on this file's absolute path, in an empty temporary cwd, see ``crowguard.isolated``), so nothing in
+the scanned folder or the cwd can be imported by it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 CPU_SECONDS = 20
 WALL_SECONDS = 60
 MEMORY_BYTES = 3 * 1024**3
 MAX_OUTPUT_CHARS = 256 * 1024
-_ENV_KEEP = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT", "TMPDIR")
 
 
 class RenderUnavailable(Exception):
@@ -45,12 +45,12 @@ def render_templates(templates: dict[str, str], conversations: dict[str, list[di
 
 
 def _run_child(request: dict[str, Any]) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k in _ENV_KEEP}
-    env.update(OMP_NUM_THREADS="1")
+    # Imported here so that the child, which runs this file as a script, needs only jinja2.
+    from crowguard.isolated import run_python_script
+
     try:
-        done = subprocess.run([sys.executable, "-m", "crowguard.scan.files.template_render"],
-                              input=json.dumps(request), capture_output=True, text=True, env=env,
-                              timeout=WALL_SECONDS, check=False)
+        done = run_python_script(Path(__file__).resolve(), input_text=json.dumps(request),
+                                 timeout=WALL_SECONDS, extra_env={"OMP_NUM_THREADS": "1"})
     except subprocess.TimeoutExpired:
         return {"limit": f"rendering took more than {WALL_SECONDS} s"}
     except OSError as exc:
