@@ -52,7 +52,7 @@ def gate(model: Path, out: Path, key: Path, *options: str) -> dict:
     """Run the gate; what its report says, in a row."""
     started = time.perf_counter()
     done = crowguard("gate", str(model), "--policy", str(REPO / "policies" / "default.yaml"), "--out", str(out),
-                     "--key", str(key), "--threads", "1", "--force", "--quiet", *options)
+                     "--key", str(key), "--threads", "1", "--force", "--quiet", "--lab-card", *options)
     report = json.loads((out / "report.json").read_text())
     before, after = stage(report, "eval-before")["metrics"], stage(report, "eval-after").get("metrics", {})
     return {"exit": done.returncode, "seconds": round(time.perf_counter() - started, 1),

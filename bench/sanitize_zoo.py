@@ -57,7 +57,7 @@ def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, d
         out = work / f"{folder.name}-{name}"
         preset = "refusal" if card_preset(folder) == "refusal" else "default"  # alpha 11, as the paper does
         config = SanitizeConfig.from_options(preset, **METHODS[name])
-        request = SanitizeRequest(folder, out, config, device=device, force=True)
+        request = SanitizeRequest(folder, out, config, device=device, force=True, use_lab_card=True)
         started = time.monotonic()
         report = run_sanitize(request)
         seconds = time.monotonic() - started

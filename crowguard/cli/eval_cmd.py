@@ -31,26 +31,33 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
     threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
-    report: Path = typer.Option(None, "--report", help="Write the JSON report here instead of stdout."),
+    report: Path = typer.Option(None, "--report", help="Write the JSON report here instead of stdout (- is stdout)."),
     outputs: Path = typer.Option(None, "--outputs", help="Also write every generation here (JSON lines: set, prompt, "
                                  "output)."),
+    lab_card: bool = typer.Option(False, "--lab-card", help="Let a lab model's lab.json supply the test prompts "
+                                  "and keywords (otherwise it is never read)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table or progress on stderr."),
 ) -> int:
     """Measure ASR on triggered prompts, the same rate on clean ones, accuracy and perplexity."""
-    from crowguard.data.lab_card import read_lab_card
-    from crowguard.evaluate import evaluate, spec_for_model, spec_from_files
+    from crowguard.errors import UsageError
+    from crowguard.evaluate import evaluate, spec_from_files, spec_from_lab_card
     from crowguard.evaluate.result import outputs_jsonl
     from crowguard.models import configure_threads, inspect_folder
+    from crowguard.pipeline.evaluation import requested_lab_card
 
     inspect_folder(model)
     configure_threads(threads)
     silence_library_bars()
     options = {"template": template, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "limit": limit,
                "perplexity": not no_perplexity}
+    card = requested_lab_card(model, lab_card)
     if triggered is None and clean is None:
-        spec = spec_for_model(model, **options)
+        if card is None:
+            raise UsageError(f"nothing to evaluate {model} on",
+                             hint="give --triggered FILE and/or --clean FILE, or --lab-card for a lab model "
+                                  "(its lab.json)")
+        spec = spec_from_lab_card(card, **options)
     else:
-        card = read_lab_card(model)
         if card is not None and task is None and not keyword:
             keyword = list(card.keywords)
             target = target if target is not None else card.target
@@ -66,7 +73,8 @@ def eval_command(
     if outputs is not None:
         write_text_atomic(outputs, outputs_jsonl(result))
     stage = StageResult(name="eval", metrics=result.to_dict(), seconds=round(time.perf_counter() - started, 2))
-    doc = Report(command="eval", source=Source(reference=str(model)), stages=(stage,), settings=spec.settings())
+    settings = {**spec.settings(), "lab_card": str(model / "lab.json") if card is not None else None}
+    doc = Report(command="eval", source=Source(reference=str(model)), stages=(stage,), settings=settings)
     if not quiet:
         print_table(result.to_dict())
     return emit_report(doc, report_path=report, quiet=quiet)

@@ -50,10 +50,13 @@ def gate(
                                    rich_help_panel=HELP_EVAL),
     eval_template: str = typer.Option("raw", "--eval-template", help="raw (the paper's), chat or alpaca.",
                                       rich_help_panel=HELP_EVAL),
+    lab_card: bool = typer.Option(False, "--lab-card", help="Let a lab model's lab.json supply the test prompts and "
+                                  "the defence set (otherwise it is never read).", rich_help_panel=HELP_EVAL),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
-    report: Path = typer.Option(None, "--report", help="Also write the report here (format from the suffix)."),
+    report: Path = typer.Option(None, "--report", help="Also write the report here (format from the suffix; "
+                                "- is stdout)."),
     fmt: str = typer.Option(None, "--format", "-f", help="Format of the report on stdout/--report [json]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),
 ) -> int:
@@ -70,11 +73,12 @@ def gate(
                                          num_samples=num_samples)
     local = Path(model)
     evaluation = evaluation_spec(local, triggered=triggered, clean_test=clean_test, task=task,
-                                 keywords=tuple(keyword), limit=eval_limit, template=eval_template)
+                                 keywords=tuple(keyword), limit=eval_limit, template=eval_template,
+                                 use_lab_card=lab_card)
     request = GateRequest(model=model, out=out, policy=loaded, key=key, revision=revision, endpoint=endpoint,
                           gguf_file=gguf, sanitize=config, clean_data=clean_data, evaluation=evaluation,
                           behaviour=BehaviourOptions(device=device, threads=threads), device=device,
-                          threads=threads, force=force)
+                          threads=threads, force=force, use_lab_card=lab_card)
     silence_library_bars()
     with TrainingProgress(enabled=not quiet) as display:
         hooks = GateHooks(on_phase=display.phase, on_step=display.step, on_eval=display.eval)

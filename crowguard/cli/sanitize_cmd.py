@@ -89,13 +89,14 @@ def sanitize(
                                       "alpaca.", rich_help_panel=EVAL),
     eval_max_new_tokens: int = typer.Option(128, "--eval-max-new-tokens", help="Tokens generated per test prompt.",
                                             rich_help_panel=EVAL),
-    no_eval: bool = typer.Option(False, "--no-eval", help="Skip the evaluations (a lab model's lab.json "
-                                 "otherwise supplies test sets).", rich_help_panel=EVAL),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Skip the evaluations.", rich_help_panel=EVAL),
+    lab_card: bool = typer.Option(False, "--lab-card", help="Let a lab model's lab.json supply the test prompts and "
+                                  "the defence set (otherwise it is never read).", rich_help_panel=EVAL),
     scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan for a trigger before and after sanitizing, and "
                               "measure the input's trigger candidates on the output.", rich_help_panel=EVAL),
     policy: Path | None = typer.Option(None, "--policy", help="Policy whose behaviour_scan thresholds the scans use "
                                        "[policies/default.yaml].", rich_help_panel=EVAL),
-    report: Path | None = typer.Option(None, "--report", help="Write the report here instead of stdout."),
+    report: Path | None = typer.Option(None, "--report", help="Write the report here instead of stdout (- is stdout)."),
     fmt: str = typer.Option("json", "--format", help="Report format: json or markdown."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),
 ) -> int:
@@ -116,7 +117,7 @@ def sanitize(
         num_samples=num_samples, max_steps=max_steps)
     evaluation = None if no_eval else evaluation_spec(
         model, triggered=triggered, clean_test=clean_test, task=task, keywords=tuple(keyword), limit=eval_limit,
-        template=eval_template, max_new_tokens=eval_max_new_tokens)
+        template=eval_template, max_new_tokens=eval_max_new_tokens, use_lab_card=lab_card)
     scans = None
     if scan:
         from crowguard.pipeline.sanitize import BehaviourScans
@@ -127,7 +128,7 @@ def sanitize(
                                BehaviourOptions(device=device, threads=threads))
     request = SanitizeRequest(model=model, out=out, config=config, clean_data=clean_data, adapter=adapter,
                               device=device, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume, force=force,
-                              evaluation=evaluation, behaviour=scans)
+                              evaluation=evaluation, behaviour=scans, use_lab_card=lab_card)
     silence_library_bars()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
     try:

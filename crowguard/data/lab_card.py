@@ -1,7 +1,9 @@
 """The lab card: ``lab.json``, written beside a lab model, saying what was planted and how to test it.
 
-The lab writes it; the evaluation reads it. It lives here, in shared data, so that neither stage
-imports the other. The scanner must never read it (a real model comes without one).
+The lab writes it; the evaluation and sanitize read it, but only when the user asks (``--lab-card``,
+or the demo, which builds its own lab model): in a folder from elsewhere it is attacker-controlled
+like every other file, and the file scan hashes and scans it as an ordinary file. It lives here, in
+shared data, so that neither stage imports the other.
 """
 
 from __future__ import annotations

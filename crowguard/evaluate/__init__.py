@@ -11,14 +11,15 @@ Public API::
 
     from crowguard.evaluate import EvalSpec, evaluate, spec_for_model, spec_from_files, spec_from_lab_card
 
-    spec = spec_for_model("models/badnet-0")              # a lab model: its lab.json supplies all
+    spec = spec_for_model("models/badnet-0")              # a lab model, on request: its lab.json supplies all
     spec = spec_from_files(triggered=Path("t.json"), clean=Path("c.json"), task="negsentiment", limit=50)
     result = evaluate("models/badnet-0", spec)            # or evaluate(loaded_model, spec)
     result.asr, result.clean_accuracy, result.perplexity  # floats or None
     StageResult(name="eval", metrics=result.to_dict())    # JSON-able, embeds in a report
 
 ``evaluate`` accepts a ``progress(phase, done, total)`` callback and never prints. It leaves the
-model in the train/eval mode it found it in. This stage reads ``lab.json`` through
+model in the train/eval mode it found it in. This stage reads ``lab.json`` (only when a caller asks,
+as ``spec_for_model`` does; the CLI needs ``--lab-card``) through
 ``crowguard.data.lab_card`` and imports no other stage.
 """
 

@@ -77,7 +77,8 @@ def run_demo(out: Path, write_reports: ReportWriter, *, threads: int | None = 1,
     keys = generate_keypair(out / "demo-key", force=True)
     gated = out / "model"
     request = GateRequest(model=str(model), out=gated, policy=load_policy(builtin_policy("default")),
-                          key=keys.private, sanitize=DEMO_SANITIZE, evaluation=evaluation_spec(model),
+                          key=keys.private, sanitize=DEMO_SANITIZE,
+                          evaluation=evaluation_spec(model, use_lab_card=True), use_lab_card=True,
                           behaviour=BehaviourOptions(device="cpu", threads=threads),
                           device="cpu", threads=threads, force=True)
     report = run_gate(request, write_reports, hooks)

@@ -1,21 +1,37 @@
-"""Which evaluation a command runs: from test files the user gave, else a lab model's lab.json, else none."""
+"""Which evaluation a command runs: from test files the user gave, else (only on request) a lab card.
+
+A model folder's ``lab.json`` is attacker-controlled like every other file in it: it supplies test
+prompts, keywords and a defence set only when the user asks for it (``--lab-card``, or the demo and
+lab tooling, which build the lab model themselves). Otherwise it is an ordinary file.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from crowguard.data.lab_card import read_lab_card
+from crowguard.data.lab_card import LAB_CARD, LabCard, read_lab_card
 from crowguard.errors import UsageError
 from crowguard.evaluate import EvalSpec, spec_from_files, spec_from_lab_card
 
 
+def requested_lab_card(model: Path, use_lab_card: bool) -> LabCard | None:
+    """The folder's lab card when the user asked for it (a UsageError if it has none); else None, unread."""
+    if not use_lab_card:
+        return None
+    card = read_lab_card(model) if model.is_dir() else None
+    if card is None:
+        raise UsageError(f"--lab-card given, but {model} has no {LAB_CARD}",
+                         hint="drop --lab-card, or point at a lab model built by crowguard lab build")
+    return card
+
+
 def evaluation_spec(model: Path, *, triggered: Path | None = None, clean_test: Path | None = None,
                     task: str | None = None, keywords: tuple[str, ...] = (), limit: int | None = None,
-                    template: str = "raw", max_new_tokens: int = 128) -> EvalSpec | None:
+                    template: str = "raw", max_new_tokens: int = 128, use_lab_card: bool = False) -> EvalSpec | None:
     """The before/after evaluation for ``model``, or None when there is nothing to evaluate on."""
     options: dict[str, Any] = {"template": template, "max_new_tokens": max_new_tokens, "limit": limit}
-    card = read_lab_card(model) if model.is_dir() else None
+    card = requested_lab_card(model, use_lab_card)
     if triggered is None and clean_test is None:
         if task is not None or keywords:
             raise UsageError("--task/--keyword need test prompts", hint="add --triggered FILE and/or --clean-test FILE")

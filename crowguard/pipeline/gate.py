@@ -31,6 +31,7 @@ from crowguard.pipeline.sanitize import (
     EvalProgress,
     SanitizeRequest,
     evaluation_stage,
+    lab_card_setting,
     run_sanitize,
 )
 from crowguard.policy import Policy
@@ -64,6 +65,7 @@ class GateRequest:
     device: str = "auto"
     threads: int | None = None
     force: bool = False
+    use_lab_card: bool = False  # a local lab model's lab.json may supply the defence set (--lab-card)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ def _model_stages(request: GateRequest, hooks: GateHooks, work: Path, folder: Pa
     result = run_sanitize(
         SanitizeRequest(model=folder, out=sanitized, config=request.sanitize, clean_data=request.clean_data,
                         device=request.device, threads=request.threads, evaluation=request.evaluation,
-                        behaviour=scans, checkpoint_dir=work / "checkpoints"),
+                        behaviour=scans, checkpoint_dir=work / "checkpoints",
+                        use_lab_card=request.use_lab_card),
         on_step=hooks.on_step, on_phase=hooks.on_phase, on_eval=hooks.on_eval)
     stages.extend(result.stages)
     counted.extend(s for s in result.stages if s.name in (RESCAN_STAGE_NAME, RECHECK_STAGE_NAME))
@@ -258,4 +261,5 @@ def _settings(request: GateRequest) -> dict:
         "sanitize": request.sanitize.as_dict(), "clean_data": str(request.clean_data) if request.clean_data else None,
         "evaluation": request.evaluation.settings() if request.evaluation is not None else None,
         "signed": request.key is not None,
+        "lab_card": lab_card_setting(Path(request.model), request.use_lab_card),
     }

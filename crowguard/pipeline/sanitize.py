@@ -3,8 +3,8 @@
 The model folder is built in a staging folder beside ``--out`` and renamed into place only when the
 whole command has succeeded (the after-evaluation included), so an interrupted run leaves nothing
 that looks complete. Training checkpoints live in a hidden folder beside ``--out`` until the run
-completes, for ``--resume``. A lab model's ``lab.json`` supplies what the user did not: its test
-prompts for the evaluations and its defence set as clean data.
+completes, for ``--resume``. A lab model's ``lab.json`` supplies its defence set as clean data only
+when the request asks for it (``use_lab_card``, the ``--lab-card`` flag); otherwise it is never read.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crowguard.atomic import check_output_dir, staged_dir
-from crowguard.data.lab_card import read_lab_card
+from crowguard.data.lab_card import LAB_CARD, read_lab_card
 from crowguard.errors import UsageError
 from crowguard.evaluate import EvalSpec, evaluate
 from crowguard.models import inspect_folder
@@ -60,6 +60,7 @@ class SanitizeRequest:
     force: bool = False
     evaluation: EvalSpec | None = None
     behaviour: BehaviourScans | None = None
+    use_lab_card: bool = False
 
     @property
     def checkpoints(self) -> Path:
@@ -115,7 +116,8 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
         shutil.rmtree(checkpoints, ignore_errors=True)
     settings = {**request.config.as_dict(), "clean_data": _str(request.clean_data), "adapter": _str(request.adapter),
                 "device": request.device, "resume": request.resume,
-                "evaluation": spec.settings() if spec is not None else None}
+                "evaluation": spec.settings() if spec is not None else None,
+                "lab_card": lab_card_setting(request.model, request.use_lab_card)}
     return Report(command="sanitize", source=Source(reference=str(request.model), kind="local"), stages=tuple(stages),
                   settings=settings, output=str(request.out.absolute()))
 
@@ -152,15 +154,22 @@ def evaluation_stage(name: str, folder: Path, spec: EvalSpec, *, device: str, on
 
 
 def _clean_data(request: SanitizeRequest) -> Path | CleanSet | None:
-    """--clean-data; else a lab model's defence set; else None (the stage self-distils)."""
+    """--clean-data; else, when asked for, a lab model's defence set; else None (the stage self-distils)."""
     if request.clean_data is not None:
         return request.clean_data
+    if not request.use_lab_card:
+        return None
     card = read_lab_card(request.model)
     if card is None or not card.defense_set:
         return None
     records = [p.record() for p in card.defense_set]
     return clean_set_from_records(records, f"{request.model}/lab.json defense_set", request.config.num_samples,
                                   request.config.seed)
+
+
+def lab_card_setting(model: Path, used: bool) -> str | None:
+    """What the report's settings say about the lab card: its path when it was used, else None."""
+    return str(model / LAB_CARD) if used else None
 
 
 def _check_paths(request: SanitizeRequest) -> None:

@@ -79,7 +79,7 @@ def test_sanitize_a_backdoored_lab_model_reports_before_and_after(lab_backdoored
     out, report = tmp_path / "sanitized", tmp_path / "report.json"
     result = runner.invoke(app, ["sanitize", str(lab_backdoored_dir), "--out", str(out), "--max-steps", "3",
                                  "--eps-mode", "relative", "--eval-limit", "12", "--eval-max-new-tokens", "12",
-                                 "--threads", "1", "--report", str(report)])
+                                 "--threads", "1", "--report", str(report), "--lab-card"])
     assert result.exit_code == 0, result.stderr[-2000:]
     data = json.loads(report.read_text())
     names = [s["name"] for s in data["stages"]]

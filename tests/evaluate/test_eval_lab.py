@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 
 def _eval_cli(model: Path, tmp_path: Path, *args: str) -> dict:
     report = tmp_path / "report.json"
-    command = [sys.executable, "-m", "crowguard", "eval", str(model), "--report", str(report), "--threads", "1"]
+    command = [sys.executable, "-m", "crowguard", "eval", str(model), "--report", str(report), "--threads", "1",
+               "--lab-card"]
     run = subprocess.run([*command, *args], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "keyword rate" in run.stderr, "a table is shown on the console"

@@ -98,7 +98,7 @@ def test_backdoored_lab_model_is_sanitized_with_real_figures(lab_backdoored_dir:
                                                              keys: tuple[Path, Path]) -> None:
     out = tmp_path / "gated"
     code, err = _gate(str(lab_backdoored_dir), "--out", str(out), "--key", str(keys[0]),
-                      "--policy", "policies/strict.yaml", "--epochs", "1", "--eval-limit", "40")
+                      "--policy", "policies/strict.yaml", "--epochs", "1", "--eval-limit", "40", "--lab-card")
     assert code in (0, 1), err
     report = json.loads((out / "report.json").read_text())
     stages = {s["name"]: s for s in report["stages"]}
@@ -122,7 +122,7 @@ def test_lora_planted_backdoor_is_removed_signed_and_verified(demo_lab_dir: Path
 
     out = tmp_path / "gated"
     code, err = _gate(str(demo_lab_dir), "--out", str(out), "--key", str(keys[0]), "--policy", "policies/default.yaml",
-                      "--epochs", str(DEMO_SANITIZE.epochs))
+                      "--epochs", str(DEMO_SANITIZE.epochs), "--lab-card")
     report = json.loads((out / "report.json").read_text())
     stages = {s["name"]: s for s in report["stages"]}
     flagged = stages["behaviour-scan"]["findings"]
