@@ -1,8 +1,9 @@
 """Checks on a model folder that need no torch: config, weights, architecture.
 
 A folder is opened for loading only if it has a readable ``config.json`` whose ``model_type``
-transformers knows as a causal LM, and safetensors weights for every shard the index names.
-Pickle weights are never loaded, whatever else the folder holds.
+transformers knows as a causal LM, and safetensors weights for every shard the index names, and
+only if no link in it leads outside the folder (a loader would read through it; see
+``crowguard.containment``). Pickle weights are never loaded, whatever else the folder holds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crowguard.containment import links_leading_out
 from crowguard.errors import ModelFolderError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -38,6 +40,12 @@ def inspect_folder(path: str | Path) -> ModelFolder:
         raise ModelFolderError(f"model folder {folder} does not exist", hint="check the path")
     if not folder.is_dir():
         raise ModelFolderError(f"{folder} is not a folder", hint="give the folder that holds config.json")
+    escaping = links_leading_out(folder)
+    if escaping:
+        name, target = escaping[0]
+        raise ModelFolderError(f"{folder / name} is a link leading outside the model folder (to {target}); "
+                               "crowguard does not read files outside the folder",
+                               hint="remove the link, or replace it with a copy of the file after checking it")
     config = _read_config(folder)
     weights = _safetensors_files(folder)
     _check_architecture(folder, config)

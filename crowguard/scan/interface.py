@@ -35,6 +35,7 @@ class InventoryFile:
     sha256: str
     format: str
     executable: bool = False
+    hard_links: int = 1  # st_nlink: above 1, the same data is reachable under another name, maybe outside
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,12 @@ def test_local_folder_is_copied_with_hashes_and_left_untouched(tiny_model_dir: P
 
 
 def test_symlinked_snapshot_is_copied_as_regular_files(tiny_model_dir: Path, tmp_path: Path) -> None:
-    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshot"
+    repo = tmp_path / "models--org--tiny"  # the layout of a Hugging Face cache: snapshot files link into blobs/
+    blobs, snapshot = repo / "blobs", repo / "snapshots" / ("0" * 40)
     shutil.copytree(tiny_model_dir, blobs)
-    snapshot.mkdir()
-    for blob in blobs.iterdir():  # the layout of a Hugging Face cache snapshot
-        (snapshot / blob.name).symlink_to(blob)
+    snapshot.mkdir(parents=True)
+    for blob in blobs.iterdir():
+        (snapshot / blob.name).symlink_to(Path("../../blobs") / blob.name)
     pull(str(snapshot), tmp_path / "out")
     copied = list((tmp_path / "out").iterdir())
     assert copied and not any(p.is_symlink() for p in copied)

@@ -1,4 +1,5 @@
-"""Inventory: streamed sha256, format by content, links and special files never opened, lab.json unread."""
+"""Inventory: streamed sha256, format by content, links and special files never opened,
+lab.json an ordinary file, hard links counted."""
 
 import hashlib
 import os
@@ -62,10 +63,19 @@ def test_links_and_fifos_are_recorded_not_opened(tmp_path: Path) -> None:
     assert [(s.path, s.kind) for s in inventory.specials] == [("pipe", "fifo")]
 
 
-def test_lab_answer_key_is_skipped_unread(tmp_path: Path) -> None:
-    payloads.write(tmp_path, "lab.json", payloads.system_pickle())
-    payloads.write(tmp_path, "nested/lab.json", '{"a": 1}')  # only the root answer key is special
+def test_lab_card_is_hashed_and_sniffed_like_any_file(tmp_path: Path) -> None:
+    data = payloads.system_pickle()
+    payloads.write(tmp_path, "lab.json", data)  # a name is no reason to look away
+    payloads.write(tmp_path, "nested/lab.json", '{"a": 1}')
     inventory, _ = build_inventory(tmp_path)
-    assert [f.path for f in inventory.files] == ["nested/lab.json"]
-    assert [s.path for s in inventory.skipped] == ["lab.json"]
-    assert "answer key" in inventory.skipped[0].reason
+    assert [f.path for f in inventory.files] == ["lab.json", "nested/lab.json"] and inventory.skipped == ()
+    assert inventory.files[0].sha256 == hashlib.sha256(data).hexdigest() and inventory.files[0].format == "pickle"
+
+
+def test_hard_links_are_counted(tmp_path: Path) -> None:
+    payloads.write(tmp_path, "model.safetensors", payloads.valid_safetensors())
+    os.link(tmp_path / "model.safetensors", tmp_path / "alias.safetensors")
+    payloads.write(tmp_path, "config.json", "{}")
+    inventory, _ = build_inventory(tmp_path)
+    assert {f.path: f.hard_links for f in inventory.files} == {"alias.safetensors": 2, "config.json": 1,
+                                                                "model.safetensors": 2}

@@ -57,3 +57,34 @@ def test_odd_file_names(tmp_path: Path, scan) -> None:
     payloads.write(tmp_path, "model\u202esafetensors.txt", "hello")
     payloads.write(tmp_path, "line\nbreak.txt", "hello")
     assert rules(scan(tmp_path)) == {"CG-PATH-ODD-NAME"}
+
+
+def test_hard_links_are_high(tmp_path: Path, scan) -> None:
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(payloads.valid_safetensors())
+    folder = tmp_path / "model"
+    folder.mkdir()
+    os.link(outside, folder / "model.safetensors")  # the same data, also reachable (and writable) outside
+    payloads.write(folder, "config.json", "{}")
+    found = {(f.file, f.rule_id): f for f in scan(folder).findings}
+    finding = found[("model.safetensors", "CG-PATH-HARDLINK")]
+    assert finding.severity == Severity.HIGH and finding.details == {"st_nlink": 2}
+    assert not any(rule == "CG-PATH-HARDLINK" for file, rule in found if file == "config.json")
+
+
+def test_names_in_another_os_path_syntax_are_high(tmp_path: Path, scan) -> None:
+    names = ["..\\..\\evil.safetensors", "C:payload.bin", "sub\\dir.json", "nested/D:x.txt"]
+    for name in names:
+        payloads.write(tmp_path, name, "x")
+    payloads.write(tmp_path, "plain:colon.txt", "x")  # a colon not after a single drive letter is fine
+    found = {f.file: f.severity for f in scan(tmp_path).findings if f.rule_id == "CG-PATH-FOREIGN-SYNTAX"}
+    assert found == dict.fromkeys(names, Severity.HIGH)
+
+
+def test_undecodable_name_is_an_odd_name_shown_escaped(tmp_path: Path, scan) -> None:
+    with open(os.path.join(os.fsencode(tmp_path), b"\xff\xfe.txt"), "wb") as handle:  # bytes that are not UTF-8
+        handle.write(b"hello")
+    stage = scan(tmp_path)
+    odd = next(f for f in stage.findings if f.rule_id == "CG-PATH-ODD-NAME")
+    assert odd.file == "\\xff\\xfe.txt" and odd.severity == Severity.MEDIUM
+    stage.model_dump_json()  # every string of the result is valid UTF-8

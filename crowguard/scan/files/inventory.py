@@ -5,7 +5,7 @@ Files are opened with ``O_NOFOLLOW`` and checked to be regular after opening, so
 for a link or a FIFO during the scan is not read through. Hashing reads in large chunks into one
 pair of reused buffers, with the next chunk read by a helper thread while this one is hashed (both
 release the GIL), so a scan of many gigabytes runs at the speed of the disk, not of Python.
-``lab.json`` at the root (the lab's answer key) is never read: it is listed as skipped.
+``lab.json`` is hashed and sniffed like any other file: nothing in a folder steers the scan.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ from pathlib import Path
 from queue import Queue
 
 from crowguard.file_formats import HEAD_BYTES, sniff
-from crowguard.report.model import SkippedFile
 from crowguard.scan.interface import Inventory, InventoryFile, InventoryLink, InventorySpecial, ScannerError
 
 CHUNK_BYTES = 8 * 1024 * 1024
 MAX_WORKERS = 4
-LAB_ANSWER_KEY = "lab.json"
 _SPECIAL_KINDS = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
                   (stat.S_ISBLK, "block device"))
 
@@ -51,7 +49,6 @@ def build_inventory(folder: Path, *, workers: int | None = None) -> tuple[Invent
     """
     links: list[InventoryLink] = []
     specials: list[InventorySpecial] = []
-    skipped: list[SkippedFile] = []
     errors: list[str] = []
     regular: list[tuple[Path, str, int]] = []
     for entry, rel in _walk(folder, errors):
@@ -65,8 +62,6 @@ def build_inventory(folder: Path, *, workers: int | None = None) -> tuple[Invent
             continue
         if not stat.S_ISREG(mode):
             specials.append(InventorySpecial(path=rel, kind=_special_kind(mode)))
-        elif rel == LAB_ANSWER_KEY:
-            skipped.append(SkippedFile(path=rel, reason="the lab's answer key: never read by the scan"))
         else:
             regular.append((Path(entry.path), rel, mode))
     workers = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS, len(regular) or 1))
@@ -91,8 +86,7 @@ def build_inventory(folder: Path, *, workers: int | None = None) -> tuple[Invent
             hashers.get().close()
     files = tuple(r for r in results if isinstance(r, InventoryFile))
     errors += [r for r in results if isinstance(r, str)]
-    inventory = Inventory(root=folder, files=files, links=tuple(links), specials=tuple(specials),
-                          skipped=tuple(skipped))
+    inventory = Inventory(root=folder, files=files, links=tuple(links), specials=tuple(specials))
     return inventory, tuple(errors)
 
 
@@ -127,10 +121,11 @@ class StreamHasher:
 
 def _inspect_file(path: Path, rel: str, mode: int, hasher: StreamHasher) -> InventoryFile:
     with open_nofollow(path) as handle:
+        hard_links = os.fstat(handle.fileno()).st_nlink
         sha256, size, head = hasher.hash(handle)
         fmt = sniff(head, size, handle)
     return InventoryFile(path=rel, absolute=path, size=size, sha256=sha256, format=fmt,
-                         executable=bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)))
+                         executable=bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)), hard_links=hard_links)
 
 
 def _walk(folder: Path, errors: list[str]) -> Iterator[tuple[os.DirEntry[str], str]]:

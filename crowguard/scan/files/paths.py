@@ -1,9 +1,14 @@
-"""Paths: links (never followed), special files, executables, names that hide, and index entries
-that point outside the folder.
+"""Paths: links (never followed), hard links, special files, executables, names that hide or that
+are paths in another OS's syntax, and index entries that point outside the folder.
 
 A link is judged by where it would resolve, computed from link metadata only: nothing behind it is
 opened. A link that leaves the folder (``model.safetensors -> /etc/passwd``) would make a loader,
-a copy or a signer read outside the model; one that stays inside is reported for review.
+a copy or a signer read outside the model; one that stays inside is reported for review. A regular
+file with more than one hard link shares its data with another name, which may lie outside the
+folder (and change after the scan); its other names cannot be found without searching the disk, so
+every such file is reported. A name holding a backslash or a drive letter (``..\\..\\x``,
+``C:evil``) is one file here but a path on Windows, where an unpacker or loader may write or read
+outside the folder with it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ if TYPE_CHECKING:
     from crowguard.policy import Policy
 
 NATIVE_FORMATS = {"elf": "ELF", "pe": "Windows PE", "macho": "Mach-O"}
-_ODD_NAME = re.compile("[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200b-\u200f]")
+# Control and bidirectional characters, and the lone surrogates that stand for bytes that are not UTF-8.
+_ODD_NAME = re.compile("[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200b-\u200f\udc80-\udcff]")
+_FOREIGN_PATH = re.compile(r"\\|(^|/)[A-Za-z]:")
 _REAL_FILES = "Scan a folder of real files: `crowguard pull`, or copy the files after checking where the links point."
 
 
@@ -40,14 +47,22 @@ class PathScanner(FileScanner):
                      for special in inventory.specials]
         for file in inventory.files:
             findings += _executable(file)
+            findings += _hard_link(file)
             if file.path.endswith(".index.json"):
                 findings += _index_entries(file, inventory)
         names = [f.path for f in inventory.files] + [link.path for link in inventory.links]
         findings += [Finding(rule_id="CG-PATH-ODD-NAME", severity=Severity.MEDIUM,
-                             title="file name with control or bidirectional characters", file=name,
-                             evidence=f"the name {name!r} displays differently from what it is",
+                             title="file name with control, bidirectional or undecodable characters", file=name,
+                             evidence=f"the name {name!r} displays differently from what it is (or is not "
+                             "UTF-8; shown with its bytes escaped)",
                              remediation="Rename or remove the file.")
                      for name in names if _ODD_NAME.search(name)]
+        findings += [Finding(rule_id="CG-PATH-FOREIGN-SYNTAX", severity=Severity.HIGH,
+                             title="file name that is a path on another OS", file=name,
+                             evidence=f"the name {name!r} holds a backslash or a drive letter: on Windows it "
+                             "names a path, which may lead out of the folder",
+                             remediation="Do not unpack or load this model on Windows; rename or remove the file.")
+                     for name in names if _FOREIGN_PATH.search(name)]
         return ScanOutcome(findings=tuple(findings))
 
 
@@ -65,6 +80,16 @@ def _link(folder: Path, root: Path, link: InventoryLink) -> Finding:
                    evidence=f"the link {why} ({link.target}); it was not followed, and a loader, copy or signer "
                    "that follows it would read a file that is not part of the model",
                    remediation=_REAL_FILES, details={"target": link.target})
+
+
+def _hard_link(file: InventoryFile) -> list[Finding]:
+    if file.hard_links <= 1:
+        return []
+    return [Finding(rule_id="CG-PATH-HARDLINK", severity=Severity.HIGH, title="file with several hard links",
+                    file=file.path, evidence=f"{file.hard_links} names share this file's data; another name may "
+                    "lie outside the model folder, and a write through it changes the model after the scan",
+                    remediation="Copy the file (cp, not ln) so that it has one name, or use crowguard pull.",
+                    details={"st_nlink": file.hard_links})]
 
 
 def _executable(file: InventoryFile) -> list[Finding]:
