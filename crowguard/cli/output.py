@@ -16,8 +16,18 @@ from crowguard.report.model import Report
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
 
+STDOUT = "-"
+
+
+def is_stdout(path: Path | None) -> bool:
+    """True for ``--report -``: the report goes to stdout, as with no ``--report``."""
+    return path is not None and str(path) == STDOUT
+
+
 def emit_report(report: Report, *, fmt: str = "json", report_path: Path | None = None, quiet: bool = False) -> int:
-    """Render the report, write it, print the summary; return the verdict's exit code."""
+    """Render the report, write it (``-`` or None: stdout), print the summary; return the verdict's exit code."""
+    if is_stdout(report_path):
+        report_path = None
     text = get_format(fmt).render(report)
     if report_path is None:
         sys.stdout.write(text)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from crowguard.cli.guard import guarded, stderr
-from crowguard.cli.output import emit_report
+from crowguard.cli.output import emit_report, is_stdout
 from crowguard.policy import Policy, load_policy
 from crowguard.report.model import Report
 
@@ -30,7 +30,7 @@ def pull(
         None, "--gguf", help="GGUF file of the repository or folder to import as safetensors."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
     report: Path | None = typer.Option(
-        None, "--report", help="Write a JSON pull record (source, sha256 of every file)."),
+        None, "--report", help="Write a JSON pull record (source, sha256 of every file); - for stdout."),
 ) -> int:
     """Pull a model: pin the revision to a commit, download only model files, verify each against the hub's checksum.
 
@@ -63,7 +63,8 @@ def pull(
                         settings={"revision": revision, "gguf": gguf, "policy": loaded.name,
                                   "allow_pickle": loaded.allow_pickle})
         emit_report(record, report_path=report, quiet=True)
-        stderr.print(f"pull record written to {report}")
+        if not is_stdout(report):
+            stderr.print(f"pull record written to {report}")
     return 0
 
 

@@ -24,7 +24,8 @@ def scan(
                                 "policies/default.yaml (fails on high, safetensors only, no remote code)."),
     fmt: str = typer.Option(None, "--format", "-f", help=f"Report format ({_FORMATS}). Default: json, or the "
                             "one --report's suffix names."),
-    report: Path = typer.Option(None, "--report", "-o", help="Write the report to this file instead of stdout."),
+    report: Path = typer.Option(None, "--report", "-o", help="Write the report to this file instead of stdout "
+                                "(- is stdout)."),
     report_dir: Path = typer.Option(None, "--report-dir", help="Also write report.json, .md, .html and .sarif "
                                     "here; with it and without --format/--report, nothing goes to stdout."),
     behaviour: bool = typer.Option(None, "--behaviour/--no-behaviour", help="Run the behavioural backdoor scan "

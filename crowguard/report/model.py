@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from crowguard import __version__
 from crowguard.secrets import REDACTED
@@ -59,8 +59,41 @@ class Severity(str, Enum):
 _SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
 
+def displayable(text: str) -> str:
+    """``text`` with undecodable bytes of a file name (surrogate escapes) shown as ``\\xNN``.
+
+    A name that is not valid UTF-8 reaches Python as lone surrogates, which no UTF-8 output can
+    hold; every report format shows it escaped instead (``b"\\xff.bin"`` -> ``\\xff.bin``).
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decoding produces
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _displayable_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return displayable(value)
+    if isinstance(value, dict):
+        return {displayable(k) if isinstance(k, str) else k: _displayable_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_displayable_tree(v) for v in value)
+    return value
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _displayable_text(cls, data: Any) -> Any:
+        """Every string a report holds can be written as UTF-8 (file names may not be)."""
+        return _displayable_tree(data) if isinstance(data, dict) else data
 
 
 class Finding(_Frozen):

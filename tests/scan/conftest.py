@@ -10,7 +10,11 @@ import pytest
 
 from crowguard.policy import Policy, builtin_policy, load_policy
 from crowguard.report.model import StageResult
-from crowguard.scan.files.stage import run_file_scan
+from crowguard.scan.files.stage import SCANNERS, run_file_scan
+from crowguard.scan.files.weights_present import WeightsPresentScanner
+
+# The per-file scanners; the folder-level "no weights" check has its own tests (test_weights_present.py).
+FILE_SCANNERS = tuple(s for s in SCANNERS if not isinstance(s, WeightsPresentScanner))
 
 
 def policy(name: str = "default", **changes: Any) -> Policy:
@@ -21,10 +25,10 @@ def policy(name: str = "default", **changes: Any) -> Policy:
 
 @pytest.fixture
 def scan() -> Callable[..., StageResult]:
-    """``scan(folder, policy_name="default", **changes)`` -> the file-scan StageResult."""
+    """``scan(folder, policy_name="default", **changes)`` -> the file-scan StageResult of the per-file scanners."""
 
     def run(folder: Path, policy_name: str = "default", **changes: Any) -> StageResult:
-        return run_file_scan(folder, policy(policy_name, **changes)).stage
+        return run_file_scan(folder, policy(policy_name, **changes), FILE_SCANNERS).stage
 
     return run
 

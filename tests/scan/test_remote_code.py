@@ -44,3 +44,19 @@ def test_invalid_and_ambiguous_json(tmp_path: Path, scan) -> None:
     invalid = {f.file: f for f in stage.findings if f.rule_id == "CG-JSON-INVALID"}
     assert set(invalid) == {"config.json", "generation_config.json"}
     assert "duplicate key 'model_type'" in invalid["config.json"].evidence
+
+
+def test_nested_auto_map_is_found_at_any_depth(tmp_path: Path, scan) -> None:
+    nested = {"model_type": "llava", "text_config": {"auto_map": {"AutoModel": "modeling_a.A"}},
+              "extra": [{"deeper": {"auto_map": {"AutoConfig": "other/repo--conf.C"}}}]}
+    payloads.write(tmp_path, "config.json", json.dumps(nested))
+    deep: dict = {"auto_map": {"AutoModel": "modeling_deep.D"}}
+    for _ in range(500):  # deep, but within what the JSON parser accepts: walked without recursion
+        deep = {"x": deep}
+    payloads.write(tmp_path, "processor_config.json", json.dumps(deep))
+    findings = {f.file: f for f in scan(tmp_path).findings if f.rule_id == "CG-REMOTE-CODE-AUTOMAP"}
+    assert findings["config.json"].location == "extra[0].deeper.auto_map, text_config.auto_map"
+    assert findings["config.json"].details["targets"] == ["modeling_a.A", "other/repo--conf.C"]
+    assert findings["config.json"].details["other_repositories"] == ["other/repo"]
+    assert findings["processor_config.json"].location.endswith("x.x.auto_map")
+    assert findings["processor_config.json"].severity is Severity.HIGH

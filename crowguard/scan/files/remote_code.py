@@ -1,5 +1,9 @@
 """Remote code: ``auto_map`` in any ``*.json`` config, and Python source or bytecode in the folder.
 
+``auto_map`` is searched for at every depth (``text_config.auto_map`` in a multimodal config is read
+by transformers as well), walking the parsed document without recursion; the document itself is
+bounded by the JSON size cap and the parser's nesting limit.
+
 ``trust_remote_code=True`` makes transformers import the classes ``auto_map`` names, from this
 folder or from another repository (``owner/repo--module.Class``). crowguard never runs them; the
 policy decides whether their presence fails the gate (``allow_remote_code``). Every JSON file is
@@ -48,25 +52,45 @@ class RemoteCodeScanner(FileScanner):
             except OSError as exc:
                 errors.append(f"cannot read {file.path}: {exc.strerror or exc}")
                 continue
-            if isinstance(data, dict) and "auto_map" in data:
-                findings.append(_auto_map(file, data["auto_map"], severity, policy.allow_remote_code))
+            found = find_auto_maps(data)
+            if found:
+                findings.append(_auto_map(file, found, severity, policy.allow_remote_code))
         return ScanOutcome(findings=tuple(findings), skipped=tuple(skipped), errors=tuple(errors))
 
 
-def _auto_map(file: InventoryFile, auto_map: Any, severity: Severity, allowed: bool) -> Finding:
-    targets = sorted({str(v) for v in _flatten(auto_map)})
+def find_auto_maps(data: Any) -> dict[str, Any]:
+    """Every ``auto_map`` value in a parsed JSON document, by its key path (``text_config.auto_map``)."""
+    found: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                path = f"{where}.{key}" if where else str(key)
+                if key == "auto_map":
+                    found[path] = item
+                stack.append((path, item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    return dict(sorted(found.items()))
+
+
+def _auto_map(file: InventoryFile, auto_maps: dict[str, Any], severity: Severity, allowed: bool) -> Finding:
+    targets = sorted({str(v) for v in _flatten(list(auto_maps.values()))})
     foreign = sorted({t.split("--", 1)[0] for t in targets if "--" in t})
     evidence = f"auto_map names {', '.join(targets[:6]) or 'nothing'}" + (" ..." if len(targets) > 6 else "")
     if foreign:
         evidence += f"; code from other repositories: {', '.join(foreign)}"
     return Finding(
         rule_id="CG-REMOTE-CODE-AUTOMAP", severity=severity,
-        title="config asks loaders to run the model's own Python code", file=file.path, location="auto_map",
+        title="config asks loaders to run the model's own Python code", file=file.path,
+        location=", ".join(auto_maps),
         evidence=f"{evidence}. {_NEVER_RUN}",
         remediation=("Allowed by the policy: review the named code before any trust_remote_code=True load."
                      if allowed else "Use a model whose architecture transformers implements, or review the "
                      "code and set allow_remote_code: true in your policy."),
-        details={"targets": list(targets), "other_repositories": list(foreign)})  # list(): a JSON list to the checker
+        details={"targets": list(targets), "other_repositories": list(foreign),  # list(): a JSON list to the checker
+                 "keys": list(auto_maps)})
 
 
 def _code_file(file: InventoryFile, severity: Severity, allowed: bool) -> Finding:
@@ -87,8 +111,14 @@ def _invalid_json(file: InventoryFile, reason: str) -> Finding:
 
 
 def _flatten(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [item for v in value.values() for item in _flatten(v)]
-    if isinstance(value, (list, tuple)):
-        return [item for v in value for item in _flatten(v)]
-    return [] if value is None else [value]
+    """The leaves of a nested value, without recursion (a hostile config may nest deeply)."""
+    leaves, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif item is not None:
+            leaves.append(item)
+    return leaves

@@ -22,6 +22,7 @@ from crowguard.scan.files.remote_code import RemoteCodeScanner
 from crowguard.scan.files.safetensors_header import SafetensorsHeaderScanner
 from crowguard.scan.files.templates import ChatTemplateScanner
 from crowguard.scan.files.weight_formats import WeightFormatScanner
+from crowguard.scan.files.weights_present import WeightsPresentScanner
 from crowguard.scan.interface import FileScanner, Inventory, ScannerError
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 STAGE_NAME = "file-scan"
 SCANNERS: tuple[FileScanner, ...] = (WeightFormatScanner(), SafetensorsHeaderScanner(), PickleOpcodeScanner(),
-                                     RemoteCodeScanner(), ChatTemplateScanner(), PathScanner())
+                                     RemoteCodeScanner(), ChatTemplateScanner(), PathScanner(), WeightsPresentScanner())
 
 
 @dataclass(frozen=True)
