@@ -36,7 +36,7 @@ def test_child_sees_no_cwd_no_script_folder_no_secrets(tmp_path: Path, monkeypat
     assert "" not in seen["path"] and str(hostile) not in seen["path"] and str(script.parent) not in seen["path"]
     assert seen["cwd"] != str(hostile) and seen["listing"] == []  # a fresh, empty working directory
     assert not Path(seen["cwd"]).exists()  # removed afterwards
-    assert set(seen["env"]) <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT", "TMPDIR"}  # LC_CTYPE: locale coercion
+    assert set(seen["env"]) <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT", "TMPDIR"}
 
 
 def test_env_is_an_allow_list_and_the_script_path_must_be_absolute(monkeypatch: pytest.MonkeyPatch) -> None:

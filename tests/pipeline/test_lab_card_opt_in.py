@@ -57,6 +57,12 @@ def test_eval_ignores_the_card_unless_asked(tiny_model_dir: Path, tmp_path: Path
     folder = _hostile(tiny_model_dir, tmp_path)
     result = runner.invoke(app, ["eval", str(folder)])
     assert result.exit_code == 2 and "nothing to evaluate" in result.stderr and "--lab-card" in result.stderr
+    asked = runner.invoke(app, ["eval", str(folder), "--lab-card", "--limit", "1", "--max-new-tokens", "2",
+                                "--threads", "1", "-q"])
+    assert asked.exit_code == 0, asked.stderr
+    report = json.loads(asked.stdout)
+    assert report["settings"]["lab_card"] == str(folder / "lab.json")
+    assert report["settings"]["sources"] == {"triggered": "lab.json", "clean": "lab.json"}
 
 
 def test_gate_measures_nothing_from_the_card_and_reports_it_as_a_file(tiny_model_dir: Path, tmp_path: Path) -> None:
