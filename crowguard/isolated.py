@@ -1,10 +1,11 @@
 """Start Python child processes that cannot import anything from the cwd or a model folder.
 
 Every child process crowguard starts goes through :func:`run_python_script`. The child runs
-``python -I`` (isolated: no ``PYTHON*`` variables, no user site-packages, and, since Python 3.11,
-no script or cwd directory prepended to ``sys.path``) on an absolute script path (never ``-m``,
-which resolves the module through ``sys.path``), in a fresh empty temporary working directory, with
-an environment reduced to a few locale and path variables. A ``json.py``, ``jinja2/`` or
+``python -I`` (isolated: no ``PYTHON*`` variables, no user site-packages, no cwd on ``sys.path``)
+and runs the script by its absolute path with ``runpy.run_path`` (never ``-m``, which resolves the
+module through ``sys.path``; and unlike ``python SCRIPT`` on Python 3.10, which puts the script's
+folder first on ``sys.path``), in a fresh empty temporary working directory, with an environment
+reduced to a few locale and path variables. A ``json.py``, ``jinja2/`` or
 ``crowguard/`` sitting in the folder being scanned, or in the cwd the user started from, is
 therefore never on the child's import path, and no token or key in the parent's environment
 reaches the child.
@@ -20,6 +21,9 @@ from pathlib import Path
 
 # Only what a child needs to find programs and decode text; never HF_TOKEN, keys or PYTHON* variables.
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT", "TMPDIR")
+# Python 3.10's -I still puts "" (the cwd, here empty) on sys.path for -c: dropped before the script runs.
+_BOOTSTRAP = ("import runpy, sys; sys.path[:] = [p for p in sys.path if p]; "
+              "runpy.run_path(sys.argv[1], run_name='__main__')")
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -33,7 +37,7 @@ def isolated_command(script: Path) -> list[str]:
     """The argument list that runs ``script`` (an absolute path) in an isolated interpreter."""
     if not script.is_absolute():
         raise ValueError(f"child script path must be absolute, got {script}")
-    return [sys.executable, "-I", str(script)]
+    return [sys.executable, "-I", "-c", _BOOTSTRAP, str(script)]
 
 
 def run_python_script(script: Path, *, input_text: str, timeout: float,

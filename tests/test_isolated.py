@@ -44,6 +44,7 @@ def test_env_is_an_allow_list_and_the_script_path_must_be_absolute(monkeypatch: 
     monkeypatch.setenv("PATH", os.environ.get("PATH", "/usr/bin"))
     env = child_env({"OMP_NUM_THREADS": "1"})
     assert "HF_TOKEN" not in env and env["OMP_NUM_THREADS"] == "1" and "PATH" in env
-    assert isolated_command(Path("/abs/x.py"))[1:] == ["-I", "/abs/x.py"]
+    command = isolated_command(Path("/abs/x.py"))
+    assert command[1:3] == ["-I", "-c"] and command[-1] == "/abs/x.py" and "-m" not in command
     with pytest.raises(ValueError, match="absolute"):
         isolated_command(Path("x.py"))
