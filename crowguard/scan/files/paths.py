@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 NATIVE_FORMATS = {"elf": "ELF", "pe": "Windows PE", "macho": "Mach-O"}
 # Control and bidirectional characters, and the lone surrogates that stand for bytes that are not UTF-8.
 _ODD_NAME = re.compile("[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200b-\u200f\udc80-\udcff]")
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 _FOREIGN_PATH = re.compile(r"\\|(^|/)[A-Za-z]:")
 _REAL_FILES = "Scan a folder of real files: `crowguard pull`, or copy the files after checking where the links point."
 
@@ -53,9 +54,7 @@ class PathScanner(FileScanner):
         names = [f.path for f in inventory.files] + [link.path for link in inventory.links]
         findings += [Finding(rule_id="CG-PATH-ODD-NAME", severity=Severity.MEDIUM,
                              title="file name with control, bidirectional or undecodable characters", file=name,
-                             evidence=f"the name {name!r} displays differently from what it is (or is not "
-                             "UTF-8; shown with its bytes escaped)",
-                             remediation="Rename or remove the file.")
+                             evidence=_odd_name_evidence(name), remediation="Rename or remove the file.")
                      for name in names if _ODD_NAME.search(name)]
         findings += [Finding(rule_id="CG-PATH-FOREIGN-SYNTAX", severity=Severity.HIGH,
                              title="file name that is a path on another OS", file=name,
@@ -80,6 +79,12 @@ def _link(folder: Path, root: Path, link: InventoryLink) -> Finding:
                    evidence=f"the link {why} ({link.target}); it was not followed, and a loader, copy or signer "
                    "that follows it would read a file that is not part of the model",
                    remediation=_REAL_FILES, details={"target": link.target})
+
+
+def _odd_name_evidence(name: str) -> str:
+    if _UNDECODABLE.search(name):
+        return "the name is not valid UTF-8; reports show its undecodable bytes escaped (\\xNN)"
+    return f"the name {name!r} displays differently from what it is"
 
 
 def _hard_link(file: InventoryFile) -> list[Finding]:
