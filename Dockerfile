@@ -13,8 +13,8 @@ WORKDIR /opt/crowguard
 RUN pip install ${TORCH_SPEC}
 COPY pyproject.toml README.md ./
 COPY crowguard ./crowguard
-COPY policies ./policies
-RUN pip install -e . \
+# A regular install, as a user gets from the wheel: the policies ship inside the package.
+RUN pip install . \
     && useradd --create-home --uid 10001 crowguard
 USER crowguard
 WORKDIR /work

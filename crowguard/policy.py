@@ -1,12 +1,16 @@
 """Gate policies: a validated model, a loader, and the verdict they give.
 
-A policy is only ever loaded from a file the user names (``--policy``); nothing is picked up from
-the working directory. Every wrong field or value is a ``ConfigError`` naming the file, the field,
-the value received and what is allowed.
+A policy is only ever loaded from what the user names (``--policy``): a policy shipped inside the
+package by name (``default``, ``strict``, ``permissive``: ``crowguard/policies/NAME.yaml``, found
+with importlib.resources, so an installed wheel has them), or a file path. Nothing is picked up
+from the working directory; a bare shipped name always means the shipped policy, never a file of
+that name. Every wrong field or value is a ``ConfigError`` naming the file, the field, the value
+received and what is allowed.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +21,7 @@ from crowguard.errors import ConfigError, ExitCode
 from crowguard.report.model import Finding, Severity, StageResult, Verdict, severity_counts
 
 WeightFormat = Literal["safetensors", "pickle", "gguf"]
-POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
+SHIPPED_POLICIES = ("default", "strict", "permissive")  # crowguard/policies/NAME.yaml
 
 
 class _Strict(BaseModel):
@@ -100,17 +104,18 @@ class Policy(_Strict):
 
 
 def builtin_policy(name: str) -> Path:
-    """Path of a policy shipped in ``policies/`` (default, strict, permissive)."""
-    return POLICIES_DIR / f"{name}.yaml"
+    """Path of a policy shipped inside the package (``crowguard/policies/NAME.yaml``)."""
+    if name not in SHIPPED_POLICIES:
+        raise ConfigError(f"there is no shipped policy {name!r}", hint=f"use one of {', '.join(SHIPPED_POLICIES)}")
+    return Path(str(resources.files("crowguard") / "policies" / f"{name}.yaml"))
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Load and validate a policy file; every problem is a ConfigError naming field and value."""
-    path = Path(path)
+    """Load and validate a shipped policy by name, or a policy file; every problem is a ConfigError."""
+    path = builtin_policy(str(path)) if str(path) in SHIPPED_POLICIES else Path(path)
     if not path.is_file():
-        shipped = ", ".join(sorted(p.name for p in POLICIES_DIR.glob("*.yaml")))
         raise ConfigError(f"policy file {path} does not exist",
-                          hint=f"name a policy file, e.g. one shipped in {POLICIES_DIR}: {shipped}")
+                          hint=f"name a shipped policy ({', '.join(SHIPPED_POLICIES)}) or a policy file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -12,7 +12,8 @@ import typer
 
 from crowguard import __version__
 from crowguard.cli import demo_cmd, eval_cmd, gate_cmd, lab_cmd, policy_cmd, pull_cmd, sanitize_cmd, scan_cmd, sign_cmd
-from crowguard.cli.guard import report_error, set_debug
+from crowguard.cli.guard import is_debug, report_error, set_debug
+from crowguard.cli.library_noise import quiet_libraries
 
 app = typer.Typer(
     name="crowguard",
@@ -47,13 +48,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks (never with local variables)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks (never with local variables) and the "
+                               "libraries' own chatter."),
 ) -> None:
     set_debug(debug)
+    quiet_libraries(is_debug)
 
 
 def main() -> None:
     """Console entry point; a last-resort guard so nothing escapes as exit 1."""
+    quiet_libraries(is_debug)
     try:
         app()
     except SystemExit:

@@ -22,7 +22,8 @@ def gate(
     model: str = typer.Argument(..., help="Hub repo id (ORG/NAME), local model folder, or .gguf file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: the signed model and its reports on a pass, "
                              "only the reports on a fail."),
-    policy: Path = typer.Option(None, "--policy", "-p", help="Policy YAML file [policies/default.yaml]."),
+    policy: Path = typer.Option(None, "--policy", "-p", help="Shipped policy (default, strict, permissive) "
+                                 "or a policy YAML file [default]."),
     key: Path = typer.Option(None, "--key", help="EC P-256 private key (crowguard keygen) to sign a passing model."),
     revision: str = typer.Option(None, "--revision", help="Branch, tag or commit (hub models).",
                                  rich_help_panel=HELP_SOURCE),

@@ -29,6 +29,11 @@ def set_debug(on: bool) -> None:
     _debug["on"] = _debug["on"] or on
 
 
+def is_debug() -> bool:
+    """Whether --debug (or CROWGUARD_DEBUG=1) is on: tracebacks and library messages are shown."""
+    return _debug["on"]
+
+
 def report_error(exc: BaseException) -> int:
     """Print an exception for a person and return its exit code."""
     if isinstance(exc, CrowguardError):

@@ -15,7 +15,8 @@ app = typer.Typer(help="Inspect gate policies.", no_args_is_help=True)
 
 @app.command("check")
 @guarded
-def check(policy: Path = typer.Argument(..., help="Policy YAML file.")) -> int:
+def check(policy: Path = typer.Argument(..., help="Shipped policy (default, strict, permissive) or a YAML file.")
+          ) -> int:
     """Validate POLICY; print the effective policy (defaults filled in) as YAML on stdout."""
     loaded = load_policy(policy)
     typer.echo(yaml.safe_dump(loaded.model_dump(mode="json"), sort_keys=False), nl=False)

@@ -25,7 +25,8 @@ def pull(
     endpoint: str | None = typer.Option(None, "--endpoint",
                                         help="Hub or mirror URL (default: HF_ENDPOINT, else https://huggingface.co)."),
     policy: Path | None = typer.Option(
-        None, "--policy", help="Policy file; its allow_pickle decides whether pickle-only weights are pulled."),
+        None, "--policy", help="Shipped policy name or policy file; its allow_pickle decides whether pickle-only "
+        "weights are pulled."),
     gguf: str | None = typer.Option(
         None, "--gguf", help="GGUF file of the repository or folder to import as safetensors."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),

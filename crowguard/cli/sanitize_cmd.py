@@ -95,7 +95,8 @@ def sanitize(
     scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan for a trigger before and after sanitizing, and "
                               "measure the input's trigger candidates on the output.", rich_help_panel=EVAL),
     policy: Path | None = typer.Option(None, "--policy", help="Policy whose behaviour_scan thresholds the scans use "
-                                       "[policies/default.yaml].", rich_help_panel=EVAL),
+                                       "(default, strict, permissive, or a YAML file) [default].",
+                                       rich_help_panel=EVAL),
     report: Path | None = typer.Option(None, "--report", help="Write the report here instead of stdout (- is stdout)."),
     fmt: str = typer.Option("json", "--format", help="Report format: json or markdown."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),

@@ -20,8 +20,9 @@ _FORMATS = "|".join(FORMATS)
 @guarded
 def scan(
     model: Path = typer.Argument(..., help="Local model folder to scan."),
-    policy: Path = typer.Option(None, "--policy", "-p", help="Policy YAML file. Default: the shipped "
-                                "policies/default.yaml (fails on high, safetensors only, no remote code)."),
+    policy: Path = typer.Option(None, "--policy", "-p", help="Shipped policy (default, strict, "
+                                "permissive) or a policy YAML file. Default: default (fails on high, safetensors "
+                                "only, no remote code)."),
     fmt: str = typer.Option(None, "--format", "-f", help=f"Report format ({_FORMATS}). Default: json, or the "
                             "one --report's suffix names."),
     report: Path = typer.Option(None, "--report", "-o", help="Write the report to this file instead of stdout "

@@ -8,6 +8,9 @@ import typer
 
 from crowguard.cli.guard import guarded, stderr
 
+ALLOW_EXTRA_HELP = ("Accept files the signature does not cover even when a loader or tool could read them "
+                    "(they stay unsigned and are listed). Without it such a file is refused.")
+
 
 @guarded
 def keygen(
@@ -29,13 +32,20 @@ def keygen(
 def sign(
     folder: Path = typer.Argument(..., metavar="DIR", help="Model folder to sign (every file in it, report included)."),
     key: Path = typer.Option(..., "--key", "-k", help="Private key (NAME.priv.pem from `crowguard keygen`)."),
+    allow_unsigned_extra: bool = typer.Option(False, "--allow-unsigned-extra", help=ALLOW_EXTRA_HELP),
 ) -> int:
-    """Sign every file in DIR with an OpenSSF model signature, written to DIR/model.sig."""
+    """Sign every file in DIR with an OpenSSF model signature, written to DIR/model.sig.
+
+    Hashed with model_signing's default rules, which leave .git/, .github/, .gitattributes and
+    .gitignore unsigned; a folder holding .git/ or .github/ is refused (exit 2) unless
+    --allow-unsigned-extra.
+    """
     from crowguard.sign import sign_folder
 
-    result = sign_folder(folder, key)
+    result = sign_folder(folder, key, allow_unsigned_extra=allow_unsigned_extra)
     stderr.print(f"[green]signed[/] {len(result.files)} file(s) in {folder}: {result.signature} "
                  f"(key {result.key_fingerprint[:16]})")
+    _list_unsigned(result.unsigned)
     return 0
 
 
@@ -44,14 +54,29 @@ def verify(
     folder: Path = typer.Argument(..., metavar="DIR", help="Signed model folder."),
     public_key: Path = typer.Option(..., "--public-key", "-p", help="Public key (NAME.pub.pem)."),
     signature: Path | None = typer.Option(None, "--signature", help="Signature file (default: DIR/model.sig)."),
+    allow_unsigned_extra: bool = typer.Option(False, "--allow-unsigned-extra", help=ALLOW_EXTRA_HELP),
 ) -> int:
     """Check that DIR is exactly what was signed: exit 0 if so, 4 naming the files that differ if not.
 
-    Equivalent to `model_signing verify key DIR --signature DIR/model.sig --public_key KEY`.
+    The same check as `model_signing verify key DIR --signature DIR/model.sig --public_key KEY`, and
+    stricter: every file present that the signature does not cover (git metadata, or what the
+    signature's own ignore list leaves out) is listed, and exit 4 unless each is inert (*.md,
+    licence files, .gitattributes, .gitignore) or --allow-unsigned-extra is given.
     """
     from crowguard.sign import verify_folder
 
-    result = verify_folder(folder, public_key, signature=signature)
+    result = verify_folder(folder, public_key, signature=signature, allow_unsigned_extra=allow_unsigned_extra)
     stderr.print(f"[green]verified[/] {len(result.files)} file(s) in {folder} against {result.signature} "
                  f"(key {result.key_fingerprint[:16]})")
+    _list_unsigned(result.unsigned)
     return 0
+
+
+def _list_unsigned(names: tuple[str, ...]) -> None:
+    from rich.markup import escape
+
+    from crowguard.sign.coverage import printable
+
+    if names:
+        shown = ", ".join(escape(printable(n)) for n in names)
+        stderr.print(f"[yellow]not covered by the signature[/] ({len(names)}): {shown}")

@@ -65,7 +65,12 @@ TAMPERS = {
     "file added": (lambda f: (f / "extra.py").write_text("import os\n"), "added: extra.py"),
     "file removed": (lambda f: (f / "tokenizer.json").unlink(), "removed: tokenizer.json"),
     "file renamed": (lambda f: (f / "config.json").rename(f / "config.bak"), "config.json -> config.bak"),
-    "git file slipped in": (lambda f: (f / ".gitattributes").write_text("* text\n"), "added: .gitattributes"),
+    "weight file added": (lambda f: (f / "model-00002.safetensors").write_bytes(b"\0" * 16),
+                          "added: model-00002.safetensors"),
+    "git config slipped in": (lambda f: ((f / ".git").mkdir(), (f / ".git" / "config").write_text("[core]\n")),
+                              ".git/config"),
+    "workflow slipped in": (lambda f: ((f / ".github").mkdir(), (f / ".github" / "ci.yml").write_text("on: push\n")),
+                            ".github/ci.yml"),
     "symlink slipped in": (lambda f: (f / "weights").symlink_to(f / "model.safetensors"), "weights"),
 }
 
