@@ -35,6 +35,7 @@ class InventoryFile:
     sha256: str
     format: str
     executable: bool = False
+    also: tuple[str, ...] = ()  # other formats the same bytes load as (a polyglot), see file_formats.also_formats
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ def test_symlink_to_etc_passwd_is_flagged_not_followed(tmp_path: Path, scan) -> 
     (tmp_path / "model.safetensors").symlink_to("/etc/passwd")
     stage = scan(tmp_path)
     finding = next(f for f in stage.findings if f.rule_id == "CG-PATH-SYMLINK-ESCAPE")
-    assert (finding.file, finding.severity, finding.details["target"]) == ("model.safetensors", Severity.HIGH,
+    assert (finding.file, finding.severity, finding.details["target"]) == ("model.safetensors", Severity.CRITICAL,
                                                                            "/etc/passwd")
     assert "root:" not in stage.model_dump_json()  # nothing of the target was read into the report
     assert not any(f.rule_id.startswith("CG-SAFETENSORS") for f in stage.findings)
@@ -37,8 +37,8 @@ def test_special_files_and_executables(tmp_path: Path, scan) -> None:
     config.chmod(0o755)
     found = {f.file: (f.rule_id, f.severity) for f in scan(tmp_path).findings}
     assert found["fifo"] == ("CG-PATH-SPECIAL-FILE", Severity.HIGH)
-    assert found["bin/loader"] == ("CG-PATH-EXECUTABLE", Severity.HIGH)
-    assert found["setup.sh"] == ("CG-PATH-EXECUTABLE", Severity.HIGH)
+    assert found["bin/loader"] == ("CG-PATH-EXECUTABLE", Severity.CRITICAL)  # floor: fails every policy
+    assert found["setup.sh"] == ("CG-PATH-EXECUTABLE", Severity.CRITICAL)
     assert found["config.json"] == ("CG-PATH-EXEC-BIT", Severity.LOW)
 
 
