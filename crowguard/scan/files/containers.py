@@ -179,7 +179,7 @@ def _decompress(handle: IO[bytes], kind: str, where: str, budget: _Budget) -> by
         if kind == "zlib":
             data = _inflate(handle, allowance + 1)
         elif kind in _DECOMPRESSORS:
-            with _DECOMPRESSORS[kind](handle) as stream:  # type: ignore[operator]
+            with _DECOMPRESSORS[kind](fileobj=handle) if kind == "gzip" else _DECOMPRESSORS[kind](handle) as stream:
                 data = stream.read(allowance + 1)
         else:
             raise _Stop(ContainerProblem("CG-CONTAINER-UNREADABLE", where or "file",

@@ -67,6 +67,9 @@ class PickleOpcodeScanner(FileScanner):
                 except OSError as exc:
                     errors.append(f"cannot read {file.path}: {exc.strerror or exc}")
                     continue
+                except Exception as exc:  # noqa: BLE001 - hostile input broke a reader: this file fails closed
+                    errors.append(f"cannot examine {file.path}: {type(exc).__name__}: {str(exc)[:200]}")
+                    continue
                 findings += found
                 refusal = pickle_refusal(file, policy) if holds_pickle and weight_format_of(file) != "pickle" else None
                 findings += [refusal] if refusal else []
