@@ -29,6 +29,7 @@ COMPRESSED_FORMATS = ("gzip", "bz2", "xz", "lzma", "zlib", "zstd", "lz4")
 CONTAINER_FORMATS = (*ZIP_FORMATS, *COMPRESSED_FORMATS, "tar")
 _MEDIA = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
           (b"%PDF-", "pdf"))
+_PICKLE_CHECKED = ("pickle", "empty", "text", "json", "binary", "protobuf")  # sniff already tried to parse them
 _MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 
 
@@ -50,8 +51,8 @@ def sniff(head: bytes, size: int, handle: BinaryIO) -> str:
     packed = compression_of(head)
     if packed:
         return packed
-    if size >= 512 and head[257:262] == b"ustar":
-        return "tar"
+    if size >= 512 and (head[257:262] == b"ustar" or _tar_checksum_matches(head)):
+        return "tar"  # torch.load tries tarfile on any file that is not a zip: v7 tars have no magic
     media = next((kind for magic, kind in _MEDIA if head.startswith(magic)), None)
     if media or (head[:4] == b"RIFF" and len(head) >= 12):
         return media or "riff"
@@ -70,7 +71,7 @@ def also_formats(primary: str, head: bytes, size: int, handle: BinaryIO) -> tupl
     also = []
     if primary not in ZIP_FORMATS and size >= 22 and could_be_zip(head, handle, size):
         also.append("zip")
-    if primary not in ("pickle", "empty") and _parses_as_pickle(handle):
+    if primary not in _PICKLE_CHECKED and _parses_as_pickle(handle):
         also.append("pickle")
     return tuple(also)
 
@@ -141,15 +142,24 @@ def _trial(decompressor: zlib._Decompress | lzma.LZMADecompressor, head: bytes) 
         return False
 
 
+def _tar_checksum_matches(head: bytes) -> bool:
+    field = head[148:156].replace(b"\x00", b" ").strip()
+    if len(head) < 512 or not field or any(c not in b"01234567" for c in field):
+        return False
+    block = head[:148] + b" " * 8 + head[156:512]
+    return int(field, 8) in (sum(block), sum(b - 256 if b > 127 else b for b in block))
+
+
 def _parses_as_pickle(handle: BinaryIO) -> bool:
     """``is_pickle`` from byte 0 through a buffer (the inventory hands an unbuffered file)."""
     handle.seek(0)
-    buffered = io.BufferedReader(handle, buffer_size=256 * 1024) if isinstance(handle, io.RawIOBase) else handle
+    if not isinstance(handle, io.RawIOBase):
+        return is_pickle(handle)
+    buffered = io.BufferedReader(handle, buffer_size=256 * 1024)
     try:
         return is_pickle(buffered)
     finally:
-        if buffered is not handle:
-            buffered.detach()
+        buffered.detach()  # leave the caller's file open
 
 
 def is_safetensors_head(head: bytes, size: int) -> bool:

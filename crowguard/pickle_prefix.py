@@ -44,14 +44,24 @@ class _Capped(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         remaining = self._limit - self._handle.tell()
         if size is None or size < 0 or size > remaining:
-            raise _PrefixTooLong
+            if self._continues_past_cap():
+                raise _PrefixTooLong
+            return self._handle.read(remaining)  # the stream ends first: the parser sees it end
         return self._handle.read(size)
 
     def readline(self, size: int | None = -1) -> bytes:
         line = self._handle.readline(max(1, self._limit - self._handle.tell()))
-        if not line.endswith(b"\n") and self._handle.tell() >= self._limit:
+        if not line.endswith(b"\n") and self._handle.tell() >= self._limit and self._continues_past_cap():
             raise _PrefixTooLong
         return line
+
+    def _continues_past_cap(self) -> bool:
+        """True when the stream holds bytes beyond the cap (a long argument, not one past the end)."""
+        position = self._handle.tell()
+        self._handle.seek(self._limit)
+        more = self._handle.read(1)
+        self._handle.seek(position)
+        return bool(more)
 
     def tell(self) -> int:
         return self._handle.tell()

@@ -187,3 +187,16 @@ def protobuf_bytes(pieces: int = 50) -> bytes:
         piece = b"\x0a" + bytes([len(f"tok{index}")]) + f"tok{index}".encode() + b"\x15\x00\x00\x80\xbf"
         out += b"\x0a" + bytes([len(piece)]) + piece
     return bytes(out)
+
+
+def v7_tar(members: dict[str, bytes]) -> bytes:
+    """A tar without the ustar magic (the oldest format): tarfile, and so torch.load, still read it."""
+    data = bytearray(tar_bytes(members))
+    position = 0
+    while position + 512 <= len(data) and any(data[position: position + 512]):
+        size = int(data[position + 124: position + 136].rstrip(b"\x00 ") or b"0", 8)
+        data[position + 257: position + 265] = bytes(8)
+        data[position + 148: position + 156] = b" " * 8
+        data[position + 148: position + 156] = b"%06o\x00 " % sum(data[position: position + 512])
+        position += 512 + (size + 511) // 512 * 512
+    return bytes(data)

@@ -26,6 +26,7 @@ def _hostile() -> dict[str, bytes]:
         "model.xz": payloads.compressed(pickled, "xz"),
         "model.lzma": payloads.compressed(pickled, "lzma"),
         "legacy_tar.pt": payloads.legacy_torch_tar(),
+        "v7.tar": payloads.v7_tar({"pickle": pickled}),
         "archive.tar.gz": payloads.compressed(payloads.tar_bytes({"inner/data.pkl": pickled}), "gzip"),
         "objects.npy": payloads.object_npy(),
         "arrays.npz": payloads.zip_bytes({"a.npy": payloads.object_npy()}),
@@ -58,12 +59,14 @@ def test_wrapped_pickles_are_refused_without_allow_pickle(tmp_path: Path, scan, 
 def test_sniffer_tells_pickles_by_parsing(tmp_path: Path) -> None:
     files = {"a": payloads.pickle_without_proto(4), "b": payloads.pickle_behind_long_string(),
              "readme": b"(c) 2024 Someone. Licensed under the MIT license.\n", "c.csv": b"a,b\n1,2\n",
-             "t.model": payloads.protobuf_bytes(), "img.png": b"\x89PNG\r\n\x1a\n" + bytes(40)}
+             "t.model": payloads.protobuf_bytes(), "img.png": b"\x89PNG\r\n\x1a\n" + bytes(40),
+             "long-arg.bin": b"B" + (5000).to_bytes(4, "little") + os.urandom(100)}  # length past the end
     for name, data in files.items():
         payloads.write(tmp_path, name, data)
     inventory, _ = build_inventory(tmp_path)
     assert {f.path: f.format for f in inventory.files} == {"a": "pickle", "b": "pickle", "readme": "text",
-                                                          "c.csv": "text", "t.model": "protobuf", "img.png": "png"}
+                                                          "c.csv": "text", "t.model": "protobuf", "img.png": "png",
+                                                          "long-arg.bin": "binary"}
 
 
 def test_decompression_bomb_and_depth_are_findings(tmp_path: Path, scan, monkeypatch) -> None:

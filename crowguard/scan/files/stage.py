@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crowguard.policy import with_severity_floor
 from crowguard.report.charts import CHARTS_KEY, bar_chart
 from crowguard.report.model import Finding, SkippedFile, StageResult
 from crowguard.scan.files.inventory import build_inventory
@@ -26,8 +27,6 @@ from crowguard.scan.files.safetensors_header import SafetensorsHeaderScanner
 from crowguard.scan.files.templates import ChatTemplateScanner
 from crowguard.scan.files.weight_formats import WeightFormatScanner
 from crowguard.scan.interface import FileScanner, Inventory, ScannerError
-
-from crowguard.policy import with_severity_floor
 
 if TYPE_CHECKING:
     from crowguard.policy import Policy
