@@ -100,7 +100,9 @@ def is_protobuf(head: bytes, *, truncated: bool) -> bool:
     position, fields = 0, 0
     while position < len(head):
         key, position = _varint(head, position)
-        if key is None or key >> 3 == 0:
+        if key is None:
+            return truncated and fields > 0  # the head ends inside a field's key
+        if key >> 3 == 0:
             return False
         wire = key & 7
         if wire == 0:

@@ -23,7 +23,7 @@ WeightFormat = Literal["safetensors", "pickle", "gguf"]
 # safetensors file, a polyglot, an archive read two ways or a pickle that imports anything unlisted.
 FLOOR_CRITICAL_PREFIXES = ("CG-SAFETENSORS-", "CG-ZIP-", "CG-CONTAINER-")
 FLOOR_CRITICAL_RULES = frozenset({
-    "CG-PATH-ESCAPE", "CG-PATH-SYMLINK-ESCAPE", "CG-PATH-EXECUTABLE", "CG-PATH-HARDLINK", "CG-PATH-FOREIGN-NAME",
+    "CG-PATH-ESCAPE", "CG-PATH-SYMLINK-ESCAPE", "CG-PATH-EXECUTABLE",
     "CG-FORMAT-POLYGLOT", "CG-PICKLE-DANGEROUS-IMPORT", "CG-PICKLE-UNKNOWN-IMPORT", "CG-PICKLE-DYNAMIC-IMPORT",
     "CG-PICKLE-UNPARSEABLE", "CG-PICKLE-TOO-LARGE",
 })

@@ -35,6 +35,14 @@ def _hostile() -> dict[str, bytes]:
     }
 
 
+def test_member_cut_after_its_import_is_a_finding(tmp_path: Path, scan) -> None:
+    cut = b"cos\nsystem\n(S'id'\ntR\xff\xff"  # pickle.load runs os.system('id'), then fails
+    payloads.write(tmp_path, "cut.zip", payloads.zip_bytes({"archive/data/0": cut}))
+    stage = scan(tmp_path, "permissive")
+    assert {f.severity for f in stage.findings if f.rule_id.startswith("CG-PICKLE-")} == {Severity.CRITICAL}
+    assert not policy("permissive").verdict([stage]).passed
+
+
 @pytest.mark.parametrize("name", sorted(_hostile()))
 def test_wrapped_or_magicless_pickle_is_scanned(tmp_path: Path, scan, name: str) -> None:
     payloads.write(tmp_path, name, _hostile()[name])

@@ -115,7 +115,7 @@ def _member(handle: IO[bytes], size: int, name: str, where: str, depth: int,
     handle.seek(0)
     kind = sniff(head, size, io.BytesIO(head)) if head[:4] != b"PK\x03\x04" else "zip"
     if name.lower().endswith(PICKLE_MEMBER_SUFFIXES) or kind == "pickle" or is_pickle(handle):
-        yield from split_streams(handle, member=where, strict=name.lower().endswith(PICKLE_MEMBER_SUFFIXES))
+        yield from split_streams(handle, member=where)  # it parses up to an import or STOP: a loader runs it
     elif kind in (*ZIP_FORMATS, "tar", *COMPRESSED_FORMATS, "numpy"):
         if kind in ZIP_FORMATS or kind == "tar":
             data = _bounded_read(handle, size, where, budget)

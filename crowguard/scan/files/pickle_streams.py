@@ -69,12 +69,8 @@ class _CappedReader(io.RawIOBase):
         return self._handle.tell()
 
 
-def split_streams(handle: IO[bytes], *, member: str | None, strict: bool = True) -> Iterator[PickleStream]:
-    """Stacked streams from ``handle``'s position: the first always, later ones while they parse.
-
-    With ``strict`` false (a zip member that merely looks like a pickle), a stream that does not
-    parse to its end is not reported: no loader would unpickle it.
-    """
+def split_streams(handle: IO[bytes], *, member: str | None) -> Iterator[PickleStream]:
+    """Stacked streams from ``handle``'s position: the first always, later ones while they parse."""
     legacy = False
     for index in range(MAX_STACKED):
         start = handle.tell()
@@ -83,7 +79,7 @@ def split_streams(handle: IO[bytes], *, member: str | None, strict: bool = True)
         handle.seek(start)
         data = handle.read(min(end - start, MAX_STREAM_BYTES))
         handle.seek(end)
-        if error and (index > 0 and not legacy or not strict):
+        if error and index > 0 and not legacy:
             return  # trailing bytes after the streams a loader reads
         yield PickleStream(member=member, index=index, data=data, error=error, too_large=too_large)
         if error:
