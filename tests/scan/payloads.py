@@ -200,3 +200,27 @@ def v7_tar(members: dict[str, bytes]) -> bytes:
         data[position + 148: position + 156] = b"%06o\x00 " % sum(data[position: position + 512])
         position += 512 + (size + 511) // 512 * 512
     return bytes(data)
+
+
+def torch_loadable_safetensors_polyglot(path: Path) -> Path:
+    """Valid safetensors whose length prefix reads ``PK\\x03\\x04``: ``torch.load`` takes it for a zip.
+
+    The 8-byte header length is 0x04034B50 (its little-endian bytes are the zip local header
+    magic, which is all torch checks), so the header is padded to 67 MB; the data area is a zip
+    whose offsets are shifted to count from the start of the file, as miniz reads them.
+    """
+    archive = bytearray(torch_like_zip())
+    header_length = 0x04034B50
+    shift = 8 + header_length
+    position = archive.index(b"PK\x01\x02")
+    while archive[position: position + 4] == b"PK\x01\x02":
+        (offset,) = struct.unpack_from("<I", archive, position + 42)
+        struct.pack_into("<I", archive, position + 42, offset + shift)
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", archive, position + 28)
+        position += 46 + name_len + extra_len + comment_len
+    (cd_offset,) = struct.unpack_from("<I", archive, position + 16)
+    struct.pack_into("<I", archive, position + 16, cd_offset + shift)
+    header = json.dumps({"blob": {"dtype": "U8", "shape": [len(archive)], "data_offsets": [0, len(archive)]}})
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", header_length) + header.encode().ljust(header_length) + archive)
+    return path

@@ -58,3 +58,18 @@ def test_clean_files_are_not_polyglots(tmp_path: Path, scan) -> None:
     payloads.clean_torch_checkpoints(tmp_path)
     stage = scan(tmp_path, "permissive")
     assert stage.findings == ()
+
+
+@pytest.mark.slow
+def test_polyglot_that_torch_itself_opens_as_a_zip(tmp_path: Path, scan) -> None:
+    import torch
+
+    path = payloads.torch_loadable_safetensors_polyglot(tmp_path / "model.safetensors")
+    with path.open("rb") as handle:
+        assert torch.serialization._is_zipfile(handle)  # what torch.load checks before reading it as a zip
+    reader = torch._C.PyTorchFileReader(str(path))  # torch's own reader: lists records, unpickles nothing
+    assert "data.pkl" in reader.get_all_records()
+    stage = scan(tmp_path, "permissive")  # the most lenient policy; its findings fail the others too
+    assert {"CG-FORMAT-POLYGLOT", "CG-PICKLE-DANGEROUS-IMPORT"} <= rules(stage, "model.safetensors")
+    assert not any(rule.startswith("CG-SAFETENSORS-") for rule in rules(stage))  # valid safetensors too
+    assert not any(policy(name).verdict([stage]).passed for name in POLICIES)
