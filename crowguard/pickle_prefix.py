@@ -4,10 +4,11 @@ A pickle needs no magic bytes: protocols 0 and 1 have none, and a protocol 2+ st
 its PROTO opcode. So a byte stream is called a pickle when, from its first byte, its opcodes parse
 (``pickletools.genops``) and keep a consistent stack (the unpickler's own underflow, mark and memo
 rules, simulated without building any object) until either STOP or an opcode that imports code
-(GLOBAL, INST, STACK_GLOBAL, EXT*). By then ``pickle.load`` has either returned or already imported
+(GLOBAL, INST, STACK_GLOBAL). By then ``pickle.load`` has either returned or already imported
 something, so whatever follows cannot make the file harmless. A valid prefix that runs past the
 parse cap is called a pickle too (fail closed): a protocol-0 pickle may hide its import behind a
-long leading string. Text almost never survives: a few letters in, it breaks a stack or memo rule.
+long leading string. EXT1/2/4 import only names a process registered with ``copyreg`` (none by
+default), so they are parsed as pushes. Text almost never survives: a few letters in, it breaks a stack or memo rule.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import warnings
 from typing import IO, cast
 
 SNIFF_CAP_BYTES = 16 * 1024 * 1024
-IMPORT_OPCODES = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "EXT1", "EXT2", "EXT4"})
+IMPORT_OPCODES = frozenset({"GLOBAL", "INST", "STACK_GLOBAL"})
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})

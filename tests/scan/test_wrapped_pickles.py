@@ -121,3 +121,18 @@ def _plain_npy() -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.arange(6, dtype=np.float32))
     return buffer.getvalue()
+
+
+def test_random_bytes_are_neither_pickles_nor_zips() -> None:
+    import io
+    import random
+
+    from crowguard.file_formats import HEAD_BYTES, also_formats, sniff
+
+    rng = random.Random(13)
+    for _ in range(300):
+        data = rng.randbytes(rng.randrange(1, 5000))
+        head = data[:HEAD_BYTES]
+        kind = sniff(head, len(data), io.BytesIO(data))
+        assert kind not in ("pickle", "zip", "zip-pickle", "protobuf"), data[:16]
+        assert also_formats(kind, head, len(data), io.BytesIO(data)) == ()
