@@ -35,7 +35,12 @@ _CHECKPOINT_CONTENT = ("pickle", "zip-pickle", "zip", "tar", *COMPRESSED_FORMATS
 EXPECTED_BY_SUFFIX: dict[tuple[str, ...], tuple[str, ...]] = {
     (".gguf",): ("gguf",),
     (".npy",): ("numpy",),
-    (".npz",): ZIP_FORMATS,
+    (".npz", ".zip"): ZIP_FORMATS,
+    (".tar",): ("tar",),
+    (".gz", ".tgz"): ("gzip",),
+    (".bz2",): ("bz2",),
+    (".xz",): ("xz",),
+    (".zst",): ("zstd",),
     (*PICKLE_SUFFIXES, ".joblib"): _CHECKPOINT_CONTENT,
 }
 
