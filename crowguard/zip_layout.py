@@ -74,7 +74,9 @@ def end_record_offsets(handle: IO[bytes], size: int) -> list[int]:
             absolute = start + position
             listed = cd_offset + cd_size <= absolute and _read_at(handle, cd_offset, 4) == CENTRAL_SIG
             shifted = cd_size <= absolute and _read_at(handle, absolute - cd_size, 4) == CENTRAL_SIG  # zipfile's way
-            if zip64 or listed or shifted or (cd_size == 0 and cd_offset <= absolute):
+            (comment,) = struct.unpack("<H", record[20:22])
+            empty = cd_size == 0 and cd_offset <= absolute and absolute + 22 + comment == size
+            if zip64 or listed or shifted or empty:
                 found.append(absolute)
         position = tail.rfind(EOCD_SIG, 0, position)
     return sorted(found)
