@@ -22,6 +22,16 @@ from crowguard.report.model import Finding, Severity, StageResult, Verdict, seve
 
 WeightFormat = Literal["safetensors", "pickle", "gguf"]
 SHIPPED_POLICIES = ("default", "strict", "permissive")  # crowguard/policies/NAME.yaml
+# Findings no policy may wave through: whatever severity a scanner gives them, they are raised to
+# CRITICAL, which fails every policy (fail_on is at most critical). ``allow_pickle`` accepts pickles
+# that the opcode scan clears; it never accepts a file outside the folder, an executable, a malformed
+# safetensors file, a polyglot, an archive read two ways or a pickle that imports anything unlisted.
+FLOOR_CRITICAL_PREFIXES = ("CG-SAFETENSORS-", "CG-ZIP-", "CG-CONTAINER-")
+FLOOR_CRITICAL_RULES = frozenset({
+    "CG-PATH-ESCAPE", "CG-PATH-SYMLINK-ESCAPE", "CG-PATH-EXECUTABLE", "CG-PATH-HARDLINK", "CG-PATH-FOREIGN-SYNTAX",
+    "CG-FORMAT-POLYGLOT", "CG-PICKLE-DANGEROUS-IMPORT", "CG-PICKLE-UNKNOWN-IMPORT", "CG-PICKLE-DYNAMIC-IMPORT",
+    "CG-PICKLE-UNPARSEABLE", "CG-PICKLE-TOO-LARGE",
+})
 
 
 class _Strict(BaseModel):
@@ -101,6 +111,14 @@ class Policy(_Strict):
             code = ExitCode.PASS
         return Verdict(passed=code == ExitCode.PASS, exit_code=int(code), policy=self.name,
                        fail_on=self.fail_on, counts=counts, reasons=tuple(reasons))
+
+
+def with_severity_floor(finding: Finding) -> Finding:
+    """``finding`` raised to CRITICAL when its rule is one no policy may accept (``FLOOR_CRITICAL_*``)."""
+    floored = finding.rule_id in FLOOR_CRITICAL_RULES or finding.rule_id.startswith(FLOOR_CRITICAL_PREFIXES)
+    if not floored or finding.severity >= Severity.CRITICAL:
+        return finding
+    return finding.model_copy(update={"severity": Severity.CRITICAL})
 
 
 def builtin_policy(name: str) -> Path:

@@ -36,6 +36,7 @@ class InventoryFile:
     format: str
     executable: bool = False
     hard_links: int = 1  # st_nlink: above 1, the same data is reachable under another name, maybe outside
+    also: tuple[str, ...] = ()  # other formats the same bytes load as (a polyglot), see file_formats.also_formats
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,9 @@ def test_the_gate_copies_and_signs_nothing_from_outside(source: Path, tmp_path: 
     key = generate_keypair(tmp_path / "keys" / "k").private
     files_only = tmp_path / "files-only.yaml"
     files_only.write_text("name: files-only\nbehaviour_scan: {enabled: false}\n")
-    permissive = tmp_path / "permissive-files.yaml"  # fail_on critical: the escaping link (high) is not counted
+    permissive = tmp_path / "permissive-files.yaml"  # fail_on critical: an escaping link is critical under any policy
     permissive.write_text("name: p\nfail_on: critical\nrequire_signature: false\nbehaviour_scan: {enabled: false}\n")
-    for policy, expected in ((files_only, 1), (permissive, 2)):
+    for policy, expected in ((files_only, 1), (permissive, 1)):
         out = tmp_path / f"gated-{policy.stem}"
         result = runner.invoke(app, ["gate", str(source), "--out", str(out), "--key", str(key), "--policy",
                                      str(policy), "--threads", "1", "--quiet"])

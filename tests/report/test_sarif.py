@@ -49,7 +49,7 @@ def test_rules_results_and_locations(malicious_report: Report) -> None:
     run = _sarif(malicious_report)["runs"][0]
     rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
     assert rules["CG-PICKLE-DANGEROUS-IMPORT"]["properties"]["security-severity"] == "9.5"
-    assert rules["CG-SAFETENSORS-HEADER-BOUNDS"]["properties"]["security-severity"] == "8.0"
+    assert rules["CG-SAFETENSORS-HEADER-BOUNDS"]["properties"]["security-severity"] == "9.5"  # floor: critical
     uris = {r["ruleId"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
     assert uris["CG-PICKLE-DANGEROUS-IMPORT"] == "pytorch_model.bin"
     assert uris["CG-SAFETENSORS-HEADER-BOUNDS"] == "sub/model.safetensors"  # relative, never absolute

@@ -13,7 +13,7 @@ def test_symlink_to_etc_passwd_is_flagged_not_followed(tmp_path: Path, scan) -> 
     (tmp_path / "model.safetensors").symlink_to("/etc/passwd")
     stage = scan(tmp_path)
     finding = next(f for f in stage.findings if f.rule_id == "CG-PATH-SYMLINK-ESCAPE")
-    assert (finding.file, finding.severity, finding.details["target"]) == ("model.safetensors", Severity.HIGH,
+    assert (finding.file, finding.severity, finding.details["target"]) == ("model.safetensors", Severity.CRITICAL,
                                                                            "/etc/passwd")
     assert "root:" not in stage.model_dump_json()  # nothing of the target was read into the report
     assert not any(f.rule_id.startswith("CG-SAFETENSORS") for f in stage.findings)
@@ -37,8 +37,8 @@ def test_special_files_and_executables(tmp_path: Path, scan) -> None:
     config.chmod(0o755)
     found = {f.file: (f.rule_id, f.severity) for f in scan(tmp_path).findings}
     assert found["fifo"] == ("CG-PATH-SPECIAL-FILE", Severity.HIGH)
-    assert found["bin/loader"] == ("CG-PATH-EXECUTABLE", Severity.HIGH)
-    assert found["setup.sh"] == ("CG-PATH-EXECUTABLE", Severity.HIGH)
+    assert found["bin/loader"] == ("CG-PATH-EXECUTABLE", Severity.CRITICAL)  # floor: fails every policy
+    assert found["setup.sh"] == ("CG-PATH-EXECUTABLE", Severity.CRITICAL)
     assert found["config.json"] == ("CG-PATH-EXEC-BIT", Severity.LOW)
 
 
@@ -59,7 +59,7 @@ def test_odd_file_names(tmp_path: Path, scan) -> None:
     assert rules(scan(tmp_path)) == {"CG-PATH-ODD-NAME"}
 
 
-def test_hard_links_are_high(tmp_path: Path, scan) -> None:
+def test_hard_links_are_critical_under_every_policy(tmp_path: Path, scan) -> None:
     outside = tmp_path / "outside.safetensors"
     outside.write_bytes(payloads.valid_safetensors())
     folder = tmp_path / "model"
@@ -68,17 +68,17 @@ def test_hard_links_are_high(tmp_path: Path, scan) -> None:
     payloads.write(folder, "config.json", "{}")
     found = {(f.file, f.rule_id): f for f in scan(folder).findings}
     finding = found[("model.safetensors", "CG-PATH-HARDLINK")]
-    assert finding.severity == Severity.HIGH and finding.details == {"st_nlink": 2}
+    assert finding.severity == Severity.CRITICAL and finding.details == {"st_nlink": 2}
     assert not any(rule == "CG-PATH-HARDLINK" for file, rule in found if file == "config.json")
 
 
-def test_names_in_another_os_path_syntax_are_high(tmp_path: Path, scan) -> None:
+def test_names_in_another_os_path_syntax_are_critical_under_every_policy(tmp_path: Path, scan) -> None:
     names = ["..\\..\\evil.safetensors", "C:payload.bin", "sub\\dir.json", "nested/D:x.txt"]
     for name in names:
         payloads.write(tmp_path, name, "x")
     payloads.write(tmp_path, "plain:colon.txt", "x")  # a colon not after a single drive letter is fine
     found = {f.file: f.severity for f in scan(tmp_path).findings if f.rule_id == "CG-PATH-FOREIGN-SYNTAX"}
-    assert found == dict.fromkeys(names, Severity.HIGH)
+    assert found == dict.fromkeys(names, Severity.CRITICAL)
 
 
 def test_undecodable_name_is_an_odd_name_shown_escaped(tmp_path: Path, scan) -> None:

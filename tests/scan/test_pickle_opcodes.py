@@ -47,10 +47,10 @@ def test_importlib_indirection_is_caught_by_fickling_where_picklescan_only_suspe
     assert finding.details["flagged_by"] == ["fickling"]
 
 
-def test_unknown_import_is_high(tmp_path: Path, scan) -> None:
+def test_unknown_import_is_critical(tmp_path: Path, scan) -> None:
     payloads.write(tmp_path, "custom.pkl", payloads.UNKNOWN_IMPORT)
     found = _pickle_findings(scan(tmp_path, "permissive"), "custom.pkl")
-    assert found["CG-PICKLE-UNKNOWN-IMPORT"].severity is Severity.HIGH
+    assert found["CG-PICKLE-UNKNOWN-IMPORT"].severity is Severity.CRITICAL  # allow-list semantics
     assert "mypkg.loader.Thing" in found["CG-PICKLE-UNKNOWN-IMPORT"].title
 
 
@@ -93,4 +93,4 @@ def test_corrupt_zip_member_is_a_finding(tmp_path: Path, scan) -> None:
     path.write_bytes(bytes(data))
     stage = scan(tmp_path, "permissive")
     assert stage.status == "completed"
-    assert "CG-PICKLE-UNPARSEABLE" in rules(stage, "model.pt")
+    assert "CG-CONTAINER-UNREADABLE" in rules(stage, "model.pt")

@@ -19,11 +19,11 @@ def test_formats_against_policies(tmp_path: Path, scan) -> None:
     default = _findings(scan(tmp_path))
     assert default == {
         ("model.gguf", "CG-POLICY-WEIGHT-FORMAT"): Severity.HIGH,
-        ("model.onnx", "CG-FORMAT-UNSCANNED"): Severity.MEDIUM,
+        ("model.onnx", "CG-FORMAT-UNSCANNED"): Severity.HIGH,
         ("pytorch_model.bin", "CG-POLICY-PICKLE"): Severity.HIGH,
         ("legacy.pt", "CG-POLICY-PICKLE"): Severity.HIGH,
     }
-    assert _findings(scan(tmp_path, "permissive")) == {("model.onnx", "CG-FORMAT-UNSCANNED"): Severity.MEDIUM}
+    assert _findings(scan(tmp_path, "permissive")) == {("model.onnx", "CG-FORMAT-UNSCANNED"): Severity.HIGH}
     pickles_not_weights = _findings(scan(tmp_path, "permissive", allowed_weight_formats=("safetensors", "gguf")))
     assert pickles_not_weights[("legacy.pt", "CG-POLICY-WEIGHT-FORMAT")] is Severity.CRITICAL
     strict_critical = _findings(scan(tmp_path, "default", fail_on=Severity.CRITICAL))

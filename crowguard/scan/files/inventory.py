@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from queue import Queue
 
-from crowguard.file_formats import HEAD_BYTES, sniff
+from crowguard.file_formats import HEAD_BYTES, also_formats, sniff
 from crowguard.scan.interface import Inventory, InventoryFile, InventoryLink, InventorySpecial, ScannerError
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -124,7 +124,8 @@ def _inspect_file(path: Path, rel: str, mode: int, hasher: StreamHasher) -> Inve
         hard_links = os.fstat(handle.fileno()).st_nlink
         sha256, size, head = hasher.hash(handle)
         fmt = sniff(head, size, handle)
-    return InventoryFile(path=rel, absolute=path, size=size, sha256=sha256, format=fmt,
+        also = also_formats(fmt, head, size, handle)
+    return InventoryFile(path=rel, absolute=path, size=size, sha256=sha256, format=fmt, also=also,
                          executable=bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)), hard_links=hard_links)
 
 

@@ -1,12 +1,16 @@
 """Opcode-level scan of pickle-based files with two maintained scanners, never unpickling.
 
-Every stream a loader would unpickle (see ``pickle_streams``) goes through picklescan (its
-dangerous-globals list; unlisted imports count as unknown, which is picklescan's strict mode
-without losing the dangerous/unknown distinction) and fickling (symbolic interpretation, its
-unsafe-import analyses and its ML allow-list). An import either library calls dangerous is
-CRITICAL; an import neither allow-list knows is HIGH; a stream that cannot be parsed or is too
-large to parse is CRITICAL, since nothing vouches for it (fail closed). Other fickling warnings
-keep fickling's severity; its notes about ordinary torch calls are not repeated.
+Every stream a loader could unpickle (see ``containers``: raw pickles, zip and tar members,
+compressed wrappers, object ``.npy`` arrays) goes through picklescan (its dangerous-globals list)
+and fickling (symbolic interpretation and its unsafe-import analyses). Allow-list semantics: an
+import either library calls dangerous is CRITICAL (CG-PICKLE-DANGEROUS-IMPORT), and so is every
+import not on crowguard's own allow-list (``pickle_allowlist``, torch's ``weights_only`` set), under
+any policy: ``allow_pickle`` accepts pickles that only rebuild tensors, nothing else. A stream that
+cannot be parsed or is too large to parse, and a container that cannot be examined in full, is
+CRITICAL too, since nothing vouches for it (fail closed). Other fickling warnings keep fickling's
+severity; its notes about ordinary torch calls are not repeated. A file that holds a pickle only
+inside a wrapper is refused by a policy without ``allow_pickle`` here (CG-POLICY-PICKLE), since
+the weight-format scanner sees only its outer format.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crowguard.file_formats import CONTAINER_FORMATS
 from crowguard.models.folder import PICKLE_SUFFIXES
 from crowguard.report.model import Finding, Severity
-from crowguard.scan.files.pickle_streams import PickleStream, file_streams
+from crowguard.scan.files.containers import ContainerProblem, file_streams
+from crowguard.scan.files.pickle_allowlist import is_allowed
+from crowguard.scan.files.pickle_streams import PickleStream
+from crowguard.scan.files.weight_formats import pickle_refusal, weight_format_of
 from crowguard.scan.interface import FileScanner, Inventory, InventoryFile, ScanOutcome
 
 if TYPE_CHECKING:
@@ -30,7 +38,8 @@ if TYPE_CHECKING:
 
 _IMPORT_ANALYSES = {"UnsafeImports", "UnsafeImportsML", "ScannerDeactivation"}
 _NOISE_ANALYSES = {"NonStandardImports", "UnusedVariables", "MLAllowlist"}
-_NOT_PICKLE = {"safetensors", "gguf", "numpy", "json", "elf", "pe", "macho"}
+_NOT_PICKLE = {"safetensors", "gguf", "numpy", "json", "elf", "pe", "macho", "png", "jpeg", "gif",
+               "pdf", "riff"}
 _DO_NOT_LOAD = ("Do not load this file: unpickling runs the code it names. Delete it and ask the publisher for "
                 "safetensors weights.")
 
@@ -54,24 +63,36 @@ class PickleOpcodeScanner(FileScanner):
         for file in inventory.files:
             if is_pickle_candidate(file):
                 try:
-                    findings += scan_pickle_file(file)
+                    found, holds_pickle = scan_pickle_file(file)
                 except OSError as exc:
                     errors.append(f"cannot read {file.path}: {exc.strerror or exc}")
+                    continue
+                except Exception as exc:  # noqa: BLE001 - hostile input broke a reader: this file fails closed
+                    errors.append(f"cannot examine {file.path}: {type(exc).__name__}: {str(exc)[:200]}")
+                    continue
+                findings += found
+                refusal = pickle_refusal(file, policy) if holds_pickle and weight_format_of(file) != "pickle" else None
+                findings += [refusal] if refusal else []
         return ScanOutcome(findings=tuple(findings), errors=tuple(errors))
 
 
 def is_pickle_candidate(file: InventoryFile) -> bool:
-    """Pickle or zip by content, or a checkpoint name whose content is not a known safe format."""
-    if file.format in ("pickle", "zip-pickle", "zip"):
+    """Pickle, container or numpy by content, a polyglot, or a checkpoint name no safe format explains."""
+    if file.format in ("pickle", "numpy", *CONTAINER_FORMATS) or file.also:
         return True
     return file.path.lower().endswith(PICKLE_SUFFIXES) and file.format not in _NOT_PICKLE
 
 
-def scan_pickle_file(file: InventoryFile) -> list[Finding]:
-    """Findings for every stream of one file."""
+def scan_pickle_file(file: InventoryFile) -> tuple[list[Finding], bool]:
+    """Findings for every stream of one file, and whether it holds any pickle stream at all."""
     imports: dict[tuple[str, str], _Import] = {}
     findings: dict[tuple[str, str], Finding] = {}
+    holds_pickle = False
     for stream in file_streams(file):
+        if isinstance(stream, ContainerProblem):
+            findings.setdefault((stream.rule, stream.message), _container_finding(file, stream))
+            continue
+        holds_pickle = True
         where = _where(stream)
         if stream.error:
             rule = "CG-PICKLE-TOO-LARGE" if stream.too_large else "CG-PICKLE-UNPARSEABLE"
@@ -80,7 +101,7 @@ def scan_pickle_file(file: InventoryFile) -> list[Finding]:
             for finding in _analyse(file, stream, where, imports):
                 findings.setdefault((finding.rule_id, finding.evidence), finding)
     return list(findings.values()) + [_import_finding(file, key, seen) for key, seen in sorted(imports.items())
-                                      if seen.dangerous_by or not seen.allowed_by]
+                                      if seen.dangerous_by or not is_allowed(*key)], holds_pickle
 
 
 def _analyse(file: InventoryFile, stream: PickleStream, where: str,
@@ -180,12 +201,27 @@ def _import_finding(file: InventoryFile, key: tuple[str, str], seen: _Import) ->
                        evidence=f"unpickling imports and can call {dotted}, which can run arbitrary code "
                        f"(flagged by {', '.join(sorted(seen.dangerous_by))})",
                        remediation=_DO_NOT_LOAD, details=details)
-    return Finding(rule_id="CG-PICKLE-UNKNOWN-IMPORT", severity=Severity.HIGH,
-                   title=f"pickle imports {dotted}, which no allow-list knows", file=file.path, location=where,
-                   evidence=f"unpickling imports {dotted}; it is on neither fickling's ML allow-list nor "
-                   "picklescan's safe list, so what it runs is unknown",
-                   remediation="Load it only if you know that code, in a sandbox. Prefer safetensors weights.",
+    return Finding(rule_id="CG-PICKLE-UNKNOWN-IMPORT", severity=Severity.CRITICAL,
+                   title=f"pickle imports {dotted}, which is not on the allow-list", file=file.path, location=where,
+                   evidence=f"unpickling imports {dotted}; only what torch.load(weights_only=True) allows (tensor "
+                   "rebuilding) is accepted, and anything else may run code with the pickle's arguments",
+                   remediation="Do not load it outside a sandbox. Ask the publisher for safetensors weights.",
                    details=details)
+
+
+_CONTAINER_TITLES = {
+    "CG-ZIP-AMBIGUOUS": "zip archive whose structure zip readers can read differently",
+    "CG-CONTAINER-LIMIT": "archive or compressed stream beyond the unpacking limits",
+    "CG-CONTAINER-UNREADABLE": "archive or compressed stream crowguard cannot examine",
+}
+
+
+def _container_finding(file: InventoryFile, problem: ContainerProblem) -> Finding:
+    return Finding(rule_id=problem.rule, severity=Severity.CRITICAL, title=_CONTAINER_TITLES[problem.rule],
+                   file=file.path, location=problem.where, evidence=f"{problem.message}; what a loader would read "
+                   "from it cannot be vouched for",
+                   remediation="Do not load this file: torch.load, numpy or joblib may unpickle what crowguard could "
+                   "not examine. Ask the publisher for safetensors weights.")
 
 
 def _unparseable(rule: str, file: InventoryFile, where: str, error: str) -> Finding:

@@ -1,7 +1,8 @@
 """Find the pickle streams a loader would unpickle, without unpickling anything.
 
 A raw pickle file holds one stream, or several stacked (PyTorch's legacy format: a magic number,
-then four more pickles, then raw storage bytes). A PyTorch zip holds ``*/data.pkl``. Streams are
+then four more pickles, then raw storage bytes). Archives and wrappers are opened by
+``containers``, which hands each member that holds a pickle to ``split_streams``. Streams are
 delimited with ``pickletools.genops`` (opcodes only) through a reader that refuses to go past a
 size cap, so a hostile length field cannot make the scanner allocate gigabytes. A stream that
 stops before its STOP opcode carries the parse error: the scanner turns it into a finding.
@@ -18,10 +19,6 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
-
-from crowguard.file_formats import PICKLE_MEMBER_SUFFIXES
-from crowguard.scan.files.inventory import open_nofollow
-from crowguard.scan.interface import InventoryFile
 
 MAX_STREAM_BYTES = 256 * 1024 * 1024
 MAX_STACKED = 16
@@ -72,22 +69,8 @@ class _CappedReader(io.RawIOBase):
         return self._handle.tell()
 
 
-def file_streams(file: InventoryFile) -> Iterator[PickleStream]:
-    """The streams of a raw pickle file or of the pickle members of a zip archive."""
-    with open_nofollow(file.absolute) as raw:
-        handle = io.BufferedReader(raw, buffer_size=1024 * 1024)
-        if file.format in ("zip", "zip-pickle"):
-            yield from _zip_streams(handle)
-        else:
-            yield from split_streams(handle, member=None)
-
-
-def split_streams(handle: IO[bytes], *, member: str | None, strict: bool = True) -> Iterator[PickleStream]:
-    """Stacked streams from ``handle``'s position: the first always, later ones while they parse.
-
-    With ``strict`` false (a zip member that merely looks like a pickle), a stream that does not
-    parse to its end is not reported: no loader would unpickle it.
-    """
+def split_streams(handle: IO[bytes], *, member: str | None) -> Iterator[PickleStream]:
+    """Stacked streams from ``handle``'s position: the first always, later ones while they parse."""
     legacy = False
     for index in range(MAX_STACKED):
         start = handle.tell()
@@ -96,7 +79,7 @@ def split_streams(handle: IO[bytes], *, member: str | None, strict: bool = True)
         handle.seek(start)
         data = handle.read(min(end - start, MAX_STREAM_BYTES))
         handle.seek(end)
-        if error and (index > 0 and not legacy or not strict):
+        if error and index > 0 and not legacy:
             return  # trailing bytes after the streams a loader reads
         yield PickleStream(member=member, index=index, data=data, error=error, too_large=too_large)
         if error:
@@ -137,33 +120,3 @@ def _delimit(handle: IO[bytes]) -> tuple[str | None, object, bool]:
     except (ValueError, pickle.UnpicklingError, EOFError, OverflowError, MemoryError, zipfile.BadZipFile,
             zlib.error) as exc:
         return f"{type(exc).__name__}: {str(exc)[:200]}", first_arg, False
-
-
-def _zip_streams(handle: IO[bytes]) -> Iterator[PickleStream]:
-    try:
-        archive = zipfile.ZipFile(handle)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        yield PickleStream(member=None, index=0, data=b"", error=f"not a readable zip archive: {exc}")
-        return
-    with archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            named = info.filename.lower().endswith(PICKLE_MEMBER_SUFFIXES)
-            try:
-                with archive.open(info) as member:
-                    if not named and not _proto_magic(member.read(2)):
-                        continue
-                    member.seek(0)
-                    streams = list(split_streams(member, member=info.filename, strict=named))
-            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError,
-                    RuntimeError) as exc:
-                if not named:
-                    continue
-                streams = [PickleStream(member=info.filename, index=0, data=b"",
-                                        error=f"member cannot be read: {str(exc)[:200]}")]
-            yield from streams
-
-
-def _proto_magic(head: bytes) -> bool:
-    return len(head) >= 2 and head[0] == 0x80 and head[1] <= pickle.HIGHEST_PROTOCOL

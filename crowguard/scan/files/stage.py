@@ -1,5 +1,8 @@
 """The file-scan stage: inventory once, run every file scanner, return one StageResult.
 
+Findings whose rules no policy may accept (path escapes, executables, malformed safetensors,
+polyglots, ambiguous archives, unlisted pickle imports) are raised to CRITICAL here, so they fail
+every policy whatever severity their scanner gave them (``policy.FLOOR_CRITICAL_RULES``).
 Any error (an unreadable file, a scanner that stopped or crashed) fails the stage, and so the gate
 closes with exit 3 while the report still lists everything that was found. Metrics carry the read
 throughput of the inventory and a chart of bytes per format for the HTML report.
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crowguard.policy import with_severity_floor
 from crowguard.report.charts import CHARTS_KEY, bar_chart
 from crowguard.report.model import Finding, SkippedFile, StageResult
 from crowguard.scan.files.inventory import build_inventory
@@ -58,7 +62,7 @@ def run_file_scan(folder: Path, policy: Policy, scanners: tuple[FileScanner, ...
         except Exception as exc:  # noqa: BLE001 - a crashed scanner must fail the stage closed, not vanish
             errors.append(f"{scanner.name} crashed: {type(exc).__name__}: {exc}")
             continue
-        findings += outcome.findings
+        findings += [with_severity_floor(f) for f in outcome.findings]
         skipped += outcome.skipped
         errors += [f"{scanner.name}: {e}" for e in outcome.errors]
     findings.sort(key=lambda f: (-f.severity.rank, f.file or "", f.rule_id, f.location or ""))
