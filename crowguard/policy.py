@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crowguard.errors import ConfigError, ExitCode
 from crowguard.report.model import Finding, Severity, StageResult, Verdict, severity_counts
+from crowguard.safe_yaml import load_yaml_file
 
 WeightFormat = Literal["safetensors", "pickle", "gguf"]
 POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -111,11 +111,7 @@ def load_policy(path: str | Path) -> Policy:
         shipped = ", ".join(sorted(p.name for p in POLICIES_DIR.glob("*.yaml")))
         raise ConfigError(f"policy file {path} does not exist",
                           hint=f"name a policy file, e.g. one shipped in {POLICIES_DIR}: {shipped}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"policy file {path} is not valid YAML: {exc}",
-                          hint="fix the YAML syntax; see policies/default.yaml") from None
+    data = load_yaml_file(path, what="policy file", example="policies/default.yaml")
     if not isinstance(data, dict):
         raise ConfigError(f"policy file {path} must hold a mapping of fields",
                           hint="see policies/default.yaml for the fields")
