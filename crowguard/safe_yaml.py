@@ -4,7 +4,7 @@ PyYAML's ``safe_load`` builds no Python objects beyond plain data, but it still 
 (a "billion laughs" document of a few hundred bytes grows to gigabytes), keeps the last of two
 equal keys without a word, recurses once per nesting level, and turns a 5000-digit integer into
 a ``ValueError`` from Python's digit limit. ``load_yaml_file`` refuses all of these up front:
-anchors and aliases, duplicate keys, nesting deeper than ``MAX_DEPTH``, integers longer than
+anchors, aliases and merge keys, duplicate keys, nesting deeper than ``MAX_DEPTH``, integers longer than
 ``MAX_INT_DIGITS`` and files larger than ``MAX_DOCUMENT_BYTES``, each as a ``ConfigError`` that
 names the file, the line and the fix. Work and memory are then linear in the (capped) file size.
 """
@@ -36,7 +36,7 @@ class StrictLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             raise StrictYamlError(f"alias *{event.anchor} at {_where(event)}: aliases are not allowed; "
@@ -48,14 +48,17 @@ class StrictLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise StrictYamlError(f"nesting deeper than {MAX_DEPTH} levels at {_where(event)}")
-            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, Node] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise StrictYamlError(f"merge key '<<' at line {key_node.start_mark.line + 1}: merge keys are not "
+                                      "allowed; write the fields out")
+            key = self.construct_object(key_node, deep=True)
             try:
                 first = seen.get(key)
             except TypeError:
@@ -65,18 +68,17 @@ class StrictLoader(yaml.SafeLoader):
                 raise StrictYamlError(f"key {key!r} is given twice (lines {first.start_mark.line + 1} and "
                                       f"{key_node.start_mark.line + 1}); keep one")
             seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call]
+        return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: ScalarNode) -> int:
         digits = sum(c.isalnum() for c in str(node.value))
         if digits > MAX_INT_DIGITS:
             raise StrictYamlError(f"integer of {digits} digits at line {node.start_mark.line + 1}: "
                                   f"at most {MAX_INT_DIGITS} are accepted")
-        return super().construct_yaml_int(node)  # type: ignore[no-untyped-call,no-any-return]
+        return super().construct_yaml_int(node)
 
 
 StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
-StrictLoader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node))
 
 
 def load_yaml_file(path: Path, *, what: str, example: str) -> Any:

@@ -22,8 +22,10 @@ def alias_bomb(levels: int = 9, width: int = 9) -> str:
 BAD_POLICIES = {
     "alias bomb": (alias_bomb(), ["anchors are not allowed"]),
     "alias only": ("fail_on: *x\n", ["alias"]),
+    "inline merge key": ("<<: {fail_on: low}\nfail_on: high\n", ["merge key"]),
     "merge key": ("base: &b {fail_on: high}\nother:\n  <<: *b\n", ["anchor"]),
-    "duplicate key": ("fail_on: high\nallow_pickle: false\nfail_on: low\n", ["'fail_on' is given twice", "lines 1 and 3"]),
+    "duplicate key": ("fail_on: high\nallow_pickle: false\nfail_on: low\n",
+                      ["'fail_on' is given twice", "lines 1 and 3"]),
     "duplicate nested key": ("sanitize:\n  min_utility: 0.5\n  min_utility: 0.9\n", ["'min_utility' is given twice"]),
     "duplicate via bool spelling": ("behaviour_scan:\n  enabled: true\n  enabled: yes\n", ["given twice"]),
     "5000-digit integer": ("behaviour_scan: {min_layer_z: " + "9" * 5000 + "}\n", ["5000 digits", "at most"]),
