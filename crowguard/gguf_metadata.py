@@ -12,6 +12,7 @@ element type and length only (a vocabulary is not needed to judge a header).
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,8 +85,12 @@ class GgufHeader:
 def read_gguf_header(path: Path) -> GgufHeader:
     """Parse and check the header of the GGUF file ``path``; GgufError if anything is off."""
     with path.open("rb") as handle:
-        size = path.stat().st_size
-        return _HeaderReader(handle, size).read()
+        return read_gguf_header_from(handle, os.fstat(handle.fileno()).st_size)
+
+
+def read_gguf_header_from(handle: BinaryIO, size: int) -> GgufHeader:
+    """Parse the header from an open binary ``handle`` (at offset 0) of a ``size``-byte file."""
+    return _HeaderReader(handle, size).read()
 
 
 class _HeaderReader:
