@@ -13,9 +13,9 @@ from crowguard.safe_yaml import MAX_DOCUMENT_BYTES, load_yaml_file
 
 
 def alias_bomb(levels: int = 9, width: int = 9) -> str:
-    """The billion laughs: each level lists the previous one ``width`` times (9**9 leaves)."""
-    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
-    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, levels)]
+    """The billion laughs under a real policy field: each level lists the one before ``width`` times."""
+    lines = ["allowed_weight_formats:", "  - &l0 [" + ", ".join(["lol"] * width) + "]"]
+    lines += [f"  - &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, levels)]
     return "\n".join(lines) + "\n"
 
 

@@ -68,3 +68,20 @@ def patch_uint32(data: bytes, key: str, value: int) -> bytes:
     at = data.index(gguf_string(key)) + len(gguf_string(key))
     assert struct.unpack_from("<I", data, at)[0] == UINT32
     return data[: at + 4] + struct.pack("<I", value) + data[at + 8:]
+
+
+def llama_7b_with_stub_tensors() -> bytes:
+    """Llama-7B hyperparameters and one 32-float tensor per expected name prefix: passes a name check,
+    so only comparing the tensors with the model the metadata describes can refuse it."""
+    kvs = [kv_string("general.architecture", "llama")]
+    kvs += [kv_uint32(f"llama.{k}", v) for k, v in (("block_count", 32), ("embedding_length", 4096),
+                                                    ("feed_forward_length", 11008), ("attention.head_count", 32),
+                                                    ("attention.head_count_kv", 32), ("context_length", 4096))]
+    kvs.append(kv_string("tokenizer.ggml.model", "gpt2"))
+    kvs.append(kv_string_array("tokenizer.ggml.tokens", [f"t{i}" for i in range(1000)]))
+    kvs.append(kv_string_array("tokenizer.ggml.merges", []))
+    names = ["token_embd.weight", "output_norm.weight"] + [f"blk.{i}.attn_norm.weight" for i in range(32)]
+    tensors = [tensor_info(name, (32,), offset=128 * i) for i, name in enumerate(names)]
+    data = header(kvs, tensors=tensors)
+    data += b"\0" * (-len(data) % 32)
+    return data + b"\0" * (128 * len(names))
