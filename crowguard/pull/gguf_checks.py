@@ -3,11 +3,12 @@
 A GGUF of a few dozen bytes that names only ``general.architecture`` makes transformers build the
 architecture's full default model (billions of parameters) and fill memory. So, before any model
 exists: the header is read with bounded memory (``crowguard.gguf_metadata``), the architecture must
-be one transformers imports, its structural hyperparameters must be present and in range, and the
-model they describe is built on PyTorch's ``meta`` device (no memory for weights) and compared with
-the tensor table: every weight the model needs must be in the file with as many elements as the
-model expects, and the model may hold no more parameters than the file's tensors. Since those
-tensors lie inside the file, the dequantized model is bounded by a small multiple of the file size.
+be one transformers imports, its structural hyperparameters must be present and in range, every
+block must have tensors, and the model the metadata describes is built on PyTorch's ``meta`` device
+(no memory for weights) and compared with the tensor table, named as transformers' loader names
+it (gguf's tensor name map): every weight the model needs must be in the file with as many elements
+as the model expects, and the model may hold no more parameters than the file's tensors. Since
+those tensors lie inside the file, the dequantized model is bounded by a small multiple of its size.
 """
 
 from __future__ import annotations
@@ -102,12 +103,7 @@ def check_tensors_against_model(gguf_path: Path, header: GgufHeader) -> None:
     """Build the model the metadata describes on the meta device; its weights must all be in the file."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.modeling_gguf_pytorch_utils import (
-        TENSOR_PROCESSORS,
-        TensorProcessor,
-        get_gguf_hf_weights_map,
-        load_gguf_checkpoint,
-    )
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     parsed = load_gguf_checkpoint(str(gguf_path), return_tensors=False)  # the header only, now known bounded
     config_values: dict[str, Any] = dict(parsed["config"])
@@ -115,19 +111,17 @@ def check_tensors_against_model(gguf_path: Path, header: GgufHeader) -> None:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     architecture = str(header.metadata["general.architecture"])
-    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=parsed["config"])
-    wanted = get_gguf_hf_weights_map(model, processor)
-    state = model.state_dict()
+    wanted = _gguf_names(architecture, config.num_hidden_layers, model.state_dict())
     tied = bool(getattr(config, "tie_word_embeddings", False))
     missing, mismatched = [], []
-    for gguf_name, hf_name in sorted(wanted.items()):
-        tensor, param = header.tensor(gguf_name), state.get(hf_name)
-        if param is None or (tensor is None and tied and gguf_name == "output.weight"):
+    for gguf_name, (hf_name, numel) in sorted(wanted.items()):
+        tensor = header.tensor(gguf_name)
+        if tensor is None and tied and gguf_name == "output.weight":
             continue
         if tensor is None:
             missing.append(f"{gguf_name} ({hf_name})")
-        elif tensor.n_elements != param.numel():
-            mismatched.append(f"{gguf_name} has {tensor.n_elements} elements, the metadata implies {param.numel()}")
+        elif tensor.n_elements != numel:
+            mismatched.append(f"{gguf_name} has {tensor.n_elements} elements, the metadata implies {numel}")
     if missing:
         raise ModelFolderError(f"{gguf_path.name} lacks tensors the model needs ({len(missing)}, e.g. "
                                f"{', '.join(missing[:3])})", hint=_HINT)
@@ -139,3 +133,27 @@ def check_tensors_against_model(gguf_path: Path, header: GgufHeader) -> None:
     if needed > held + PARAMETER_SLACK:
         raise ModelFolderError(f"{gguf_path.name}: its metadata describes a model of {needed} parameters, its "
                                f"tensors hold {held}", hint=_HINT)
+
+
+def _gguf_names(architecture: str, layers: int, state: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """``{GGUF tensor name: (HF name, element count)}`` for the model's weights that GGUF names.
+
+    The same mapping transformers' GGUF loader uses (gguf's tensor name map), built once rather than
+    once per submodule; a weight whose name the map does not know is left to the element-count check.
+    """
+    from gguf import MODEL_ARCH_NAMES, get_tensor_name_map
+
+    arch = next((key for key, value in MODEL_ARCH_NAMES.items() if value == architecture), None)
+    if arch is None:
+        return {}
+    name_map = get_tensor_name_map(arch, layers)
+    names = {}
+    for hf_name, param in state.items():
+        stem, dot, suffix = hf_name.rpartition(".")
+        if suffix not in ("weight", "bias"):
+            stem, dot, suffix = hf_name, "", ""
+        candidates = (stem, stem.split(".", 1)[-1])  # as a whole, and without the wrapper's prefix
+        gguf_stem = next((g for g in map(name_map.get_name, candidates) if g is not None), None)
+        if gguf_stem is not None:
+            names[gguf_stem + dot + suffix] = (hf_name, int(param.numel()))
+    return names

@@ -169,6 +169,9 @@ def hub_errors(repo_id: str, revision: str | None, endpoint: str) -> Iterator[No
     except (errors.HfHubHTTPError, errors.FileMetadataError) as exc:
         raise ToolError(f"hub request for {repo_id} failed: {_first_line(exc)}",
                         hint="check the network and --endpoint / HF_ENDPOINT, then retry") from None
+    except httpx2.HTTPError as exc:  # too many redirects, a redirect to an unsupported scheme, ...
+        raise ToolError(f"hub request for {repo_id} failed: {_first_line(exc)}",
+                        hint="--endpoint / HF_ENDPOINT must be a Hugging Face Hub or a faithful mirror") from None
     except OSError as exc:
         if "Consistency check failed" in str(exc):
             raise IntegrityError(f"a download from {repo_id} has the wrong size: {_first_line(exc)}",
