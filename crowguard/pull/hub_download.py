@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from crowguard.errors import IntegrityError, ToolError, UsageError
 
@@ -52,8 +52,8 @@ def download_capped(url: str, target: Path, *, declared_size: int, where: str) -
 
 def target_path(dest: Path, name: str) -> Path:
     """Where the listed file ``name`` goes below ``dest``; a name that would leave ``dest`` is refused."""
-    parts = PurePosixPath(name).parts
-    if not parts or name.startswith("/") or "\\" in name or any(p in ("..", ".") for p in parts):
+    parts = name.split("/")
+    if "\\" in name or "\0" in name or any(p in ("", ".", "..") for p in parts):
         raise UsageError(f"the hub lists a file named {name!r}, which is not a plain relative path",
                          hint="the repository or mirror is malformed; crowguard will not write outside --out")
     target = dest.joinpath(*parts)

@@ -102,3 +102,13 @@ def test_declared_sizes_beyond_the_free_disk_are_refused_up_front(hub: FakeHub, 
     assert result.exit_code == 3 and "free" in result.stderr
     assert _nothing_left(tmp_path)
     assert not any(server == "cdn" and repo_id in path for server, _, path, _ in hub.requests)
+
+
+@pytest.mark.parametrize("name", ["../escape.json", "/etc/passwd", "a/../../b", "a\\..\\b", "./x", ""])
+def test_a_listed_name_that_leaves_the_output_is_refused(tmp_path: Path, name: str) -> None:
+    from crowguard.errors import UsageError
+    from crowguard.pull.hub_download import target_path
+
+    with pytest.raises(UsageError, match="not a plain relative path"):
+        target_path(tmp_path, name)
+    assert target_path(tmp_path, "sub/dir/file.json") == tmp_path / "sub" / "dir" / "file.json"
