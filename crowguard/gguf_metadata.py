@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
@@ -24,7 +25,7 @@ MAX_KEY_BYTES = 1024
 MAX_STRING_BYTES = 16 * 1024 * 1024
 MAX_ARRAY_DEPTH = 2  # an array of arrays of scalars; llama.cpp writes nothing deeper
 MAX_ARRAY_ITEMS = 1 << 20
-MAX_TOTAL_ITEMS = 1 << 22
+MAX_TOTAL_ITEMS = 1 << 21  # real vocabularies: about 0.5M items in all (tokens, types, merges)
 MAX_KEPT_ITEMS = 4096
 MAX_KV = 1 << 16
 MAX_TENSORS = 1 << 17
@@ -78,8 +79,13 @@ class GgufHeader:
     data_offset: int
     file_size: int
 
+    @cached_property
+    def _by_name(self) -> dict[str, TensorInfo]:
+        return {t.name: t for t in self.tensors}
+
     def tensor(self, name: str) -> TensorInfo | None:
-        return next((t for t in self.tensors if t.name == name), None)
+        """The tensor table's entry called ``name``, if any."""
+        return self._by_name.get(name)
 
 
 def read_gguf_header(path: Path) -> GgufHeader:

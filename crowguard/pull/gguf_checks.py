@@ -33,6 +33,7 @@ RANGES = {
 }
 REQUIRED = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count")
 MAX_VOCAB = 1 << 20
+MAX_EXPERT_BLOCKS = 1 << 14  # experts x blocks: bounds the modules a meta-device model is built of
 PARAMETER_SLACK = 1 << 20  # parameters a model may have beyond the file's tensors (norm scales, small extras)
 _HINT = "the GGUF file is damaged or was not written by a GGUF converter; get the file again from its publisher"
 
@@ -74,6 +75,10 @@ def check_hyperparameters(gguf_path: Path, header: GgufHeader) -> str:
                                                    and low <= v <= high for v in values):
             shown = f"an array of {value.length}" if isinstance(value, LongArray) else repr(value)[:80]
             problems.append(f"{full} is {shown} (expected whole numbers from {low} to {high})")
+    experts = header.metadata.get(f"{architecture}.expert_count")
+    blocks = header.metadata.get(f"{architecture}.block_count")
+    if isinstance(experts, int) and isinstance(blocks, int) and experts * blocks > MAX_EXPERT_BLOCKS:
+        problems.append(f"{experts} experts in each of {blocks} blocks (at most {MAX_EXPERT_BLOCKS} in all)")
     tokens = header.metadata.get("tokenizer.ggml.tokens")
     length = tokens.length if isinstance(tokens, LongArray) else len(tokens) if isinstance(tokens, tuple) else 0
     if not 1 <= length <= MAX_VOCAB:

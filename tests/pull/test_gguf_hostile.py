@@ -35,6 +35,9 @@ HOSTILE_HEADERS = {
     "block count out of range": (g.header([ARCH, g.kv_uint32("llama.block_count", 1 << 30)]),
                                  ["llama.block_count is 1073741824"]),
     "duplicate key": (g.header([ARCH, ARCH]), ["given twice"]),
+    "a million experts' worth of modules": (g.header([ARCH, g.kv_uint32("llama.block_count", 512),
+                                                      g.kv_uint32("llama.expert_count", 1024)]),
+                                            ["1024 experts in each of 512 blocks"]),
     "7B hyperparameters, no tensors": (g.llama_7b_without_tensors(),
                                        ["lacks tensors the model needs (33", "token_embd.weight", "blk.0.*"]),
 }
