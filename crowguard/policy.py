@@ -14,11 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crowguard.errors import ConfigError, ExitCode
 from crowguard.report.model import Finding, Severity, StageResult, Verdict, severity_counts
+from crowguard.safe_yaml import load_yaml_file
 
 WeightFormat = Literal["safetensors", "pickle", "gguf"]
 SHIPPED_POLICIES = ("default", "strict", "permissive")  # crowguard/policies/NAME.yaml
@@ -134,11 +134,7 @@ def load_policy(path: str | Path) -> Policy:
     if not path.is_file():
         raise ConfigError(f"policy file {path} does not exist",
                           hint=f"name a shipped policy ({', '.join(SHIPPED_POLICIES)}) or a policy file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"policy file {path} is not valid YAML: {exc}",
-                          hint="fix the YAML syntax; see policies/default.yaml") from None
+    data = load_yaml_file(path, what="policy file", example="policies/default.yaml")
     if not isinstance(data, dict):
         raise ConfigError(f"policy file {path} must hold a mapping of fields",
                           hint="see policies/default.yaml for the fields")

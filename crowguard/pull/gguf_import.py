@@ -4,7 +4,8 @@ Every tensor is dequantized into a plain dense model, and the GGUF quantization 
 so ``config.json`` does not claim a quantization the weights no longer have. The chat templates in
 the GGUF metadata are written out as ``chat_template.jinja`` (and transformers'
 ``additional_chat_templates/NAME.jinja`` for named ones) so the file scan reads them like any
-other template. GGUF parsing runs no code; the model class is a built-in transformers one.
+other template. GGUF parsing runs no code; the model class is a built-in transformers one. The
+header is checked before anything is built (see ``gguf_checks``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from crowguard.errors import ModelFolderError
+from crowguard.gguf_metadata import GgufHeader
+from crowguard.pull.gguf_checks import check_hyperparameters, check_tensors_against_model, checked_header
 from crowguard.pull.selection import CHAT_TEMPLATE_DIR
 
 if TYPE_CHECKING:
@@ -32,28 +35,33 @@ class GgufImport:
     chat_templates: tuple[str, ...]
 
 
-def read_metadata(gguf_path: Path) -> tuple[str, dict[str, str]]:
-    """The architecture, and the chat templates: ``{"default": ...}`` plus any ``tokenizer.chat_template.NAME``."""
-    from gguf import GGUFReader
-
-    try:
-        fields = GGUFReader(gguf_path).fields
-        architecture = str(fields["general.architecture"].contents())
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise ModelFolderError(f"{gguf_path.name} is not a readable GGUF file: {_first_line(exc)}",
-                               hint="the file is corrupt or not GGUF; pull it again") from None
+def chat_templates(header: GgufHeader) -> dict[str, str]:
+    """The header's chat templates: ``{"default": ...}`` plus ``{NAME: ...}`` for ``tokenizer.chat_template.NAME``."""
     templates = {}
-    for key, field in fields.items():
+    for key, value in header.metadata.items():
+        if not isinstance(value, str):
+            continue
         if key == DEFAULT_TEMPLATE_KEY:
-            templates["default"] = str(field.contents())
+            templates["default"] = value
         elif key.startswith(DEFAULT_TEMPLATE_KEY + "."):
-            templates[key.removeprefix(DEFAULT_TEMPLATE_KEY + ".")] = str(field.contents())
-    return architecture, templates
+            templates[key.removeprefix(DEFAULT_TEMPLATE_KEY + ".")] = value
+    return templates
 
 
 def import_gguf(gguf_path: Path, out: Path) -> GgufImport:
-    """Write the model in ``gguf_path`` into the (staged, empty) folder ``out`` as safetensors."""
-    architecture, templates = read_metadata(gguf_path)
+    """Write the model in ``gguf_path`` into the (staged, empty) folder ``out`` as safetensors.
+
+    The file is checked against what its architecture needs first (``gguf_checks``), so a header
+    that declares a model its tensors do not hold is refused before any memory is spent on it.
+    """
+    header = checked_header(gguf_path)
+    architecture = check_hyperparameters(gguf_path, header)
+    templates = chat_templates(header)
+    try:
+        check_tensors_against_model(gguf_path, header)
+    except (ValueError, KeyError, TypeError, NotImplementedError, AttributeError) as exc:
+        raise ModelFolderError(f"cannot import {gguf_path.name}: {_first_line(exc)}",
+                               hint="the metadata does not describe a model transformers can build") from None
     model, tokenizer = _load(gguf_path)
     _drop_quantization(model)
     model.save_pretrained(out)

@@ -3,8 +3,9 @@
 The branch or tag is resolved once to a commit sha, and every file is downloaded at that sha, so
 the files come from one commit even if the branch moves meanwhile. Each file is checked against the
 checksum the hub publishes in the commit's file listing: the LFS sha256 for large files, the git
-blob id for the others. Xet is disabled so that large files also go through ``endpoint`` (a mirror
-must see every byte). The token comes only from ``HF_TOKEN`` or the hub's stored login, through
+blob id for the others, and is never allowed to grow past the size listed there (see
+``hub_download``). Files come over the endpoint's plain HTTP routes, never Xet storage, so a mirror
+sees every byte. The token comes only from ``HF_TOKEN`` or the hub's stored login, through
 huggingface-hub itself; crowguard never reads, logs or stores it.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from crowguard.errors import CrowguardError, IntegrityError, ToolError, UsageError
 from crowguard.pull.files import file_entry, git_blob_sha1
+from crowguard.pull.hub_download import check_free_space, download_capped, target_path
 from crowguard.pull.interface import PullSource
 from crowguard.report.model import FileEntry
 from crowguard.secrets import scrub
@@ -66,19 +67,32 @@ class HubSource(PullSource):
         return list(self._siblings)
 
     def fetch(self, names: Sequence[str], dest: Path) -> tuple[FileEntry, ...]:
-        """Download each file at the pinned commit into ``dest`` and check it against the hub's checksum."""
-        from huggingface_hub import hf_hub_download
+        """Download each file at the pinned commit into ``dest``, capped at and checked against the hub's listing."""
+        from huggingface_hub import hf_hub_url
 
         if self.commit is None:
             raise RuntimeError("resolve() must run before fetch()")
+        sizes = {name: self._declared_size(name) for name in names}
+        check_free_space(dest, sum(sizes.values()))
         entries = []
-        with hub_errors(self.reference, self.revision, self.endpoint), xet_disabled():
+        with hub_errors(self.reference, self.revision, self.endpoint):
             for name in names:
-                path = hf_hub_download(self.reference, name, revision=self.commit, local_dir=dest,
-                                       endpoint=self.endpoint, cache_dir=self.cache_dir)
-                entries.append(self._checked(Path(path), name))
-        shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface-hub's download bookkeeping
+                target = target_path(dest, name)
+                url = hf_hub_url(self.reference, name, revision=self.commit, endpoint=self.endpoint)
+                download_capped(url, target, declared_size=sizes[name],
+                                where=f"{name} from {self.reference}@{self.commit}")
+                entries.append(self._checked(target, name))
         return tuple(entries)
+
+    def _declared_size(self, name: str) -> int:
+        """The size the hub lists for ``name``: the download's cap. A file without one is refused."""
+        sibling = self._siblings[name]
+        size = sibling.lfs.size if sibling.lfs else sibling.size
+        if not isinstance(size, int) or size < 0:
+            raise IntegrityError(f"{name} from {self.reference}@{self.commit}: the endpoint lists no size for it, "
+                                 "so its download cannot be bounded",
+                                 hint="use an endpoint that serves file metadata (sizes, sha256 / blob ids)")
+        return size
 
     def _checked(self, path: Path, name: str) -> FileEntry:
         sibling = self._siblings[name]
@@ -122,24 +136,6 @@ def public_endpoint(endpoint: str) -> str:
 
 
 @contextmanager
-def xet_disabled() -> Iterator[None]:
-    """Download through the endpoint's plain HTTP routes, not Xet storage, and restore the setting after."""
-    from huggingface_hub import constants
-
-    saved = constants.HF_HUB_DISABLE_XET, os.environ.get("HF_HUB_DISABLE_XET")
-    constants.HF_HUB_DISABLE_XET = True
-    os.environ["HF_HUB_DISABLE_XET"] = "1"
-    try:
-        yield
-    finally:
-        constants.HF_HUB_DISABLE_XET = saved[0]
-        if saved[1] is None:
-            os.environ.pop("HF_HUB_DISABLE_XET", None)
-        else:
-            os.environ["HF_HUB_DISABLE_XET"] = saved[1]
-
-
-@contextmanager
 def hub_errors(repo_id: str, revision: str | None, endpoint: str) -> Iterator[None]:
     """Turn huggingface-hub's exceptions into crowguard errors; messages are scrubbed of secrets."""
     import httpx2
@@ -173,6 +169,9 @@ def hub_errors(repo_id: str, revision: str | None, endpoint: str) -> Iterator[No
     except (errors.HfHubHTTPError, errors.FileMetadataError) as exc:
         raise ToolError(f"hub request for {repo_id} failed: {_first_line(exc)}",
                         hint="check the network and --endpoint / HF_ENDPOINT, then retry") from None
+    except httpx2.HTTPError as exc:  # too many redirects, a redirect to an unsupported scheme, ...
+        raise ToolError(f"hub request for {repo_id} failed: {_first_line(exc)}",
+                        hint="--endpoint / HF_ENDPOINT must be a Hugging Face Hub or a faithful mirror") from None
     except OSError as exc:
         if "Consistency check failed" in str(exc):
             raise IntegrityError(f"a download from {repo_id} has the wrong size: {_first_line(exc)}",

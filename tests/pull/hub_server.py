@@ -41,6 +41,9 @@ class FakeRepo:
     sha: str = field(default_factory=lambda: secrets.token_hex(20))
     refs: dict[str, str] = field(default_factory=dict)
     served: dict[str, bytes] = field(default_factory=dict)  # bytes served instead of the published ones
+    announced: dict[str, int] = field(default_factory=dict)  # a Content-Length to send instead of the true one
+    flood: dict[str, int] = field(default_factory=dict)  # send this many bytes, no Content-Length, then close
+    flooded: dict[str, int] = field(default_factory=dict)  # how many flood bytes the client actually took
     xet: bool = False  # announce LFS files as Xet-backed, as huggingface.co does for most repos now
     _siblings: dict[str, dict] = field(default_factory=dict, repr=False)  # published metadata, computed once
 
@@ -175,16 +178,49 @@ class _Handler(BaseHTTPRequestHandler):
                                 "X-Xet-Refresh-Route": f"/api/models/{repo_id}/xet-read-token/{repo.sha}"})
             self._send(302, b"", headers, head=method == "HEAD")
             return
-        self._send(200, repo.body(filename), {**headers, "Content-Type": "application/octet-stream"},
-                   head=method == "HEAD")
+        self._send_file(repo, filename, headers, head=method == "HEAD")
 
     def _cdn_blob(self, method: str, parts: list[str]) -> None:
         repo = self.fake.repos.get("/".join(parts[1:-1]))
         for name in repo.files if repo else ():
             if repo.is_lfs(name) and repo.sibling(name)["lfs"]["sha256"] == parts[-1]:
-                self._send(200, repo.body(name), {"Content-Type": "application/octet-stream"}, head=method == "HEAD")
+                self._send_file(repo, name, {}, head=method == "HEAD")
                 return
         self._send(404, b"no such blob", {})
+
+    def _send_file(self, repo: FakeRepo, name: str, headers: dict[str, str], *, head: bool) -> None:
+        headers = {**headers, "Content-Type": "application/octet-stream"}
+        if name in repo.flood and not head:
+            self._flood(repo, name, headers)
+        elif name in repo.announced:
+            body = repo.body(name)
+            self.send_response(200)
+            for key, value in {**headers, "Content-Length": str(repo.announced[name])}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+            self.close_connection = True
+        else:
+            self._send(200, repo.body(name), headers, head=head)
+
+    def _flood(self, repo: FakeRepo, name: str, headers: dict[str, str]) -> None:
+        """An HTTP/1.0-style body delimited by closing the connection: the client cannot know its size."""
+        self.protocol_version = "HTTP/1.0"
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        chunk, sent = b"\0" * 65536, 0
+        try:
+            while sent < repo.flood[name]:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # the client hung up, as it should
+        repo.flooded[name] = sent
+        self.close_connection = True
 
     def _repo_at(self, repo_id: str, revision: str) -> FakeRepo | None:
         repo = self.fake.repos.get(repo_id)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from crowguard.policy import with_severity_floor
 from crowguard.report.charts import CHARTS_KEY, bar_chart
 from crowguard.report.model import Finding, SkippedFile, StageResult
+from crowguard.scan.files.gguf_header import GgufHeaderScanner
 from crowguard.scan.files.inventory import build_inventory
 from crowguard.scan.files.paths import PathScanner
 from crowguard.scan.files.pickle_opcodes import PickleOpcodeScanner
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 
 STAGE_NAME = "file-scan"
 SCANNERS: tuple[FileScanner, ...] = (WeightFormatScanner(), SafetensorsHeaderScanner(), PickleOpcodeScanner(),
-                                     RemoteCodeScanner(), ChatTemplateScanner(), PathScanner(), WeightsPresentScanner())
+                                     RemoteCodeScanner(), ChatTemplateScanner(), PathScanner(), WeightsPresentScanner(),
+                                     GgufHeaderScanner())
 
 
 @dataclass(frozen=True)

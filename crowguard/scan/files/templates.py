@@ -1,12 +1,13 @@
 """Chat-template oddities: oversized, obfuscated or sandbox-probing templates, and injected text.
 
 Templates come from ``tokenizer_config.json`` (``chat_template``, a string or a list of named
-templates), ``chat_template.json`` and any ``*.jinja`` file. Static checks read the text; then each
-template is rendered (see ``template_render``) on probe conversations whose contents are unique
-markers. Whatever natural-language text remains once the markers, special tokens, tags and role
-words are removed is text the template adds: a default system prompt is reported for review (LOW),
-a long addition that survives the user's own system prompt is MEDIUM, and text added inside the
-conversation turns or text that reads like an instruction override or a link is HIGH.
+templates), ``chat_template.json``, any ``*.jinja`` file and the metadata of GGUF files. Static
+checks read the text; then each template is rendered (see ``template_render``) on probe
+conversations whose contents are unique markers. Whatever natural-language text remains once the
+markers, special tokens, tags and role words are removed is text the template adds: a default
+system prompt is reported for review (LOW), a long addition that survives the user's own system
+prompt is MEDIUM, and text added inside the conversation turns or text that reads like an
+instruction override or a link is HIGH.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crowguard.report.model import Finding, Severity
+from crowguard.scan.files.gguf_header import gguf_chat_templates
 from crowguard.scan.files.inventory import open_nofollow
 from crowguard.scan.files.json_files import JsonFileError, load_json_file
 from crowguard.scan.files.template_render import RenderUnavailable, render_templates
@@ -93,6 +95,8 @@ def collect_templates(inventory: Inventory) -> tuple[list[Template], list[str], 
             except OSError as exc:
                 raise ScannerError(f"cannot read {file.path}: {exc.strerror or exc}") from None
             templates.append(Template(file.path, None, text))
+        elif file.format == "gguf":
+            templates += [Template(file.path, key, text) for key, text in gguf_chat_templates(file)]
         elif name in ("tokenizer_config.json", "chat_template.json", "tokenizer.json"):
             try:
                 data = load_json_file(file)
