@@ -18,7 +18,12 @@ from collections.abc import Callable
 from tests.scan.payloads import safetensors_bytes
 
 WRAPPERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress, "zlib": zlib.compress}
+    "gzip": lambda data: gzip.compress(data, mtime=0), "bz2": bz2.compress, "xz": lzma.compress, "zlib": zlib.compress}
+
+
+def fixed_time(name: str) -> zipfile.ZipInfo:
+    """A member dated 1980-01-01, so that the same corpus is the same bytes on every run."""
+    return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
 
 
 def zip_bytes(members: dict[str, bytes], *, deflate: bool = False, prefix: bytes = b"",
@@ -29,7 +34,7 @@ def zip_bytes(members: dict[str, bytes], *, deflate: bool = False, prefix: bytes
     # mode "a" on bytes that are not a zip appends one whose offsets include the prefix
     with zipfile.ZipFile(buffer, "a" if absolute and prefix else "w", compression=method) as archive:
         for name, data in members.items():
-            archive.writestr(name, data)
+            archive.writestr(fixed_time(name), data, compress_type=method)
     return buffer.getvalue() if absolute else prefix + buffer.getvalue()
 
 

@@ -218,9 +218,9 @@ def _duplicate_members() -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings(), zipfile.ZipFile(buffer, "w") as archive:
         warnings.simplefilter("ignore")  # "Duplicate name" is the point
-        archive.writestr("archive/data.pkl", system_call(2))
-        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
-        archive.writestr("archive/version", b"3\n")
+        archive.writestr(cb.fixed_time("archive/data.pkl"), system_call(2))
+        archive.writestr(cb.fixed_time("archive/data.pkl"), b"\x80\x02}q\x00.")
+        archive.writestr(cb.fixed_time("archive/version"), b"3\n")
     return buffer.getvalue()
 
 
