@@ -17,7 +17,7 @@ KIND_TITLES = {
     7: "7 permissive: unlisted imports, executables, bad safetensors",
     8: "8 GGUF bombs and templates",
     11: "11 odd names, no weights, nested auto_map",
-    100: "benign controls (false positives)",
+    100: "benign controls",
 }
 
 

@@ -125,7 +125,7 @@ def test_every_kind_has_many_variants_and_expectations_for_every_policy() -> Non
         per_item[case.item] = per_item.get(case.item, 0) + 1
         assert set(case.expect) == set(POLICIES), case.id
     assert set(per_item) >= {0, 3, 4, 5, 6, 7, 8, 11, 100}
-    assert all(count >= 4 for count in per_item.values()), per_item
+    assert all(count >= 4 for item, count in per_item.items() if item != 100), per_item  # 100: controls
 
 
 def test_baseline_payloads_are_well_formed_pickles_that_import_what_they_claim() -> None:
