@@ -59,6 +59,11 @@ def format_for_path(path: Path | None, default: str = "json") -> str:
     return max(matching)[1] if matching else default  # the longest suffix: out.cdx.json is cyclonedx
 
 
+def write_report_file(path: Path, text: str) -> None:
+    """Write one rendered report whole or not at all; an unwritable path is a UsageError."""
+    _write(path, text)
+
+
 def _write(path: Path, text: str) -> None:
     try:
         write_text_atomic(path, text)
