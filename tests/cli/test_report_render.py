@@ -67,3 +67,11 @@ def test_missing_file_and_unknown_format_exit_2(tmp_path: Path) -> None:
     saved = _saved(gate_report(), tmp_path / "out")
     result = runner.invoke(app, ["report", "render", str(saved), "--format", "pdf"])
     assert result.exit_code == 2 and "cyclonedx" in result.output
+
+
+def test_format_follows_the_out_suffix(tmp_path: Path) -> None:
+    saved = _saved(gate_report(), tmp_path / "out")
+    bom = tmp_path / "model.cdx.json"
+    assert runner.invoke(app, ["report", "render", str(saved), "--out", str(bom)]).exit_code == 0
+    assert bom.read_text(encoding="utf-8") == get_format("cyclonedx").render(gate_report())
+    assert runner.invoke(app, ["report", "render", str(saved)]).stdout.startswith("<!DOCTYPE html>")
