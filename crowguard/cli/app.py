@@ -11,7 +11,18 @@ import sys
 import typer
 
 from crowguard import __version__
-from crowguard.cli import demo_cmd, eval_cmd, gate_cmd, lab_cmd, policy_cmd, pull_cmd, sanitize_cmd, scan_cmd, sign_cmd
+from crowguard.cli import (
+    demo_cmd,
+    eval_cmd,
+    gate_cmd,
+    lab_cmd,
+    policy_cmd,
+    pull_cmd,
+    report_cmd,
+    sanitize_cmd,
+    scan_cmd,
+    sign_cmd,
+)
 from crowguard.cli.guard import is_debug, report_error, set_debug
 from crowguard.cli.library_noise import quiet_libraries
 
@@ -25,6 +36,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(policy_cmd.app, name="policy")
+app.add_typer(report_cmd.app, name="report")
 app.command("pull")(pull_cmd.pull)
 app.command("sanitize")(sanitize_cmd.sanitize)
 app.command("keygen")(sign_cmd.keygen)

@@ -40,7 +40,8 @@ def demo(
 def _hooks(display: TrainingProgress) -> Any:
     from crowguard.pipeline.gate import GateHooks
 
-    return GateHooks(on_phase=display.phase, on_step=display.step, on_eval=display.eval)
+    return GateHooks(on_phase=display.phase, on_step=display.step, on_eval=display.eval,
+                     on_scan=display.scan)
 
 
 def _build_bar(display: TrainingProgress) -> Any:

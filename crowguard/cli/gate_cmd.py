@@ -82,7 +82,8 @@ def gate(
                           threads=threads, force=force, use_lab_card=lab_card)
     silence_library_bars()
     with TrainingProgress(enabled=not quiet) as display:
-        hooks = GateHooks(on_phase=display.phase, on_step=display.step, on_eval=display.eval)
+        hooks = GateHooks(on_phase=display.phase, on_step=display.step, on_eval=display.eval,
+                          on_scan=display.scan)
         result = run_gate(request, lambda rep, folder: write_report_dir(rep, folder), hooks)
     code = emit_report(result, fmt=fmt, report_path=report, quiet=quiet)
     if not quiet:

@@ -53,9 +53,15 @@ def write_report_dir(report: Report, directory: Path, formats: tuple[str, ...] =
 
 
 def format_for_path(path: Path | None, default: str = "json") -> str:
-    """The format whose suffix ``path`` has (``out.sarif`` -> sarif), else ``default``."""
-    suffix = path.suffix.lower() if path is not None else ""
-    return next((name for name, fmt in FORMATS.items() if fmt.suffix == suffix), default)
+    """The format whose suffix ``path`` ends with (``a.sarif``: sarif, ``a.cdx.json``: cyclonedx), else ``default``."""
+    name = path.name.lower() if path is not None else ""
+    matching = [(len(fmt.suffix), fmt_name) for fmt_name, fmt in FORMATS.items() if name.endswith(fmt.suffix)]
+    return max(matching)[1] if matching else default  # the longest suffix: out.cdx.json is cyclonedx
+
+
+def write_report_file(path: Path, text: str) -> None:
+    """Write one rendered report whole or not at all; an unwritable path is a UsageError."""
+    _write(path, text)
 
 
 def _write(path: Path, text: str) -> None:

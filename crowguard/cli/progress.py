@@ -1,4 +1,8 @@
-"""A rich progress bar on stderr, driven by the ``(done, total)`` callbacks the stages accept."""
+"""Progress on stderr, driven by the ``(done, total)`` callbacks the stages accept.
+
+On a terminal: rich bars. Anywhere else (a CI log, a file): plain lines, one per phase and at
+least every ``CROWGUARD_PROGRESS_INTERVAL`` seconds (30 by default), see ``plain_progress``.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +21,30 @@ from rich.progress import (
 )
 
 from crowguard.cli.guard import stderr
+from crowguard.cli.plain_progress import Heartbeat, PlainProgress
 
 Update = Callable[..., None]
 
 
+def plain_lines() -> bool:
+    """True when stderr is not a terminal: rich would draw nothing there, so progress is printed as lines."""
+    return not stderr.is_terminal
+
+
+def _write_line(line: str) -> None:
+    stderr.file.write(line + "\n")
+    stderr.file.flush()
+
+
 @contextmanager
 def task_progress(description: str) -> Iterator[Update]:
-    """Yield ``update(done, total, phase=None)``; each new phase gets its own bar."""
+    """Yield ``update(done, total, phase=None)``; each new phase gets its own bar (or its own lines)."""
+    if plain_lines():
+        plain = PlainProgress(_write_line)
+        plain.note(description)  # heard from at once, and every interval until the first update
+        with Heartbeat(plain):
+            yield lambda done, total, phase=None: plain.update(phase or description, done, total)
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=False) as bar:
@@ -54,30 +75,49 @@ class TrainingProgress:
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
+        self.plain = PlainProgress(_write_line) if enabled and plain_lines() else None
+        self.heartbeat = Heartbeat(self.plain) if self.plain is not None else None
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[losses]}"), TextColumn("[dim]{task.fields[left]}"),
-                            console=stderr, disable=not enabled)
+                            console=stderr, disable=not enabled or self.plain is not None)
         self.task: TaskID | None = None
         self.eval_tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> TrainingProgress:
         self.bar.__enter__()
+        if self.heartbeat is not None:
+            self.heartbeat.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.__exit__(*exc)
         self.bar.__exit__(*exc)
 
     def phase(self, name: str) -> None:
-        if self.enabled:
+        if self.plain is not None:
+            self.plain.note(name)
+        elif self.enabled:
             self.bar.console.print(f"[cyan]{name}[/]")
 
     def eval(self, which: str, phase: str, done: int, total: int) -> None:
-        name = f"eval {which}: {phase}"
+        name = f"behaviour {which}: {phase}" if which == "scan" else f"eval {which}: {phase}"
+        if self.plain is not None:
+            self.plain.update(name, done, total)
+            return
         if name not in self.eval_tasks:
             self.eval_tasks[name] = self.bar.add_task(name, total=total, losses="", left="")
         self.bar.update(self.eval_tasks[name], completed=done, total=total)
 
+    def scan(self, done: int, total: int, phase: str) -> None:
+        """A behaviour scan's progress, one bar (or line series) per phase."""
+        self.eval("scan", phase, done, total)
+
     def step(self, p: Any) -> None:
+        if self.plain is not None:
+            losses = f"CE {p.ce:.4f}" + (f", Lc {p.lc:.4f}, Lc_adv {p.lc_adv:.4f}" if p.lc is not None else "")
+            self.plain.update("training", p.step, p.total_steps, losses)
+            return
         if self.task is None:
             self.task = self.bar.add_task("training", total=p.total_steps, losses="", left="")
         losses = f"CE {p.ce:.4f}"

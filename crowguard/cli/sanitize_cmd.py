@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,8 @@ def sanitize(
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
     try:
         with TrainingProgress(enabled=main and not quiet) as display:
+            if scans is not None:
+                request = replace(request, behaviour=replace(scans, progress=display.scan))
             result = run_sanitize(request, on_step=display.step, on_phase=display.phase, on_eval=display.eval)
     except KeyboardInterrupt:
         if main and (request.checkpoints / "trainer_state.json").is_file():

@@ -27,8 +27,9 @@ def scan(
                             "one --report's suffix names."),
     report: Path = typer.Option(None, "--report", "-o", help="Write the report to this file instead of stdout "
                                 "(- is stdout)."),
-    report_dir: Path = typer.Option(None, "--report-dir", help="Also write report.json, .md, .html and .sarif "
-                                    "here; with it and without --format/--report, nothing goes to stdout."),
+    report_dir: Path = typer.Option(None, "--report-dir", help="Also write report.json, .md, .html, .sarif "
+                                    "and .cdx.json here; with it and without --format/--report, nothing goes to "
+                                    "stdout."),
     behaviour: bool = typer.Option(None, "--behaviour/--no-behaviour", help="Run the behavioural backdoor scan "
                                    "(loads the safetensors weights). Default: the policy's behaviour_scan.enabled."),
     probes: Path = typer.Option(None, "--probes", help="Probe prompts (Alpaca JSON or JSONL) instead of the "

@@ -75,6 +75,7 @@ class GateHooks:
     on_phase: PhaseCallback | None = None
     on_step: ProgressCallback | None = None
     on_eval: EvalProgress | None = None
+    on_scan: Callable[[int, int, str], None] | None = None  # behaviour scans: (done, total, phase)
 
     def phase(self, text: str) -> None:
         if self.on_phase is not None:
@@ -155,7 +156,7 @@ def _model_stages(request: GateRequest, hooks: GateHooks, work: Path, folder: Pa
     scan = None
     if request.behaviour is not None and policy.behaviour_scan.enabled:
         hooks.phase("scanning behaviour (trigger search)")
-        scan = behaviour_scan(folder, policy, options=request.behaviour, prior=tuple(stages))
+        scan = behaviour_scan(folder, policy, options=request.behaviour, prior=tuple(stages), progress=hooks.on_scan)
         stages.append(scan)
     flagged = scan is not None and any(f.rule_id.startswith(BACKDOOR_RULE_PREFIX) for f in scan.findings)
     if scan is not None and scan.status == "failed":
@@ -174,7 +175,8 @@ def _model_stages(request: GateRequest, hooks: GateHooks, work: Path, folder: Pa
         return folder
     hooks.phase("sanitizing with CROW" + (" (the scan flagged the model)" if flagged else " (the policy requires it)"))
     sanitized = work / "sanitized"
-    scans = None if scan is None or request.behaviour is None else BehaviourScans(policy, request.behaviour, scan)
+    scans = (None if scan is None or request.behaviour is None
+             else BehaviourScans(policy, request.behaviour, scan, progress=hooks.on_scan))
     result = run_sanitize(
         SanitizeRequest(model=folder, out=sanitized, config=request.sanitize, clean_data=request.clean_data,
                         device=request.device, threads=request.threads, evaluation=request.evaluation,

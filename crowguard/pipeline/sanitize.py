@@ -42,6 +42,7 @@ class BehaviourScans:
     policy: Policy
     options: BehaviourOptions
     before: StageResult | None = None
+    progress: Callable[[int, int, str], None] | None = None  # the scans' (done, total, phase)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
         scan_before = scans.before
         if scan_before is None:
             phase("scanning the input model for a trigger")
-            scan_before = behaviour_scan(request.model, scans.policy, options=scans.options)
+            scan_before = behaviour_scan(request.model, scans.policy, options=scans.options,
+                                         progress=scans.progress)
             stages.append(scan_before)
     if spec is not None:
         phase("evaluating the input model")
@@ -124,11 +126,12 @@ def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None =
 
 def _scans_after(folder: Path, scans: BehaviourScans, before: StageResult | None) -> list[StageResult]:
     """A fresh scan of the sanitized model, and the input's own candidates measured on it again."""
-    results = [behaviour_scan(folder, scans.policy, options=scans.options).model_copy(
+    results = [behaviour_scan(folder, scans.policy, options=scans.options, progress=scans.progress).model_copy(
         update={"name": RESCAN_STAGE_NAME})]
     candidates = candidates_from_result(before) if before is not None else []
     if candidates:
-        results.append(measure_candidates(folder, candidates, scans.policy, options=scans.options))
+        results.append(measure_candidates(folder, candidates, scans.policy, options=scans.options,
+                                          progress=scans.progress))
     return results
 
 

@@ -59,7 +59,8 @@ def test_report_dir_writes_every_format(tmp_path: Path) -> None:
     out = tmp_path / "reports"
     result = _crowguard("scan", str(folder), "--report-dir", str(out))
     assert result.returncode == 1 and result.stdout == ""
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md", "report.sarif"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.cdx.json", "report.html", "report.json", "report.md",
+                                                       "report.sarif"]
     sarif = json.loads((out / "report.sarif").read_text())
     assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
         "pytorch_model.bin"

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crowguard.cli.app import app
+from crowguard.errors import IntegrityError
 from crowguard.sign import generate_keypair, verify_folder
 from tests.pull.conftest import hermetic_hf, hub  # noqa: F401 - fixtures for the hub test
 from tests.pull.hub_server import FakeHub
@@ -48,6 +49,11 @@ def test_clean_model_passes_and_is_signed(tiny_model_dir: Path, tmp_path: Path, 
     assert report["verdict"]["passed"] and [s["name"] for s in report["stages"]][-1] == "sign"
     verify_folder(out, keys[1])  # the signature covers the report too
     assert {p.name for p in tiny_model_dir.iterdir()} <= {p.name for p in out.iterdir()}
+    bom = json.loads((out / "report.cdx.json").read_text())
+    assert bom["metadata"]["component"]["type"] == "machine-learning-model"
+    (out / "report.cdx.json").write_text(json.dumps({**bom, "vulnerabilities": []}))
+    with pytest.raises(IntegrityError):  # the ML-BOM is signed with the model
+        verify_folder(out, keys[1])
 
 
 def test_malicious_pickle_fails_and_signs_nothing(tiny_model_dir: Path, tmp_path: Path,
@@ -58,7 +64,8 @@ def test_malicious_pickle_fails_and_signs_nothing(tiny_model_dir: Path, tmp_path
     out = tmp_path / "gated"
     code, _ = _gate(str(model), "--out", str(out), "--key", str(keys[0]))
     assert code == 1
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md", "report.sarif"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.cdx.json", "report.html", "report.json", "report.md",
+                                                       "report.sarif"]
     sarif = json.loads((out / "report.sarif").read_text())
     uris = {loc["physicalLocation"]["artifactLocation"]["uri"]
             for result in sarif["runs"][0]["results"] for loc in result["locations"]}

@@ -1,5 +1,6 @@
 """The HTML report: self-contained, escaped, charts and inventory drawn; opens in headless Chromium."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,6 +11,8 @@ import pytest
 from crowguard.report.charts import bar_chart, line_chart
 from crowguard.report.formats import get_format
 from crowguard.report.model import FileEntry, Finding, Report, Severity, Source, StageResult, Verdict
+from tests.report.gate_report import gate_report
+from tests.report.png_pixels import read_png
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -68,3 +71,48 @@ def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+_GEOMETRY = """<script>
+window.addEventListener('load', () => {
+  const out = {};
+  for (const id of ['verdict', 'before-after', 'why']) {
+    const r = document.getElementById(id).getBoundingClientRect();
+    out[id] = [r.top, r.bottom, r.width];
+  }
+  document.title = 'GEOMETRY' + JSON.stringify(out);
+});
+</script>"""
+
+
+def test_banner_and_before_after_table_are_above_the_fold(tmp_path: Path) -> None:
+    """At 1280x800 the verdict banner and the before/after table show without scrolling."""
+    browser = _chromium()
+    html = get_format("html").render(gate_report(passed=True))
+    order = [html.index(mark) for mark in ('id="verdict"', 'id="before-after"', 'id="why"', "<h2>pull")]
+    assert order == sorted(order)
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,800",
+             "--hide-scrollbars"]
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    shot = tmp_path / "above_the_fold.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120,
+                   check=True)
+    # geometry: the same page with the CSP lifted and a script that measures the elements (test copy only)
+    probe = tmp_path / "probe.html"
+    probe.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+                     .replace("</body>", _GEOMETRY + "</body>"), encoding="utf-8")
+    dom = subprocess.run([browser, *flags, "--virtual-time-budget=2000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    geometry = json.loads(re.search(r"<title>GEOMETRY(.*?)</title>", dom).group(1).replace("&quot;", '"'))
+    for element in ("verdict", "before-after"):
+        top, bottom, width = geometry[element]
+        assert 0 <= top < bottom <= 800 and width > 300, (element, geometry)
+    rows = read_png(shot)
+    assert (len(rows[0]), len(rows)) == (1280, 800)
+    banner_top, banner_bottom, _ = geometry["verdict"]
+    green = sum(1 for row in rows[int(banner_top):int(banner_bottom)] for px in row if px == (0x15, 0x80, 0x3D))
+    assert green > 10_000  # the PASS banner is painted in the first screen
+    table_top, table_bottom, _ = geometry["before-after"]
+    ink = sum(1 for row in rows[int(table_top):int(table_bottom)] for px in row if max(px) < 100)
+    assert ink > 500  # the table's text is painted there too

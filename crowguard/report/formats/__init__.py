@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from crowguard.errors import UsageError
+from crowguard.report.formats.cyclonedx import CycloneDxFormat
 from crowguard.report.formats.html import HtmlFormat
 from crowguard.report.formats.interface import ReportFormat
 from crowguard.report.formats.json_format import JsonFormat
 from crowguard.report.formats.markdown import MarkdownFormat
 from crowguard.report.formats.sarif import SarifFormat
 
-FORMATS: dict[str, ReportFormat] = {f.name: f for f in (JsonFormat(), MarkdownFormat(), HtmlFormat(), SarifFormat())}
+FORMATS: dict[str, ReportFormat] = {f.name: f for f in (JsonFormat(), MarkdownFormat(), HtmlFormat(), SarifFormat(),
+                                                         CycloneDxFormat())}
 
 
 def get_format(name: str) -> ReportFormat:

@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from crowguard.report.charts import CHARTS_KEY
+from crowguard.report.formats import summary
 from crowguard.report.formats.interface import ReportFormat
 from crowguard.report.formats.svg import format_value, render_bar_chart, render_line_chart
 from crowguard.report.model import Finding, Report, Severity, StageResult
@@ -29,17 +30,18 @@ th,td{border:1px solid #e5e7eb;padding:.3rem .5rem;text-align:left;vertical-alig
 th{background:#f9fafb}code,.mono{font-family:ui-monospace,monospace;font-size:.85em;word-break:break-all}
 .sev{color:#fff;border-radius:4px;padding:0 .4rem;font-size:.8rem;text-transform:uppercase}
 .num{text-align:right;white-space:nowrap}.muted{color:#6b7280}figure{margin:1rem 0}
+table.compare{width:auto;min-width:50%;font-size:1rem}table.compare td:first-child{font-weight:600}
 """
 
 
 class HtmlFormat(ReportFormat):
-    """Verdict, findings by stage, charts and the file inventory in one page."""
+    """Verdict, before/after table and why first; then findings by stage, charts and the file inventory."""
 
     name = "html"
     suffix = ".html"
 
     def render(self, report: Report) -> str:
-        body = [self._header(report), self._severity_chart(report)]
+        body = [self._header(report), self._comparison(report), self._why(report), self._severity_chart(report)]
         body += [self._stage(stage) for stage in report.stages]
         body.append(self._inventory(report))
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -55,12 +57,10 @@ class HtmlFormat(ReportFormat):
         if verdict is None:
             parts.append('<div class="verdict none">no verdict</div>')
         else:
-            state = "PASS" if verdict.passed else f"FAIL (exit {verdict.exit_code})"
-            parts.append(f'<div class="verdict {"pass" if verdict.passed else "fail"}">{state} under policy '
-                         f'<code>{escape(verdict.policy)}</code>, failing at {escape(verdict.fail_on.value)} and above'
-                         "</div>")
-            if verdict.reasons:
-                parts.append("<ul>" + "".join(f"<li>{escape(r)}</li>" for r in verdict.reasons) + "</ul>")
+            state = summary.headline(report)
+            parts.append(f'<div class="verdict {"pass" if verdict.passed else "fail"}" id="verdict">{state} under '
+                         f'policy <code>{escape(verdict.policy)}</code>, failing at {escape(verdict.fail_on.value)} '
+                         "and above</div>")
         if report.source is not None:
             revision = f" @ <code>{escape(report.source.revision)}</code>" if report.source.revision else ""
             parts.append(f"<p>Model: <code>{escape(report.source.reference)}</code>{revision} "
@@ -68,6 +68,23 @@ class HtmlFormat(ReportFormat):
         if report.output:
             parts.append(f"<p>Output: <code>{escape(report.output)}</code></p>")
         return "".join(parts)
+
+    @staticmethod
+    def _comparison(report: Report) -> str:
+        table = summary.comparison(report)
+        if table is None:
+            return ""
+        head = "".join(f"<th class=\"num\">{escape(c)}</th>" for c in table.columns)
+        rows = "".join(f"<tr><td>{escape(label)}</td>" + "".join(f"<td class=\"num\">{escape(c)}</td>" for c in cells)
+                       + "</tr>" for label, cells in table.rows)
+        return f'<table class="compare" id="before-after"><tr><th></th>{head}</tr>{rows}</table>'
+
+    @staticmethod
+    def _why(report: Report) -> str:
+        reasons = summary.why(report)
+        if not reasons:
+            return ""
+        return '<h2>Why</h2><ul id="why">' + "".join(f"<li>{escape(r)}</li>" for r in reasons) + "</ul>"
 
     def _severity_chart(self, report: Report) -> str:
         order = list(reversed(list(Severity)))
@@ -82,15 +99,18 @@ class HtmlFormat(ReportFormat):
                  "</span></h2>"]
         if stage.findings:
             rows = "".join(self._finding(f) for f in stage.findings)
-            parts.append("<table><tr><th>severity</th><th>rule</th><th>file</th><th>finding</th><th>remediation</th>"
-                         f"</tr>{rows}</table>")
-        elif stage.status == "completed":
-            parts.append("<p>No findings: no known-unsafe construct was found by these checks.</p>")
+            parts.append("<table><tr><th>severity</th><th>rule</th><th>file</th><th>location</th><th>finding</th>"
+                         f"<th>remediation</th></tr>{rows}</table>")
+        if (sentence := summary.no_findings_sentence(stage)) is not None:
+            parts.append(f"<p>{escape(sentence)}</p>")
+        if (reason := summary.skipped_reason(stage)) is not None:
+            parts.append(f"<p>Skipped: {escape(reason)}</p>")
         parts += [f'<p class="fail verdict">error: {escape(e)}</p>' for e in stage.errors]
         if stage.skipped:
             parts.append("<p>Skipped:</p><ul>" + "".join(
                 f"<li><code>{escape(s.path)}</code>: {escape(s.reason)}</li>" for s in stage.skipped) + "</ul>")
-        scalars = {k: v for k, v in stage.metrics.items() if isinstance(v, (int, float, str, bool))}
+        scalars = {k: v for k, v in stage.metrics.items()
+                   if isinstance(v, (int, float, str, bool)) and not (k == "reason" and stage.status == "skipped")}
         if scalars:
             parts.append("<table><tr><th>metric</th><th>value</th></tr>" + "".join(
                 f"<tr><td>{escape(k)}</td><td class=\"num\">{escape(_scalar(v))}</td></tr>"
@@ -100,13 +120,13 @@ class HtmlFormat(ReportFormat):
 
     @staticmethod
     def _finding(f: Finding) -> str:
-        where = escape(f.file or "") + (f"<br><span class=\"muted\">{escape(f.location)}</span>" if f.location else "")
         details = (f"<details><summary>details</summary><pre class=\"mono\">"
                    f"{escape(json.dumps(f.details, indent=1)[:4000])}</pre></details>" if f.details else "")
         return (f"<tr><td><span class=\"sev\" style=\"background:{SEVERITY_COLORS[f.severity.value]}\">"
                 f"{escape(f.severity.value)}</span></td>"
                 f"<td style=\"white-space:nowrap\"><code>{escape(f.rule_id)}</code></td>"
-                f"<td class=\"mono\">{where}</td><td><b>{escape(f.title)}</b><br>{escape(f.evidence)}{details}</td>"
+                f"<td class=\"mono\">{escape(f.file or '')}</td><td class=\"mono\">{escape(f.location or '')}</td>"
+                f"<td><b>{escape(f.title)}</b><br>{escape(f.evidence)}{details}</td>"
                 f"<td>{escape(f.remediation)}</td></tr>")
 
     def _inventory(self, report: Report) -> str:

@@ -161,15 +161,30 @@ class ModelScan:
                                                                          len(tokens) * 2 * len(self.search_set)))
         encoded = [(text, self.encode(text)) for text in KNOWN_TRIGGERS]
         library = [(t, ids) for t, ids in encoded if ids is not None and len(ids) <= opts.max_trigger_tokens]
-        proposals += measure_proposals(self.search, [ids for _, ids in library], POSITION_MODES, "library",
-                                       texts=[t for t, _ in library])
+        proposals += measure_proposals(
+            self.search, [ids for _, ids in library], POSITION_MODES, "library", texts=[t for t, _ in library],
+            tick=self._ticker("measuring known triggers", len(library) * len(POSITION_MODES) * len(self.search_set)))
         if opts.search_beams and opts.max_trigger_tokens > 1:
             beams = _beams(proposals, opts.search_beams)
-            for done, beam in enumerate(beams):
+            # the bar counts measured sequences against each beam's most (growth rounds, then one swap), so the
+            # search moves while a beam grows; a beam that stops early jumps to its end
+            sizes = [((opts.max_trigger_tokens - len(b.token_ids)) * 2 + 1) * searcher.width * len(self.search_set)
+                     for b in beams]
+            total, state = sum(sizes), {"done": 0, "end": 0}
+
+            def tick(count: int) -> None:
+                state["done"] = min(state["end"] - 1, state["done"] + count)
+                self._report(max(state["done"], 0), total, "searching")
+
+            searcher.tick = tick if self.progress is not None else None
+            self._report(0, total, "searching")
+            for size, beam in zip(sizes, beams):
+                state["end"] += size
                 grown = searcher.grow(beam)
                 if grown.token_ids != beam.token_ids:
                     proposals.append(grown)
-                self._report(done + 1, len(beams), "searching")
+                state["done"] = state["end"]
+                self._report(state["done"], total, "searching")
         return [TriggerCandidate(p.text or self.decode(p.token_ids), p.token_ids, p.source, p.mode)
                 for p in ranked(proposals, opts.top_candidates)]
 
@@ -177,8 +192,10 @@ class ModelScan:
         """Half the budget: the tokens with the largest first-order gain at the start and at the end;
         the other half drawn at random (a first-order estimate misses what is far from linear)."""
         chosen: set[int] = set()
-        for mode in ("start", "end"):
+        self._report(0, 2, "choosing tokens to rank")
+        for done, mode in enumerate(("start", "end")):
             chosen.update(searcher.best_single_tokens(mode, budget // 4))
+            self._report(done + 1, 2, "choosing tokens to rank")
         rest = sorted(set(self.ordinary) - chosen)
         chosen.update(random.Random(self.options.seed).sample(rest, min(len(rest), budget - len(chosen))))
         return sorted(chosen)

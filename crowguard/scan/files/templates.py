@@ -7,7 +7,8 @@ conversations whose contents are unique markers. Whatever natural-language text 
 markers, special tokens, tags and role words are removed is text the template adds: a default
 system prompt is reported for review (LOW), a long addition that survives the user's own system
 prompt is MEDIUM, and text added inside the conversation turns or text that reads like an
-instruction override or a link is HIGH.
+instruction override or a link is HIGH. The evidence quotes the added text exactly as rendered
+(escaped, bounded); the word counts behind the severity are in the details.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_TEMPLATE_CHARS = 64 * 1024
 MAX_RENDERED_CHARS = 1024 * 1024
+QUOTE_CHARS = 300
 PROBES = {"system": "cgprobesys7q", "user1": "cgprobeusr4k", "assistant": "cgprobeast9w", "user2": "cgprobeusr2m"}
 _TURNS = [{"role": "user", "content": PROBES["user1"]}, {"role": "assistant", "content": PROBES["assistant"]},
           {"role": "user", "content": PROBES["user2"]}]
@@ -155,8 +157,7 @@ def render_findings(template: Template, result: dict[str, Any], special: list[st
     head, _, turns = full.partition(PROBES["user1"])
     kept = _added_words(head, special) if PROBES["system"] in full else default
     in_turns = _added_words(turns, special)
-    added = " ".join(dict.fromkeys(" ".join(part) for part in (default, kept, in_turns) if part))
-    if not added:
+    if not (default or kept or in_turns):
         return []
     if _OVERRIDE.search(_strip(full + outputs["plain"], special)) or len(in_turns) >= 3:
         severity, what = Severity.HIGH, "chat template injects text into every conversation"
@@ -166,9 +167,25 @@ def render_findings(template: Template, result: dict[str, Any], special: list[st
         severity, what = Severity.LOW, "chat template adds a default system prompt"
     else:
         return []
-    return [_finding(template, "CG-TEMPLATE-INJECTED-TEXT", severity, what, f"added text: {added[:300]!r}",
+    plain_head = outputs["plain"].split(PROBES["user1"], 1)[0]
+    segments = [(label, text) for label, text, words in (
+        ("before the first user message", plain_head, default),
+        ("before the first user message when a system message is given", head, kept if head != plain_head else []),
+        ("inside the conversation turns", turns, in_turns)) if words]
+    evidence = ("the template adds, verbatim (the probe messages shown as {system}, {user1}, {assistant}, {user2}): "
+                + "; ".join(f"{label}: {quote_verbatim(text)}" for label, text in segments))
+    return [_finding(template, "CG-TEMPLATE-INJECTED-TEXT", severity, what, evidence,
                      details={"default_prompt_words": len(default), "with_system_words": len(kept),
-                              "in_turn_words": len(in_turns)})]
+                              "in_turn_words": len(in_turns),
+                              "added_words_summary": " ".join(dict.fromkeys(default + kept + in_turns))[:300]})]
+
+
+def quote_verbatim(text: str, limit: int = QUOTE_CHARS) -> str:
+    """``text`` exactly, probe markers named, escaped as a Python string literal, cut at ``limit`` characters."""
+    for role, probe in PROBES.items():
+        text = text.replace(probe, "{" + role + "}")
+    quoted = repr(text[:limit])
+    return quoted + (f" (and {len(text) - limit} more characters)" if len(text) > limit else "")
 
 
 def _strip(text: str, special: list[str]) -> str:
