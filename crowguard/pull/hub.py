@@ -6,8 +6,8 @@ checksum the hub publishes in the commit's file listing: the LFS sha256 for larg
 blob id for the others, and is never allowed to grow past the size listed there (see
 ``hub_download``). From the real hub (``https://huggingface.co``) files stored in Xet come through
 Xet, sized and checksummed the same way once written (``hub_xet``); from any other endpoint they come
-over its plain HTTP routes, never Xet storage, so a mirror sees every byte. The token comes only from ``HF_TOKEN`` or the hub's stored login, through
-huggingface-hub itself; crowguard never reads, logs or stores it.
+over its plain HTTP routes, never Xet storage, so a mirror sees every byte. The token comes only
+from ``HF_TOKEN`` or the hub's stored login, through huggingface-hub itself; crowguard never reads, logs or stores it.
 """
 
 from __future__ import annotations
