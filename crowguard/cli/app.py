@@ -11,7 +11,18 @@ import sys
 import typer
 
 from crowguard import __version__
-from crowguard.cli import demo_cmd, eval_cmd, gate_cmd, lab_cmd, policy_cmd, pull_cmd, sanitize_cmd, scan_cmd, sign_cmd
+from crowguard.cli import (
+    demo_cmd,
+    eval_cmd,
+    gate_cmd,
+    lab_cmd,
+    policy_cmd,
+    pull_cmd,
+    sanitize_cmd,
+    scan_cmd,
+    scan_files_cmd,
+    sign_cmd,
+)
 from crowguard.cli.guard import is_debug, report_error, set_debug
 from crowguard.cli.library_noise import quiet_libraries
 
@@ -33,6 +44,7 @@ app.command("verify")(sign_cmd.verify)
 app.add_typer(lab_cmd.app, name="lab")
 app.command("eval")(eval_cmd.eval_command)
 app.command("scan")(scan_cmd.scan)
+app.command("scan-files")(scan_files_cmd.scan_files)
 app.command("gate")(gate_cmd.gate)
 app.command("demo")(demo_cmd.demo)
 app.command("gate")(gate_cmd.gate)
