@@ -37,7 +37,8 @@ def scan_files(
         result = run_scan(folder, loaded)
         code = result.verdict.exit_code if result.verdict else 0
         if code or not quiet:
-            stderr.print(f"[bold]{folder}[/]: file scan ({len(result.source.files)} files)")
+            count = len(result.source.files) if result.source else 0
+            stderr.print(f"[bold]{folder}[/]: file scan of {count} files", markup=True)
             print_summary(result)
         worst = max(worst, code)
     return worst
