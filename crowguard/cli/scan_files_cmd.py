@@ -38,7 +38,7 @@ def scan_files(
         code = result.verdict.exit_code if result.verdict else 0
         if code or not quiet:
             count = len(result.source.files) if result.source else 0
-            stderr.print(f"[bold]{folder}[/]: file scan of {count} files", markup=True)
+            stderr.print(f"{folder}: file scan of {count} files", markup=False)  # a name may hold [markup]
             print_summary(result)
         worst = max(worst, code)
     return worst
