@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from crowguard.errors import IntegrityError
+from crowguard.errors import IntegrityError, ToolError
+from crowguard.secrets import scrub
 
 REAL_HUB = ("https", "huggingface.co")
 _HINT = "the hub served something other than what it lists; pull again, or set CROWGUARD_HUB_XET=0 to use HTTP"
@@ -48,8 +49,12 @@ def download_xet(url: str, target: Path, *, declared_size: int, endpoint: str, w
         return False
     part = target.with_name(f".{target.name}.crowguard-part")
     try:
-        xet_get(incomplete_path=part, xet_file_data=metadata.xet_file_data, headers=build_hf_headers(),
-                expected_size=declared_size, displayed_filename=target.name)
+        try:
+            xet_get(incomplete_path=part, xet_file_data=metadata.xet_file_data, headers=build_hf_headers(),
+                    expected_size=declared_size, displayed_filename=target.name)
+        except (OSError, RuntimeError, ValueError) as exc:  # hf_xet reports transfer failures as these
+            raise ToolError(f"{where}: the Xet download failed: {scrub(str(exc))[:300]}",
+                            hint="retry, or set CROWGUARD_HUB_XET=0 to download over plain HTTP") from None
         written = part.stat().st_size if part.is_file() else -1
         if written != declared_size:
             raise IntegrityError(f"{where}: Xet wrote {max(written, 0)} bytes, the hub lists {declared_size}; "

@@ -109,3 +109,22 @@ def test_a_mirror_never_reaches_xet(hub: FakeHub, tiny_model_dir: Path, tmp_path
     repo_id, _ = _xet_repo(hub, tiny_model_dir)
     pull(repo_id, tmp_path / "out", endpoint=hub.endpoint)
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_a_failed_xet_transfer_is_a_tool_error_with_the_http_way_out(hub: FakeHub, tiny_model_dir: Path,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.file_download as file_download
+
+    from crowguard.errors import ToolError
+
+    def broken(**_: object) -> None:
+        raise RuntimeError("Data processing error: CAS service error")
+
+    repo_id, _ = _xet_repo(hub, tiny_model_dir)
+    monkeypatch.setattr(hub_module, "xet_allowed", lambda endpoint: True)
+    monkeypatch.setattr(file_download, "xet_get", broken)
+    with pytest.raises(ToolError, match="Xet download failed") as caught:
+        pull(repo_id, tmp_path / "out", endpoint=hub.endpoint)
+    assert "CROWGUARD_HUB_XET=0" in (caught.value.hint or "")
+    assert not (tmp_path / "out").exists()
