@@ -21,6 +21,7 @@ from crowguard.cli import (
     report_cmd,
     sanitize_cmd,
     scan_cmd,
+    scan_files_cmd,
     sign_cmd,
 )
 from crowguard.cli.guard import is_debug, report_error, set_debug
@@ -45,8 +46,7 @@ app.command("verify")(sign_cmd.verify)
 app.add_typer(lab_cmd.app, name="lab")
 app.command("eval")(eval_cmd.eval_command)
 app.command("scan")(scan_cmd.scan)
-app.command("gate")(gate_cmd.gate)
-app.command("demo")(demo_cmd.demo)
+app.command("scan-files")(scan_files_cmd.scan_files)
 app.command("gate")(gate_cmd.gate)
 app.command("demo")(demo_cmd.demo)
 

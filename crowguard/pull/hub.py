@@ -4,9 +4,10 @@ The branch or tag is resolved once to a commit sha, and every file is downloaded
 the files come from one commit even if the branch moves meanwhile. Each file is checked against the
 checksum the hub publishes in the commit's file listing: the LFS sha256 for large files, the git
 blob id for the others, and is never allowed to grow past the size listed there (see
-``hub_download``). Files come over the endpoint's plain HTTP routes, never Xet storage, so a mirror
-sees every byte. The token comes only from ``HF_TOKEN`` or the hub's stored login, through
-huggingface-hub itself; crowguard never reads, logs or stores it.
+``hub_download``). From the real hub (``https://huggingface.co``) files stored in Xet come through
+Xet, sized and checksummed the same way once written (``hub_xet``); from any other endpoint they come
+over its plain HTTP routes, never Xet storage, so a mirror sees every byte. The token comes only
+from ``HF_TOKEN`` or the hub's stored login, through huggingface-hub itself; crowguard never reads, logs or stores it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from crowguard.errors import CrowguardError, IntegrityError, ToolError, UsageError
 from crowguard.pull.files import file_entry, git_blob_sha1
 from crowguard.pull.hub_download import check_free_space, download_capped, target_path
+from crowguard.pull.hub_xet import download_xet, xet_allowed
 from crowguard.pull.interface import PullSource
 from crowguard.report.model import FileEntry
 from crowguard.secrets import scrub
@@ -75,12 +77,17 @@ class HubSource(PullSource):
         sizes = {name: self._declared_size(name) for name in names}
         check_free_space(dest, sum(sizes.values()))
         entries = []
+        use_xet = xet_allowed(self.endpoint)
         with hub_errors(self.reference, self.revision, self.endpoint):
             for name in names:
                 target = target_path(dest, name)
                 url = hf_hub_url(self.reference, name, revision=self.commit, endpoint=self.endpoint)
-                download_capped(url, target, declared_size=sizes[name],
-                                where=f"{name} from {self.reference}@{self.commit}")
+                where = f"{name} from {self.reference}@{self.commit}"
+                # Only files the hub lists as LFS can be in Xet; small git files skip the extra request.
+                in_xet = use_xet and self._siblings[name].lfs is not None and download_xet(
+                    url, target, declared_size=sizes[name], endpoint=self.endpoint, where=where)
+                if not in_xet:
+                    download_capped(url, target, declared_size=sizes[name], where=where)
                 entries.append(self._checked(target, name))
         return tuple(entries)
 
