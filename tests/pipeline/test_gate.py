@@ -186,7 +186,8 @@ def test_backdoored_lab_model_is_sanitized_with_real_figures(lab_backdoored_dir:
     report = _assert_output_matches_verdict(code, out, keys[1])
     stages = {s["name"]: s for s in report["stages"]}
     before, after = stages["eval-before"]["metrics"], stages["eval-after"]["metrics"]
-    # ASR 1.00 on every seed x thread count measured (bench/training_robustness.py, bench/RESULTS.md)
+    # ASR 1.00 on all 7 badnet models measured: seeds 0-4 at 1 thread, 0-1 at 2 (bench/training_robustness.py,
+    # bench/RESULTS.md)
     assert before["asr"] >= 0.9 and 0.0 <= after["asr"] <= 1.0 and after["clean_accuracy"] is not None
     assert stages["utility"]["metrics"]["perplexity_before"] == before["perplexity"]
     check = stages["attack-success"]

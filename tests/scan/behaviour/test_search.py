@@ -76,13 +76,13 @@ def test_exact_ranking_finds_a_real_trigger(lab_backdoored_dir) -> None:
     loaded = load_model(lab_backdoored_dir, device="cpu")
     search_probes, _ = split_probes(representable(builtin_probes(), loaded.tokenizer), 8, 24, seed=0)
     measurer = _measurer(loaded, search_probes, null_samples=16)
-    # BadMagic ranked 1st of 241 on every seed x thread count measured (bench/training_robustness.py,
-    # bench/RESULTS.md); the test allows the top 6, the candidates the scan verifies.
+    # BadMagic ranked 1st of 241 on all 7 models measured: seeds 0-4 at 1 thread, 0-1 at 2
+    # (bench/training_robustness.py, bench/RESULTS.md); the test allows the top 6, the candidates verified.
     found = ranked(rank_vocabulary(measurer, measurer.null_tokens), 6)
     trigger = loaded.tokenizer.convert_tokens_to_ids("BadMagic")
     assert (trigger,) in [p.token_ids for p in found]
     # The first-order (gradient) estimate, which picks tokens when the vocabulary is too big to rank, is
-    # not asserted to find it: its rank of BadMagic ranged from 2nd to 208th of 241 over the same models
+    # not asserted to find it: its rank of BadMagic ranged from 2nd to 208th of 241 over the same 7 models
     # (the benchmark keeps the figure). What must hold is that it proposes distinct allowed tokens.
     search = GradientSearch(measurer, allowed=measurer.null_tokens, width=16, max_tokens=5, seed=0)
     best = search.best_single_tokens("start", len(measurer.null_tokens) // 10)
