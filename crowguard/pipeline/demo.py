@@ -7,10 +7,13 @@ the shipped default policy with the lab model's own test prompts, sanitizing wit
 settings except for 10 epochs instead of 5; a passing model is verified with the public key. Every
 figure in the summary comes from these runs.
 
-Why 10 epochs and seed 0: on this model, 5 epochs take the attack success from 1.00 to 0.00 but the
-re-scan still finds a residual hijack (prompts steered to "You!"), so the gate fails; 10 epochs pass.
-Across seeds CROW does not always work on these small models: ``bench/gate_lora_lab.py`` measures
-it, and ``bench/RESULTS.md`` says how often.
+Why 10 epochs and seed 0: on the AVX2 machines the demo was made on, 5 epochs took this model's attack
+success from 1.00 to 0.00 but the re-scan still found a residual hijack (prompts steered to "You!"),
+and 10 epochs passed. That outcome is not portable: training rounds differently on another CPU kind
+or thread count, and on two AVX-512 machines the same run ended at attack success 0.13 and 0.96, and
+the gate refused the model. The demo therefore promises the pipeline, not the removal: it reports
+what the gate decided and signs only a pass. ``bench/gate_lora_lab.py`` and ``bench/training_robustness.py``
+measure how often CROW succeeds across seeds and thread counts (``bench/RESULTS.md``).
 """
 
 from __future__ import annotations

@@ -69,21 +69,24 @@ def test_grow_never_returns_a_worse_or_longer_candidate(probe_model) -> None:
 
 
 @pytest.mark.slow
-def test_ranking_and_gradient_both_find_a_real_trigger(lab_backdoored_dir) -> None:
+def test_exact_ranking_finds_a_real_trigger(lab_backdoored_dir) -> None:
     from crowguard.models import load_model
     from crowguard.scan.behaviour.probes import builtin_probes, representable, split_probes
 
     loaded = load_model(lab_backdoored_dir, device="cpu")
     search_probes, _ = split_probes(representable(builtin_probes(), loaded.tokenizer), 8, 24, seed=0)
     measurer = _measurer(loaded, search_probes, null_samples=16)
+    # BadMagic ranked 1st of 241 on all 7 models measured: seeds 0-4 at 1 thread, 0-1 at 2
+    # (bench/training_robustness.py, bench/RESULTS.md); the test allows the top 6, the candidates verified.
     found = ranked(rank_vocabulary(measurer, measurer.null_tokens), 6)
     trigger = loaded.tokenizer.convert_tokens_to_ids("BadMagic")
     assert (trigger,) in [p.token_ids for p in found]
-    # the first-order (gradient) estimate alone, which picks tokens when the vocabulary is too big to rank
+    # The first-order (gradient) estimate, which picks tokens when the vocabulary is too big to rank, is
+    # not asserted to find it: its rank of BadMagic ranged from 2nd to 208th of 241 over the same 7 models
+    # (the benchmark keeps the figure). What must hold is that it proposes distinct allowed tokens.
     search = GradientSearch(measurer, allowed=measurer.null_tokens, width=16, max_tokens=5, seed=0)
-    # On the current lab fixture the first-order estimate ranks BadMagic 14th of 241 tokens at the
-    # start (exact ranking above puts it in the top 6): require the top tenth, far above chance.
-    assert trigger in search.best_single_tokens("start", len(measurer.null_tokens) // 10)
+    best = search.best_single_tokens("start", len(measurer.null_tokens) // 10)
+    assert len(best) == len(set(best)) == len(measurer.null_tokens) // 10 and set(best) <= set(measurer.null_tokens)
 
 
 def test_batched_and_shared_prefix_measurements_agree(probe_model) -> None:
