@@ -100,8 +100,8 @@ def test_hub_model_is_pulled_gated_and_signed(hub: FakeHub, tiny_model_dir: Path
     verify_folder(out, keys[1])
 
 
-# Arguments that let the gate read a lab model's lab.json (its test prompts and defence set). Kept in one
-# place: when reading a lab card becomes an explicit opt-in, the flag goes here.
+# Arguments that let the gate read a lab model's lab.json (its test prompts and defence set): an explicit
+# opt-in, kept in one place.
 LAB_CARD: tuple[str, ...] = ("--lab-card",)
 
 
