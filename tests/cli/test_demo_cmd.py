@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from crowguard.cli.app import app
 
-REPORTS = ["report.html", "report.json", "report.md", "report.sarif"]
+REPORTS = ["report.cdx.json", "report.html", "report.json", "report.md", "report.sarif"]
 
 
 @pytest.mark.slow

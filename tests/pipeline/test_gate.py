@@ -119,7 +119,8 @@ def _assert_output_matches_verdict(code: int, out: Path, public_key: Path) -> di
         (out / "report.md").write_text("edited\n")
         assert runner.invoke(app, ["verify", str(out), "--public-key", str(public_key)]).exit_code == 4
     else:
-        assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md", "report.sarif"]
+        assert sorted(p.name for p in out.iterdir()) == ["report.cdx.json", "report.html", "report.json", "report.md",
+                                                         "report.sarif"]
     return report
 
 
