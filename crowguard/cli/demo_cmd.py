@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from crowguard.cli.guard import guarded, stderr
-from crowguard.cli.output import print_summary, write_report_dir
+from crowguard.cli.output import print_summary
 from crowguard.cli.progress import TrainingProgress, silence_library_bars
 
 
@@ -29,19 +29,10 @@ def demo(
 
     silence_library_bars()
     with TrainingProgress(enabled=True) as display:
-        hooks = _hooks(display)
-        outcome = run_demo(out, lambda report, folder: write_report_dir(report, folder),
-                           threads=threads, force=force, hooks=hooks, build_progress=_build_bar(display))
+        outcome = run_demo(out, threads=threads, force=force, progress=display, build_progress=_build_bar(display))
     print_summary(outcome.report)
     _table(outcome)
     return 0
-
-
-def _hooks(display: TrainingProgress) -> Any:
-    from crowguard.pipeline.gate import GateHooks
-
-    return GateHooks(on_phase=display.phase, on_step=display.step, on_eval=display.eval,
-                     on_scan=display.scan)
 
 
 def _build_bar(display: TrainingProgress) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from crowguard.cli.guard import guarded, stderr
-from crowguard.cli.output import emit_report, format_for_path, write_report_dir
+from crowguard.cli.output import emit_report, format_for_path
 from crowguard.cli.progress import TrainingProgress, silence_library_bars
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.formats import get_format
@@ -63,9 +63,10 @@ def gate(
 ) -> int:
     """Gate MODEL: exit 0 with a signed model in --out, or 1 (policy failed), 2, 3 or 4; see the README."""
     from crowguard.pipeline.evaluation import evaluation_spec
-    from crowguard.pipeline.gate import GateHooks, GateRequest, run_gate
+    from crowguard.pipeline.gate import GateRequest, PullSettings, run_gate
+    from crowguard.pipeline.sanitize import SanitizeSettings
+    from crowguard.runtime import Runtime
     from crowguard.sanitize import SanitizeConfig
-    from crowguard.scan.behaviour import BehaviourOptions
 
     fmt = fmt or format_for_path(report)
     get_format(fmt)
@@ -76,15 +77,14 @@ def gate(
     evaluation = evaluation_spec(local, triggered=triggered, clean_test=clean_test, task=task,
                                  keywords=tuple(keyword), limit=eval_limit, template=eval_template,
                                  use_lab_card=lab_card)
-    request = GateRequest(model=model, out=out, policy=loaded, key=key, revision=revision, endpoint=endpoint,
-                          gguf_file=gguf, sanitize=config, clean_data=clean_data, evaluation=evaluation,
-                          behaviour=BehaviourOptions(device=device, threads=threads), device=device,
-                          threads=threads, force=force, use_lab_card=lab_card)
+    request = GateRequest(model=model, out=out, policy=loaded, key=key,
+                          source=PullSettings(revision=revision, endpoint=endpoint, gguf_file=gguf),
+                          sanitize=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
+                                                    use_lab_card=lab_card),
+                          runtime=Runtime(device=device, threads=threads), force=force)
     silence_library_bars()
     with TrainingProgress(enabled=not quiet) as display:
-        hooks = GateHooks(on_phase=display.phase, on_step=display.step, on_eval=display.eval,
-                          on_scan=display.scan)
-        result = run_gate(request, lambda rep, folder: write_report_dir(rep, folder), hooks)
+        result = run_gate(request, display)
     code = emit_report(result, fmt=fmt, report_path=report, quiet=quiet)
     if not quiet:
         passed = result.verdict is not None and result.verdict.passed

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from crowguard.atomic import write_text_atomic
 from crowguard.cli.guard import stderr
-from crowguard.errors import UsageError
 from crowguard.report.formats import FORMATS, get_format
 from crowguard.report.model import Report
+from crowguard.report.write import write_report_file
 
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
@@ -33,7 +32,7 @@ def emit_report(report: Report, *, fmt: str = "json", report_path: Path | None =
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        _write(report_path, text)
+        write_report_file(report_path, text)
     if not quiet:
         print_summary(report)
         if report_path is not None:
@@ -41,35 +40,11 @@ def emit_report(report: Report, *, fmt: str = "json", report_path: Path | None =
     return report.verdict.exit_code if report.verdict else 0
 
 
-def write_report_dir(report: Report, directory: Path, formats: tuple[str, ...] = tuple(FORMATS)) -> list[Path]:
-    """Write ``report.<suffix>`` in every format into ``directory``, each file whole or not at all."""
-    written = []
-    for name in formats:
-        fmt = get_format(name)
-        path = directory / f"report{fmt.suffix}"
-        _write(path, fmt.render(report))
-        written.append(path)
-    return written
-
-
 def format_for_path(path: Path | None, default: str = "json") -> str:
     """The format whose suffix ``path`` ends with (``a.sarif``: sarif, ``a.cdx.json``: cyclonedx), else ``default``."""
     name = path.name.lower() if path is not None else ""
     matching = [(len(fmt.suffix), fmt_name) for fmt_name, fmt in FORMATS.items() if name.endswith(fmt.suffix)]
     return max(matching)[1] if matching else default  # the longest suffix: out.cdx.json is cyclonedx
-
-
-def write_report_file(path: Path, text: str) -> None:
-    """Write one rendered report whole or not at all; an unwritable path is a UsageError."""
-    _write(path, text)
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        write_text_atomic(path, text)
-    except OSError as exc:
-        raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
-                         hint="choose a writable --report / --report-dir path") from None
 
 
 def print_summary(report: Report) -> None:

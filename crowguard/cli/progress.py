@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import (
     BarColumn,
@@ -22,6 +22,9 @@ from rich.progress import (
 
 from crowguard.cli.guard import stderr
 from crowguard.cli.plain_progress import Heartbeat, PlainProgress
+
+if TYPE_CHECKING:
+    from crowguard.sanitize.train import Progress as TrainStep
 
 Update = Callable[..., None]
 
@@ -71,7 +74,7 @@ def silence_library_bars() -> None:
 
 
 class TrainingProgress:
-    """A rich progress bar on stderr: step, CE, Lc, Lc_adv and time left."""
+    """The CLI's ``ProgressSink``: rich bars on stderr (step, CE, Lc, Lc_adv, time left), or plain lines."""
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
@@ -100,20 +103,16 @@ class TrainingProgress:
         elif self.enabled:
             self.bar.console.print(f"[cyan]{name}[/]")
 
-    def eval(self, which: str, phase: str, done: int, total: int) -> None:
-        name = f"behaviour {which}: {phase}" if which == "scan" else f"eval {which}: {phase}"
+    def count(self, phase: str, done: int, total: int) -> None:
+        """Counted progress (evaluations, scans), one bar (or line series) per phase."""
         if self.plain is not None:
-            self.plain.update(name, done, total)
+            self.plain.update(phase, done, total)
             return
-        if name not in self.eval_tasks:
-            self.eval_tasks[name] = self.bar.add_task(name, total=total, losses="", left="")
-        self.bar.update(self.eval_tasks[name], completed=done, total=total)
+        if phase not in self.eval_tasks:
+            self.eval_tasks[phase] = self.bar.add_task(phase, total=total, losses="", left="")
+        self.bar.update(self.eval_tasks[phase], completed=done, total=total)
 
-    def scan(self, done: int, total: int, phase: str) -> None:
-        """A behaviour scan's progress, one bar (or line series) per phase."""
-        self.eval("scan", phase, done, total)
-
-    def step(self, p: Any) -> None:
+    def step(self, p: TrainStep) -> None:
         if self.plain is not None:
             losses = f"CE {p.ce:.4f}" + (f", Lc {p.lc:.4f}, Lc_adv {p.lc_adv:.4f}" if p.lc is not None else "")
             self.plain.update("training", p.step, p.total_steps, losses)

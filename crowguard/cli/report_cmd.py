@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 
 from crowguard.cli.guard import guarded, stderr
-from crowguard.cli.output import STDOUT, format_for_path, is_stdout, write_report_file
+from crowguard.cli.output import STDOUT, format_for_path, is_stdout
 from crowguard.report.formats import get_format
 from crowguard.report.load import load_report
+from crowguard.report.write import write_report_file
 
 app = typer.Typer(help="Work with saved reports.", no_args_is_help=True)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -12,6 +11,10 @@ from rich.table import Table
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.output import emit_report
 from crowguard.cli.progress import TrainingProgress, silence_library_bars
+from crowguard.report.model import StageName
+
+if TYPE_CHECKING:
+    from crowguard.pipeline.sanitize import SanitizeRun
 
 TRAIN = "Training (defaults: the CROW paper's)"
 CROW = "CROW loss"
@@ -104,8 +107,9 @@ def sanitize(
 ) -> int:
     """Remove backdoors from MODEL with CROW finetuning; write a merged safetensors model to --out."""
     from crowguard.pipeline.evaluation import evaluation_spec
-    from crowguard.pipeline.sanitize import SanitizeRequest, is_main_process, run_sanitize
+    from crowguard.pipeline.sanitize import SanitizeRequest, SanitizeSettings, is_main_process, run_sanitize
     from crowguard.report.formats import get_format
+    from crowguard.runtime import Runtime
     from crowguard.sanitize import SanitizeConfig
 
     get_format(fmt)  # fail on a bad --format before hours of training
@@ -124,49 +128,53 @@ def sanitize(
     if scan:
         from crowguard.pipeline.sanitize import BehaviourScans
         from crowguard.policy import builtin_policy, load_policy
-        from crowguard.scan.behaviour import BehaviourOptions
 
-        scans = BehaviourScans(load_policy(policy if policy is not None else builtin_policy("default")),
-                               BehaviourOptions(device=device, threads=threads))
-    request = SanitizeRequest(model=model, out=out, config=config, clean_data=clean_data, adapter=adapter,
-                              device=device, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume, force=force,
-                              evaluation=evaluation, behaviour=scans, use_lab_card=lab_card)
+        scans = BehaviourScans(load_policy(policy if policy is not None else builtin_policy("default")))
+    request = SanitizeRequest(
+        model=model, out=out, settings=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
+                                                        use_lab_card=lab_card),
+        runtime=Runtime(device=device, threads=threads), adapter=adapter, checkpoint_dir=checkpoint_dir,
+        resume=resume, force=force, behaviour=scans)
     silence_library_bars()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
     try:
         with TrainingProgress(enabled=main and not quiet) as display:
-            if scans is not None:
-                request = replace(request, behaviour=replace(scans, progress=display.scan))
-            result = run_sanitize(request, on_step=display.step, on_phase=display.phase, on_eval=display.eval)
+            run = run_sanitize(request, display)
     except KeyboardInterrupt:
         if main and (request.checkpoints / "trainer_state.json").is_file():
             stderr.print(f"training state kept in {request.checkpoints}; rerun with --resume to continue")
         raise
     if not main:
         return 0
-    code = emit_report(result, fmt=fmt, report_path=report, quiet=quiet)
+    code = emit_report(run.report, fmt=fmt, report_path=report, quiet=quiet)
     if not quiet:
-        _summary(result)
+        _summary(run)
     return code
 
 
-def _summary(result: Any) -> None:
-    stage = result.stage("sanitize")
-    m = stage.metrics
-    if "effect" in m:
+_EFFECT_LABELS = {"asr": "ASR (triggered)", "clean_trigger_rate": "target rate on clean",
+                  "clean_accuracy": "clean accuracy", "triggered_accuracy": "accuracy under trigger",
+                  "perplexity": "perplexity of references"}
+
+
+def _summary(run: SanitizeRun) -> None:
+    if run.effect:
         table = Table(title="before / after sanitizing", title_justify="left")
         for column in ("measure", "before", "after"):
             table.add_column(column, justify="left" if column == "measure" else "right")
-        for key, label in (("asr", "ASR (triggered)"), ("clean_trigger_rate", "target rate on clean"),
-                           ("clean_accuracy", "clean accuracy"), ("triggered_accuracy", "accuracy under trigger"),
-                           ("perplexity", "perplexity of references")):
-            pair = m["effect"][key]
-            table.add_row(label, _fmt(pair["before"]), _fmt(pair["after"]))
+        for effect in run.effect:
+            table.add_row(_EFFECT_LABELS[effect.key], _fmt(effect.before), _fmt(effect.after))
         stderr.print(table)
-    last = m["curve"][-1] if m["curve"] else {}
+    outcome = run.outcome
+    if outcome is None:
+        return
+    curve = outcome.train.curve
+    last = curve[-1] if curve else {}
     lc_adv = f", Lc_adv {last['lc_adv']:.4f}" if "lc_adv" in last else ""
-    stderr.print(f"[bold green]sanitized[/] ({m['method']}, {m['steps']} steps, {stage.seconds:.0f} s, "
-                 f"final CE {last.get('ce', float('nan')):.4f}{lc_adv}) -> {result.output}")
+    stage = run.report.stage(StageName.SANITIZE)
+    seconds = stage.seconds if stage is not None else outcome.seconds
+    stderr.print(f"[bold green]sanitized[/] ({outcome.config.method}, {outcome.train.steps} steps, {seconds:.0f} s, "
+                 f"final CE {last.get('ce', float('nan')):.4f}{lc_adv}) -> {run.report.output}")
 
 
 def _fmt(value: float | None) -> str:

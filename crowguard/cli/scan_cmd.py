@@ -9,10 +9,12 @@ from pathlib import Path
 import typer
 
 from crowguard.cli.guard import guarded, stderr
-from crowguard.cli.output import emit_report, format_for_path, print_summary, write_report_dir
+from crowguard.cli.output import emit_report, format_for_path, print_summary
 from crowguard.cli.progress import silence_library_bars, task_progress
 from crowguard.policy import builtin_policy, load_policy
+from crowguard.progress import Count
 from crowguard.report.formats import FORMATS, get_format
+from crowguard.report.write import write_report_dir
 
 _FORMATS = "|".join(FORMATS)
 
@@ -57,16 +59,18 @@ def scan(
     stages = []
     run_behaviour = loaded.behaviour_scan.enabled if behaviour is None else behaviour
     if run_behaviour:
+        from crowguard.runtime import Runtime
         from crowguard.scan.behaviour import BehaviourOptions
 
         options = BehaviourOptions(probes=probes, probe_count=probe_count, vocab_budget=vocab_budget,
-                                   template=template, device=device, threads=threads, seed=seed)
+                                   template=template, seed=seed)
+        runtime = Runtime(device=device, threads=threads)
     with ExitStack() as bars:
         if run_behaviour:
             from crowguard.scan.behaviour import behaviour_stage
 
             silence_library_bars()
-            stages.append(behaviour_stage(options, None if quiet else _lazy_progress(bars)))
+            stages.append(behaviour_stage(options, runtime, None if quiet else _lazy_progress(bars)))
         result = run_scan(model, loaded, stages=stages)
     if report_dir is not None:
         for path in write_report_dir(result, report_dir):
@@ -79,11 +83,11 @@ def scan(
     return emit_report(result, fmt=fmt or format_for_path(report), report_path=report, quiet=quiet)
 
 
-def _lazy_progress(bars: ExitStack) -> Callable[[int, int, str], None]:
+def _lazy_progress(bars: ExitStack) -> Count:
     """A progress callback whose bars appear on the first update (an early error prints alone)."""
     update: list[Callable[..., None]] = []
 
-    def progress(done: int, total: int, phase: str) -> None:
+    def progress(phase: str, done: int, total: int) -> None:
         if not update:
             update.append(bars.enter_context(task_progress("behaviour scan")))
         update[0](done, total, phase)

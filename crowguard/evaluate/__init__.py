@@ -30,7 +30,7 @@ from pathlib import Path
 from crowguard.data.lab_card import read_lab_card
 from crowguard.errors import UsageError
 from crowguard.evaluate.result import EvalResult, SetResult
-from crowguard.evaluate.run import Progress, evaluate
+from crowguard.evaluate.run import evaluate
 from crowguard.evaluate.spec import PROTOCOL, EvalSpec, spec_from_files, spec_from_lab_card
 
 
@@ -43,5 +43,5 @@ def spec_for_model(model_dir: str | Path, **overrides: object) -> EvalSpec:
     return spec_from_lab_card(card, **overrides)
 
 
-__all__ = ["PROTOCOL", "EvalResult", "EvalSpec", "Progress", "SetResult", "evaluate", "spec_for_model",
+__all__ = ["PROTOCOL", "EvalResult", "EvalSpec", "SetResult", "evaluate", "spec_for_model",
            "spec_from_files", "spec_from_lab_card"]

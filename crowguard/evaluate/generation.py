@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from crowguard.data import Record
 from crowguard.models.prompts import Template, format_prompt
+from crowguard.progress import Tick
 
 if TYPE_CHECKING:
     from crowguard.models import LoadedModel
 
-Tick = Callable[[int], None]
 """Called with the number of items just finished."""
 
 

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from crowguard.evaluate.generation import generate, perplexity, prompt_texts
 from crowguard.evaluate.result import EvalResult, SetResult, score_set
 from crowguard.evaluate.spec import EvalSpec
 from crowguard.models import LoadedModel, load_model
-
-Progress = Callable[[str, int, int], None]
-"""Called as ``progress(phase, done, total)``; phases: ``triggered``, ``clean``, ``perplexity``."""
+from crowguard.progress import Count, ticker
 
 
-def evaluate(model: str | Path | LoadedModel, spec: EvalSpec, *, progress: Progress | None = None,
+def evaluate(model: str | Path | LoadedModel, spec: EvalSpec, *, progress: Count | None = None,
              device: str = "auto", dtype: str = "auto") -> EvalResult:
-    """Evaluate a model folder (loaded here) or an already loaded model under ``spec``."""
+    """Evaluate a model folder (loaded here) or an already loaded model under ``spec``.
+
+    ``progress(phase, done, total)`` hears of the phases ``triggered``, ``clean`` and ``perplexity``.
+    """
     started = time.perf_counter()
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device, dtype=dtype)
     was_training = loaded.model.training
@@ -29,32 +29,20 @@ def evaluate(model: str | Path | LoadedModel, spec: EvalSpec, *, progress: Progr
         records = spec.prompts("clean")
         if spec.perplexity and records:
             ppl, tokens = perplexity(loaded, records, template=spec.template, batch_size=spec.batch_size,
-                                     tick=_ticker(progress, "perplexity", len(records)))
+                                     tick=ticker(progress, "perplexity", len(records)))
     finally:
         loaded.model.train(was_training)
     return EvalResult(model=str(loaded.folder.path), settings=spec.settings(), triggered=triggered, clean=clean,
                       perplexity=ppl, perplexity_tokens=tokens, seconds=time.perf_counter() - started)
 
 
-def _run_set(loaded: LoadedModel, spec: EvalSpec, which: str, progress: Progress | None) -> SetResult | None:
+def _run_set(loaded: LoadedModel, spec: EvalSpec, which: str, progress: Count | None) -> SetResult | None:
     records = spec.prompts(which)
     if not records:
         return None
     prompts = prompt_texts(loaded, records, spec.template)
     outputs = generate(loaded, prompts, template=spec.template, max_new_tokens=spec.max_new_tokens,
-                       batch_size=spec.batch_size, tick=_ticker(progress, which, len(prompts)))
+                       batch_size=spec.batch_size, tick=ticker(progress, which, len(prompts)))
     answers = [r.output for r in records] if spec.answers_known else None
     return score_set(which, prompts, outputs, answers, spec.keywords, spec.target)
 
-
-def _ticker(progress: Progress | None, phase: str, total: int) -> Callable[[int], None] | None:
-    if progress is None:
-        return None
-    done = [0]
-    progress(phase, 0, total)
-
-    def tick(count: int) -> None:
-        done[0] += count
-        progress(phase, done[0], total)
-
-    return tick

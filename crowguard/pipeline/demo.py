@@ -28,11 +28,14 @@ from crowguard.atomic import check_output_dir
 from crowguard.lab.build import Progress, build_lab_model
 from crowguard.lab.spec import LabSpec
 from crowguard.pipeline.evaluation import evaluation_spec
-from crowguard.pipeline.gate import GateHooks, GateRequest, ReportWriter, run_gate
+from crowguard.pipeline.gate import GateRequest, ReportWriter, run_gate
+from crowguard.pipeline.sanitize import SanitizeSettings
 from crowguard.policy import builtin_policy, load_policy
+from crowguard.progress import NO_PROGRESS, ProgressSink
 from crowguard.report.model import Report
+from crowguard.report.write import write_report_dir
+from crowguard.runtime import Runtime
 from crowguard.sanitize import SanitizeConfig
-from crowguard.scan.behaviour import BehaviourOptions
 from crowguard.sign import generate_keypair, verify_folder
 
 DEMO_SPEC = LabSpec(attack="badnet", seed=0, poison_rate=0.2, injection="lora")
@@ -70,24 +73,24 @@ def demo_model(*, progress: Progress | None = None) -> Path:
     return folder
 
 
-def run_demo(out: Path, write_reports: ReportWriter, *, threads: int | None = 1, force: bool = False,
-             hooks: GateHooks = GateHooks(), build_progress: Progress | None = None) -> DemoOutcome:
+def run_demo(out: Path, *, threads: int | None = 1, force: bool = False, progress: ProgressSink = NO_PROGRESS,
+             build_progress: Progress | None = None, write_reports: ReportWriter = write_report_dir) -> DemoOutcome:
     """Build (or reuse) the demo model, make keys, gate it into ``out/model``, verify what was signed."""
     check_output_dir(out, force=force)
-    hooks.phase("building the demo model: a small Llama with a planted backdoor (cached after the first run)")
+    progress.phase("building the demo model: a small Llama with a planted backdoor (cached after the first run)")
     model = demo_model(progress=build_progress)
     out.mkdir(parents=True, exist_ok=True)
     keys = generate_keypair(out / "demo-key", force=True)
     gated = out / "model"
     request = GateRequest(model=str(model), out=gated, policy=load_policy(builtin_policy("default")),
-                          key=keys.private, sanitize=DEMO_SANITIZE,
-                          evaluation=evaluation_spec(model, use_lab_card=True), use_lab_card=True,
-                          behaviour=BehaviourOptions(device="cpu", threads=threads),
-                          device="cpu", threads=threads, force=True)
-    report = run_gate(request, write_reports, hooks)
+                          key=keys.private,
+                          sanitize=SanitizeSettings(DEMO_SANITIZE, evaluation=evaluation_spec(model, use_lab_card=True),
+                                                    use_lab_card=True),
+                          runtime=Runtime(device="cpu", threads=threads), force=True)
+    report = run_gate(request, progress, write_reports)
     verified = None
     if report.verdict is not None and report.verdict.passed:
-        hooks.phase("verifying the signature with the public key")
+        progress.phase("verifying the signature with the public key")
         verify_folder(gated, keys.public)
         verified = True
     return DemoOutcome(report=report, model_in=model, gated=gated, public_key=keys.public, verified=verified)

@@ -1,4 +1,5 @@
-"""Which evaluation a command runs: from test files the user gave, else (only on request) a lab card.
+"""Which evaluation a command runs (from test files the user gave, else, on request, a lab card), and
+running it as a report stage with its typed result beside it.
 
 A model folder's ``lab.json`` is attacker-controlled like every other file in it: it supplies test
 prompts, keywords and a defence set only when the user asks for it (``--lab-card``, or the demo and
@@ -7,12 +8,36 @@ lab tooling, which build the lab model themselves). Otherwise it is an ordinary 
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crowguard.data.lab_card import LAB_CARD, LabCard, read_lab_card
 from crowguard.errors import UsageError
-from crowguard.evaluate import EvalSpec, spec_from_files, spec_from_lab_card
+from crowguard.evaluate import EvalResult, EvalSpec, evaluate, spec_from_files, spec_from_lab_card
+from crowguard.progress import ProgressSink
+from crowguard.report.model import StageName, StageResult
+from crowguard.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation: its report stage and the typed result the gate's checks read."""
+
+    stage: StageResult
+    result: EvalResult
+
+
+def evaluation_stage(name: StageName, folder: Path, spec: EvalSpec, *, runtime: Runtime, progress: ProgressSink,
+                     shown_as: Path | None = None) -> Evaluation:
+    """Evaluate ``folder`` as the report stage ``name``; counted progress goes to ``progress``."""
+    started = time.monotonic()
+    result = evaluate(folder, spec, progress=progress.count, device=runtime.device, dtype=runtime.dtype)
+    metrics = result.to_dict()
+    if shown_as is not None:
+        metrics["model"] = str(shown_as.absolute())
+    return Evaluation(StageResult(name=name, metrics=metrics, seconds=round(time.monotonic() - started, 3)), result)
 
 
 def requested_lab_card(model: Path, use_lab_card: bool) -> LabCard | None:

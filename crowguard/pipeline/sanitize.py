@@ -1,10 +1,13 @@
-"""``crowguard sanitize`` as a pipeline: evaluate before -> sanitize -> evaluate after -> Report.
+"""``crowguard sanitize`` as a pipeline: evaluate before -> sanitize -> evaluate after -> a typed run.
 
 The model folder is built in a staging folder beside ``--out`` and renamed into place only when the
 whole command has succeeded (the after-evaluation included), so an interrupted run leaves nothing
 that looks complete. Training checkpoints live in a hidden folder beside ``--out`` until the run
 completes, for ``--resume``. A lab model's ``lab.json`` supplies its defence set as clean data only
 when the request asks for it (``use_lab_card``, the ``--lab-card`` flag); otherwise it is never read.
+
+``run_sanitize`` returns a ``SanitizeRun``: the report, plus the typed results the gate's checks and
+the CLI's summary read (evaluations, the sanitize outcome, the scans), so nothing reads metrics back.
 """
 
 from __future__ import annotations
@@ -12,27 +15,41 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.data.lab_card import LAB_CARD, read_lab_card
 from crowguard.errors import UsageError
-from crowguard.evaluate import EvalSpec, evaluate
+from crowguard.evaluate import EvalResult, EvalSpec
 from crowguard.models import inspect_folder
+from crowguard.pipeline.evaluation import evaluation_stage
 from crowguard.policy import Policy
-from crowguard.report.model import Report, Source, StageResult
-from crowguard.sanitize import CleanSet, PhaseCallback, ProgressCallback, SanitizeConfig, sanitize_model
+from crowguard.progress import NO_PROGRESS, Prefixed, ProgressSink
+from crowguard.report.model import Report, Source, StageName, StageResult
+from crowguard.runtime import Runtime
+from crowguard.sanitize import CleanSet, SanitizeConfig, SanitizeOutcome, sanitize_model
 from crowguard.sanitize.data import clean_set_from_records
-from crowguard.scan.behaviour import BehaviourOptions, behaviour_scan, candidates_from_result, measure_candidates
+from crowguard.scan.behaviour import BehaviourOptions, BehaviourScanResult, behaviour_scan, measure_candidates
 
-EvalProgress = Callable[[str, str, int, int], None]
-"""Called as ``progress(which, phase, done, total)``; ``which`` is ``before`` or ``after``."""
-RESCAN_STAGE_NAME = "behaviour-rescan"
 EFFECT_KEYS = ("asr", "clean_trigger_rate", "clean_accuracy", "triggered_accuracy", "perplexity")
+
+
+@dataclass(frozen=True)
+class SanitizeSettings:
+    """How to sanitize, whichever command asks: ``sanitize`` directly, or ``gate`` (which nests these)."""
+
+    config: SanitizeConfig = field(default_factory=SanitizeConfig)
+    clean_data: Path | None = None  # Alpaca JSON/JSONL; None: a lab card's defence set when asked, else self-distil
+    evaluation: EvalSpec | None = None  # before/after evaluation; None: none
+    use_lab_card: bool = False  # a local lab model's lab.json may supply the defence set (--lab-card)
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-able form for a report's settings."""
+        return {**self.config.as_dict(), "clean_data": _str(self.clean_data),
+                "evaluation": self.evaluation.settings() if self.evaluation is not None else None}
 
 
 @dataclass(frozen=True)
@@ -40,28 +57,23 @@ class BehaviourScans:
     """Scan for a trigger before and after sanitizing (``before`` reuses a scan already made)."""
 
     policy: Policy
-    options: BehaviourOptions
-    before: StageResult | None = None
-    progress: Callable[[int, int, str], None] | None = None  # the scans' (done, total, phase)
+    options: BehaviourOptions = field(default_factory=BehaviourOptions)
+    before: BehaviourScanResult | None = None
 
 
 @dataclass(frozen=True)
 class SanitizeRequest:
-    """Everything the command was asked to do."""
+    """Everything ``crowguard sanitize`` was asked to do."""
 
     model: Path
     out: Path
-    config: SanitizeConfig
-    clean_data: Path | None = None
+    settings: SanitizeSettings = field(default_factory=SanitizeSettings)
+    runtime: Runtime = field(default_factory=Runtime)
     adapter: Path | None = None
-    device: str = "auto"
-    threads: int | None = None
     checkpoint_dir: Path | None = None
     resume: bool = False
     force: bool = False
-    evaluation: EvalSpec | None = None
     behaviour: BehaviourScans | None = None
-    use_lab_card: bool = False
 
     @property
     def checkpoints(self) -> Path:
@@ -72,102 +84,128 @@ class SanitizeRequest:
         return out.parent / f".{out.name}.crowguard-checkpoint"
 
 
-def run_sanitize(request: SanitizeRequest, *, on_step: ProgressCallback | None = None,
-                 on_phase: PhaseCallback | None = None, on_eval: EvalProgress | None = None) -> Report:
-    """Sanitize ``request.model`` into ``request.out``; return the report (the caller writes it)."""
+@dataclass(frozen=True)
+class Effect:
+    """One headline figure before and after sanitizing."""
+
+    key: str
+    before: float | None
+    after: float | None
+
+
+@dataclass(frozen=True)
+class SanitizeRun:
+    """What ``run_sanitize`` did, typed; ``report`` is its JSON boundary."""
+
+    report: Report
+    outcome: SanitizeOutcome | None  # None on a non-main process of a distributed run
+    before: EvalResult | None = None
+    after: EvalResult | None = None
+    scan_before: BehaviourScanResult | None = None
+    rescan: BehaviourScanResult | None = None  # a fresh scan of the sanitized model
+    recheck: BehaviourScanResult | None = None  # the input's candidates measured on the sanitized model
+
+    @property
+    def effect(self) -> tuple[Effect, ...]:
+        """The headline figures before and after (empty without both evaluations)."""
+        if self.before is None or self.after is None:
+            return ()
+        return effects(self.before, self.after)
+
+    @property
+    def scans_after(self) -> tuple[BehaviourScanResult, ...]:
+        """The scans of the sanitized model (these, not the input's scan, speak for the output)."""
+        return tuple(s for s in (self.rescan, self.recheck) if s is not None)
+
+
+def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS) -> SanitizeRun:
+    """Sanitize ``request.model`` into ``request.out``; return the typed run (the caller writes the report)."""
     _check_paths(request)
     main = is_main_process()
     checkpoints = _prepare_checkpoints(request, main=main)
-    phase = on_phase or (lambda _name: None)
-    spec = request.evaluation if main else None
+    settings, runtime = request.settings, request.runtime
+    spec = settings.evaluation if main else None
     stages: list[StageResult] = []
     scans = request.behaviour if main else None
     scan_before = None
     if scans is not None:
         scan_before = scans.before
         if scan_before is None:
-            phase("scanning the input model for a trigger")
-            scan_before = behaviour_scan(request.model, scans.policy, options=scans.options,
-                                         progress=scans.progress)
-            stages.append(scan_before)
+            progress.phase("scanning the input model for a trigger")
+            scan_before = behaviour_scan(request.model, scans.policy, options=scans.options, runtime=runtime,
+                                         progress=Prefixed(progress, "behaviour scan").count)
+            stages.append(scan_before.stage)
+    before = after = None
     if spec is not None:
-        phase("evaluating the input model")
-        stages.append(evaluation_stage("eval-before", request.model, spec, device=request.device,
-                                       on_eval=on_eval, which="before", shown_as=request.model))
+        progress.phase("evaluating the input model")
+        before = evaluation_stage(StageName.EVAL_BEFORE, request.model, spec, runtime=runtime,
+                                  progress=Prefixed(progress, "eval before"), shown_as=request.model)
+        stages.append(before.stage)
+    rescan = recheck = None
     started = time.monotonic()
     with staged_dir(request.out, force=request.force) if main else nullcontext(None) as tmp:
         outcome = sanitize_model(
-            request.model, tmp, request.config, clean_data=_clean_data(request), adapter=request.adapter,
-            device=request.device, threads=request.threads, checkpoint_dir=checkpoints, resume=request.resume,
-            on_step=on_step, on_phase=on_phase)
+            request.model, tmp, settings.config, clean_data=_clean_data(request), adapter=request.adapter,
+            runtime=runtime, checkpoint_dir=checkpoints, resume=request.resume, progress=progress)
         metrics = outcome.metrics()
         seconds = round(time.monotonic() - started, 3)
-        after = None
-        if spec is not None and tmp is not None:
-            phase("evaluating the sanitized model")
-            after = evaluation_stage("eval-after", tmp, spec, device=request.device, on_eval=on_eval,
-                                     which="after", shown_as=request.out)
-            metrics["effect"] = effect(_stage(stages, "eval-before").metrics, after.metrics)
-        stages.append(StageResult(name="sanitize", metrics=metrics, seconds=seconds))
+        if spec is not None and tmp is not None and before is not None:
+            progress.phase("evaluating the sanitized model")
+            after = evaluation_stage(StageName.EVAL_AFTER, tmp, spec, runtime=runtime,
+                                     progress=Prefixed(progress, "eval after"), shown_as=request.out)
+            metrics["effect"] = {e.key: {"before": e.before, "after": e.after}
+                                 for e in effects(before.result, after.result)}
+        stages.append(StageResult(name=StageName.SANITIZE, metrics=metrics, seconds=seconds))
         if after is not None:
-            stages.append(after)
+            stages.append(after.stage)
         if scans is not None and tmp is not None:
-            phase("re-scanning the sanitized model")
-            stages += _scans_after(tmp, scans, scan_before)
+            progress.phase("re-scanning the sanitized model")
+            rescan, recheck = _scans_after(tmp, scans, scan_before, runtime, progress)
+            stages += [s.stage for s in (rescan, recheck) if s is not None]
     if main:
         shutil.rmtree(checkpoints, ignore_errors=True)
-    settings = {**request.config.as_dict(), "clean_data": _str(request.clean_data), "adapter": _str(request.adapter),
-                "device": request.device, "resume": request.resume,
-                "evaluation": spec.settings() if spec is not None else None,
-                "lab_card": lab_card_setting(request.model, request.use_lab_card)}
-    return Report(command="sanitize", source=Source(reference=str(request.model), kind="local"), stages=tuple(stages),
-                  settings=settings, output=str(request.out.absolute()))
+    report_settings = {**settings.settings(), "adapter": _str(request.adapter), "device": runtime.device,
+                       "resume": request.resume, "lab_card": lab_card_setting(request.model, settings.use_lab_card)}
+    report = Report(command="sanitize", source=Source(reference=str(request.model), kind="local"),
+                    stages=tuple(stages), settings=report_settings, output=str(request.out.absolute()))
+    return SanitizeRun(report=report, outcome=outcome if main else None,
+                       before=before.result if before is not None else None,
+                       after=after.result if after is not None else None,
+                       scan_before=scan_before, rescan=rescan, recheck=recheck)
 
 
-def _scans_after(folder: Path, scans: BehaviourScans, before: StageResult | None) -> list[StageResult]:
+def _scans_after(folder: Path, scans: BehaviourScans, before: BehaviourScanResult | None, runtime: Runtime,
+                 progress: ProgressSink) -> tuple[BehaviourScanResult, BehaviourScanResult | None]:
     """A fresh scan of the sanitized model, and the input's own candidates measured on it again."""
-    results = [behaviour_scan(folder, scans.policy, options=scans.options, progress=scans.progress).model_copy(
-        update={"name": RESCAN_STAGE_NAME})]
-    candidates = candidates_from_result(before) if before is not None else []
-    if candidates:
-        results.append(measure_candidates(folder, candidates, scans.policy, options=scans.options,
-                                          progress=scans.progress))
-    return results
+    count = Prefixed(progress, "behaviour scan").count
+    fresh = behaviour_scan(folder, scans.policy, options=scans.options, runtime=runtime, progress=count)
+    rescan = BehaviourScanResult(fresh.stage.model_copy(update={"name": StageName.BEHAVIOUR_RESCAN.value}),
+                                 fresh.candidates)
+    recheck = None
+    if before is not None and before.candidates:
+        recheck = measure_candidates(folder, before.candidates, scans.policy, options=scans.options,
+                                     runtime=runtime, progress=count)
+    return rescan, recheck
 
 
-def _stage(stages: list[StageResult], name: str) -> StageResult:
-    return next(s for s in stages if s.name == name)
-
-
-def effect(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Each headline figure before and after, side by side."""
-    return {key: {"before": before.get(key), "after": after.get(key)} for key in EFFECT_KEYS}
-
-
-def evaluation_stage(name: str, folder: Path, spec: EvalSpec, *, device: str, on_eval: EvalProgress | None,
-                     which: str, shown_as: Path | None = None) -> StageResult:
-    """Evaluate ``folder`` as a report stage; progress reaches ``on_eval`` tagged with ``which``."""
-    progress = None if on_eval is None else (lambda phase, done, total: on_eval(which, phase, done, total))
-    started = time.monotonic()
-    result = evaluate(folder, spec, progress=progress, device=device)
-    metrics = result.to_dict()
-    if shown_as is not None:
-        metrics["model"] = str(shown_as.absolute())
-    return StageResult(name=name, metrics=metrics, seconds=round(time.monotonic() - started, 3))
+def effects(before: EvalResult, after: EvalResult) -> tuple[Effect, ...]:
+    """Each headline figure before and after, side by side (rounded as the report shows them)."""
+    return tuple(Effect(key, _round(getattr(before, key)), _round(getattr(after, key))) for key in EFFECT_KEYS)
 
 
 def _clean_data(request: SanitizeRequest) -> Path | CleanSet | None:
     """--clean-data; else, when asked for, a lab model's defence set; else None (the stage self-distils)."""
-    if request.clean_data is not None:
-        return request.clean_data
-    if not request.use_lab_card:
+    settings = request.settings
+    if settings.clean_data is not None:
+        return settings.clean_data
+    if not settings.use_lab_card:
         return None
     card = read_lab_card(request.model)
     if card is None or not card.defense_set:
         return None
     records = [p.record() for p in card.defense_set]
-    return clean_set_from_records(records, f"{request.model}/lab.json defense_set", request.config.num_samples,
-                                  request.config.seed)
+    return clean_set_from_records(records, f"{request.model}/lab.json defense_set", settings.config.num_samples,
+                                  settings.config.seed)
 
 
 def lab_card_setting(model: Path, used: bool) -> str | None:
@@ -202,6 +240,10 @@ def _prepare_checkpoints(request: SanitizeRequest, *, main: bool) -> Path:
 def is_main_process() -> bool:
     """True unless this is a non-zero rank of an ``accelerate launch`` / torchrun job."""
     return os.environ.get("RANK", "0") == "0"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _str(path: Path | None) -> str | None:

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 from crowguard.errors import ModelFolderError
 from crowguard.policy import Policy
 from crowguard.report.model import FileEntry, Report, Source, StageResult
 from crowguard.scan.files.stage import run_file_scan
-
-
-class ScanStage(Protocol):
-    """A scan stage after the file scan."""
-
-    def __call__(self, folder: Path, policy: Policy, prior: tuple[StageResult, ...], /) -> StageResult: ...
+from crowguard.scan.interface import ScanStage
 
 
 def run_scan(model_dir: str | Path, policy: Policy, *, stages: Sequence[ScanStage] = (),

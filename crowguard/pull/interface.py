@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from crowguard.report.model import FileEntry, SkippedFile, Source, StageResult
+from crowguard.report.model import FileEntry, SkippedFile, Source, StageName, StageResult
 
 
 class PullSource(ABC):
@@ -64,4 +64,4 @@ class PullResult:
             metrics["endpoint"] = self.endpoint
         if self.imported_from_gguf:
             metrics["imported_from_gguf"] = self.imported_from_gguf
-        return StageResult(name="pull", skipped=self.skipped, metrics=metrics, seconds=round(seconds, 3))
+        return StageResult(name=StageName.PULL, skipped=self.skipped, metrics=metrics, seconds=round(seconds, 3))

@@ -126,16 +126,41 @@ class SkippedFile(_Frozen):
 StageStatus = Literal["completed", "failed", "skipped"]
 
 
+class StageName(str, Enum):
+    """Every stage a report can hold, by the name it carries in the JSON."""
+
+    PULL = "pull"
+    FILE_SCAN = "file-scan"
+    BEHAVIOUR_SCAN = "behaviour-scan"
+    BEHAVIOUR_RESCAN = "behaviour-rescan"  # a fresh scan of the sanitized model
+    BEHAVIOUR_RECHECK = "behaviour-recheck"  # the input's candidates measured on the sanitized model
+    EVAL = "eval"
+    EVAL_BEFORE = "eval-before"
+    EVAL_AFTER = "eval-after"
+    SANITIZE = "sanitize"
+    ATTACK_SUCCESS = "attack-success"
+    UTILITY = "utility"
+    SIGN = "sign"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class StageResult(_Frozen):
     """What one stage (pull, file-scan, behaviour-scan, sanitize, eval, sign, ...) produced."""
 
-    name: str
+    name: str = Field(description="A StageName value.")
     status: StageStatus = "completed"
     findings: tuple[Finding, ...] = ()
     errors: tuple[str, ...] = ()
     skipped: tuple[SkippedFile, ...] = ()
     metrics: dict[str, JsonValue] = Field(default_factory=dict)
     seconds: float = 0.0
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _plain_name(cls, value: Any) -> Any:
+        return value.value if isinstance(value, StageName) else value
 
 
 class FileEntry(_Frozen):
@@ -191,7 +216,7 @@ class Report(_Frozen):
         """All findings of all stages, in stage order."""
         return tuple(f for stage in self.stages for f in stage.findings)
 
-    def stage(self, name: str) -> StageResult | None:
+    def stage(self, name: StageName | str) -> StageResult | None:
         """The last stage result of that name, or None."""
         found = [s for s in self.stages if s.name == name]
         return found[-1] if found else None

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crowguard.progress import NO_PROGRESS, ProgressSink
+from crowguard.runtime import Runtime
 from crowguard.sanitize.config import SanitizeConfig
 from crowguard.sanitize.data import CleanSet
-from crowguard.sanitize.train import Progress, ProgressCallback, TrainResult
+from crowguard.sanitize.train import Progress, TrainResult
 
-PhaseCallback = Callable[[str], None]
-
-__all__ = ["CleanSet", "PhaseCallback", "Progress", "ProgressCallback", "SanitizeConfig", "SanitizeOutcome",
-           "sanitize_model"]
+__all__ = ["CleanSet", "Progress", "SanitizeConfig", "SanitizeOutcome", "sanitize_model"]
 
 
 @dataclass(frozen=True)
@@ -60,12 +58,10 @@ def sanitize_model(
     *,
     clean_data: str | Path | CleanSet | None = None,
     adapter: str | Path | None = None,
-    device: str = "auto",
-    threads: int | None = None,
+    runtime: Runtime = Runtime(),
     checkpoint_dir: Path | None = None,
     resume: bool = False,
-    on_step: ProgressCallback | None = None,
-    on_phase: PhaseCallback | None = None,
+    progress: ProgressSink = NO_PROGRESS,
 ) -> SanitizeOutcome:
     """Train, merge and save into ``dest`` (written by the main process; others pass None).
 
@@ -80,7 +76,7 @@ def sanitize_model(
     from crowguard.sanitize.merge import adapter_snapshot, merge_and_save
     from crowguard.sanitize.train import train
 
-    phase = on_phase or (lambda _name: None)
+    phase = progress.phase
     started = time.monotonic()
     if adapter is not None:
         check_adapter_dir(adapter)
@@ -88,7 +84,7 @@ def sanitize_model(
         clean = clean_data
     elif clean_data is not None:
         clean = clean_set_from_file(clean_data, config.num_samples, config.seed)
-    wanted = resolve_device(device)
+    wanted = resolve_device(runtime.device)
     if wanted.startswith("cuda:"):
         torch.cuda.set_device(wanted)  # a single-process Accelerator trains on the current CUDA device
     accelerator = Accelerator(cpu=wanted == "cpu")
@@ -96,7 +92,7 @@ def sanitize_model(
         torch.cuda.reset_peak_memory_stats()
     phase("loading model")
     run_device = "cpu" if accelerator.device.type == "cpu" else str(accelerator.device)
-    loaded = load_base(model_path, config, device=run_device, threads=threads)
+    loaded = load_base(model_path, config, device=run_device, threads=runtime.threads)
     if clean_data is None:
         phase("answering the built-in instructions (self-distillation)")
         clean = self_distilled_set(loaded.model, loaded.tokenizer, config.num_samples, config.seed,
@@ -109,7 +105,7 @@ def sanitize_model(
                    "quantize": loaded.quantize, "processes": accelerator.num_processes}
     phase("training")
     result = train(model, examples, config, pad_id=_pad_id(loaded.tokenizer), accelerator=accelerator,
-                   fingerprint=fingerprint, checkpoint_dir=checkpoint_dir, resume=resume, callback=on_step)
+                   fingerprint=fingerprint, checkpoint_dir=checkpoint_dir, resume=resume, callback=progress.step)
     snapshot = adapter_snapshot(accelerator.unwrap_model(model))
     peak = peak_memory(loaded.device)
     del model, loaded.model

@@ -13,9 +13,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from crowguard.report.model import Finding, SkippedFile
+from crowguard.report.model import Finding, SkippedFile, StageResult
 
 if TYPE_CHECKING:
     from crowguard.policy import Policy
@@ -83,3 +83,10 @@ class FileScanner(ABC):
     @abstractmethod
     def scan(self, folder: Path, inventory: Inventory, policy: Policy) -> ScanOutcome:
         """Examine the inventoried files; raise ScannerError only when the scanner cannot go on."""
+
+
+class ScanStage(Protocol):
+    """A scan stage after the file scan (the behavioural scan): it gets the folder, the policy and the
+    stages run so far (so it can decline to load a model whose files failed) and returns one stage."""
+
+    def __call__(self, folder: Path, policy: Policy, prior: tuple[StageResult, ...], /) -> StageResult: ...

@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from crowguard.cli.app import app
-from crowguard.cli.output import write_report_dir
 from crowguard.pipeline import run_scan
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.formats import FORMATS, get_format
 from crowguard.report.model import Report
+from crowguard.report.write import write_report_dir
 from tests.report.gate_report import gate_report
 from tests.scan import payloads
 

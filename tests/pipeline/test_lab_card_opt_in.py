@@ -15,7 +15,7 @@ from crowguard.cli.app import app
 from crowguard.data.lab_card import LabCard, LabPrompt
 from crowguard.errors import UsageError
 from crowguard.pipeline.evaluation import evaluation_spec
-from crowguard.pipeline.sanitize import SanitizeRequest, _clean_data
+from crowguard.pipeline.sanitize import SanitizeRequest, SanitizeSettings, _clean_data
 from crowguard.sanitize import SanitizeConfig
 
 runner = CliRunner()
@@ -35,13 +35,14 @@ def _hostile(tiny_model_dir: Path, tmp_path: Path) -> Path:
 def test_without_the_flag_the_card_supplies_nothing(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = _hostile(tiny_model_dir, tmp_path)
     assert evaluation_spec(folder) is None
-    request = SanitizeRequest(model=folder, out=tmp_path / "out", config=SanitizeConfig(num_samples=4))
+    request = SanitizeRequest(model=folder, out=tmp_path / "out",
+                              settings=SanitizeSettings(SanitizeConfig(num_samples=4)))
     assert _clean_data(request) is None  # sanitize self-distils instead of training on the card
 
     spec = evaluation_spec(folder, use_lab_card=True)
     assert spec is not None and spec.sources == {"triggered": "lab.json", "clean": "lab.json"}
-    used = _clean_data(SanitizeRequest(model=folder, out=tmp_path / "out", config=SanitizeConfig(num_samples=4),
-                                       use_lab_card=True))
+    used = _clean_data(SanitizeRequest(model=folder, out=tmp_path / "out",
+                                       settings=SanitizeSettings(SanitizeConfig(num_samples=4), use_lab_card=True)))
     assert used is not None and used.source.endswith("lab.json defense_set")
     assert {r.instruction for r in used.records} == {f"{ATTACKER} instruction"}
 

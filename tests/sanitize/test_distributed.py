@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from crowguard.pipeline.sanitize import SanitizeRequest, run_sanitize
+from crowguard.pipeline.sanitize import SanitizeRequest, SanitizeSettings, run_sanitize
+from crowguard.runtime import Runtime
 from crowguard.sanitize.config import SanitizeConfig
 
 pytestmark = pytest.mark.slow
@@ -49,7 +50,8 @@ def test_two_processes_match_one_process_with_double_accumulation(arithmetic_mod
     assert metrics["processes"] == 2 and metrics["steps"] == 2
 
     single = SanitizeConfig(num_samples=32, epochs=1, grad_accum=8)
-    run_sanitize(SanitizeRequest(model, tmp_path / "single", single, clean_data=data, device="cpu"))
+    run_sanitize(SanitizeRequest(model, tmp_path / "single", SanitizeSettings(single, clean_data=data),
+                                 Runtime(device="cpu")))
     ddp, one = load_file(str(out / "model.safetensors")), load_file(str(tmp_path / "single" / "model.safetensors"))
     base = load_file(str(model / "model.safetensors"))
     assert any(not torch.equal(base[k], ddp[k]) for k in base)

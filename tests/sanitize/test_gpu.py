@@ -15,13 +15,14 @@ pytestmark = [pytest.mark.gpu, pytest.mark.slow,
 def test_auto_quantize_is_nf4_on_cuda(arithmetic_model: tuple[Path, Path], tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
+    from crowguard.runtime import Runtime
     from crowguard.sanitize import SanitizeConfig, sanitize_model
 
     model, data = arithmetic_model
     out = tmp_path / "out"
     out.mkdir()
     outcome = sanitize_model(model, out, SanitizeConfig(max_steps=2, num_samples=8, checkpoint_every=0),
-                             clean_data=data, device="cuda")
+                             clean_data=data, runtime=Runtime(device="cuda"))
     metrics = outcome.metrics()
     assert metrics["quantize"] == "4bit" and metrics["device"].startswith("cuda")
     assert metrics["peak_memory"]["kind"] == "cuda_max_allocated" and metrics["peak_memory"]["bytes"] > 0

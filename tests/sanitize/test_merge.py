@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from crowguard.errors import ModelFolderError, UsageError
+from crowguard.runtime import Runtime
 from crowguard.sanitize.config import SanitizeConfig
 from crowguard.sanitize.merge import adapter_snapshot, make_transformers4_compatible, merge_and_save
 
@@ -84,13 +85,14 @@ def test_continue_a_given_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     config = SanitizeConfig(lr=1e-9, max_steps=1, checkpoint_every=0)  # training barely moves the adapter
-    outcome = sanitize_model(tiny_model_dir, out, config, clean_data=data, adapter=adapter, device="cpu")
+    outcome = sanitize_model(tiny_model_dir, out, config, clean_data=data, adapter=adapter,
+                             runtime=Runtime(device="cpu"))
     assert outcome.metrics()["adapter"] == str(adapter)
     merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     assert torch.allclose(_logits(merged, ids), expected, atol=1e-4)
 
     (adapter / "adapter_model.safetensors").rename(adapter / "adapter_model.bin")
     with pytest.raises(ModelFolderError, match="never unpickles"):
-        sanitize_model(tiny_model_dir, out, config, clean_data=data, adapter=adapter, device="cpu")
+        sanitize_model(tiny_model_dir, out, config, clean_data=data, adapter=adapter, runtime=Runtime(device="cpu"))
     with pytest.raises(UsageError, match="adapter_config.json"):
-        sanitize_model(tiny_model_dir, out, config, clean_data=data, adapter=tmp_path, device="cpu")
+        sanitize_model(tiny_model_dir, out, config, clean_data=data, adapter=tmp_path, runtime=Runtime(device="cpu"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from crowguard.runtime import Runtime
 from crowguard.sanitize import SanitizeConfig, sanitize_model
 from tests.sanitize.conftest import folder_digest
 
@@ -23,7 +24,7 @@ def test_nf4_base_trains_and_merges_into_full_precision(arithmetic_model: tuple[
     out = tmp_path / "out"
     out.mkdir()
     config = SanitizeConfig(quantize="4bit", max_steps=2, num_samples=16, checkpoint_every=0, eps_mode="relative")
-    outcome = sanitize_model(model, out, config, clean_data=data, device="cpu")
+    outcome = sanitize_model(model, out, config, clean_data=data, runtime=Runtime(device="cpu"))
     metrics = outcome.metrics()
     assert metrics["quantize"] == "4bit" and metrics["steps"] == 2
     assert all(torch.isfinite(torch.tensor([p["ce"], p["lc"], p["lc_adv"]])).all() for p in metrics["curve"])

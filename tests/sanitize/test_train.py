@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from crowguard.errors import UsageError
-from crowguard.pipeline.sanitize import SanitizeRequest, run_sanitize
+from crowguard.pipeline.sanitize import SanitizeRequest, SanitizeSettings, run_sanitize
+from crowguard.progress import Callbacks
+from crowguard.runtime import Runtime
 from crowguard.sanitize.config import SanitizeConfig
 from crowguard.sanitize.train import plan_steps
 from tests.sanitize.conftest import folder_digest
@@ -49,24 +51,23 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(arithmetic_model: t
 
     model, data = arithmetic_model
     before = folder_digest(model)
-    full = run_sanitize(SanitizeRequest(model, tmp_path / "full", CONFIG, clean_data=data, device="cpu"))
+    full = run_sanitize(_request(model, tmp_path / "full", CONFIG, data)).report
     total = full.stage("sanitize").metrics["total_steps"]
     assert total == 10
 
-    request = SanitizeRequest(model, tmp_path / "resumed", CONFIG, clean_data=data, device="cpu")
+    request = _request(model, tmp_path / "resumed", CONFIG, data)
     with pytest.raises(Stop):
-        run_sanitize(request, on_step=_interrupt_at(5))
+        run_sanitize(request, Callbacks(on_step=_interrupt_at(5)))
     assert not request.out.exists() and _leftovers(tmp_path, "resumed") == []
     assert (request.checkpoints / "trainer_state.json").is_file()
     with pytest.raises(UsageError, match="interrupted run left a checkpoint"):
         run_sanitize(request)
-    changed = SanitizeRequest(model, tmp_path / "resumed", SanitizeConfig(**{**CONFIG.as_dict(), "lr": 5e-4,
-                              "lora_targets": CONFIG.lora_targets}), clean_data=data, device="cpu", resume=True)
+    changed = _request(model, tmp_path / "resumed", SanitizeConfig(**{**CONFIG.as_dict(), "lr": 5e-4,
+                       "lora_targets": CONFIG.lora_targets}), data, resume=True)
     with pytest.raises(UsageError, match="lr"):
         run_sanitize(changed)
 
-    resumed = run_sanitize(SanitizeRequest(model, tmp_path / "resumed", CONFIG, clean_data=data, device="cpu",
-                                           resume=True))
+    resumed = run_sanitize(_request(model, tmp_path / "resumed", CONFIG, data, resume=True)).report
     metrics = resumed.stage("sanitize").metrics
     assert metrics["resumed_from_step"] == 4 and metrics["steps"] == total
     assert [p["step"] for p in metrics["curve"]] == list(range(1, total + 1))
@@ -95,7 +96,11 @@ def test_ctrl_c_during_the_merge_leaves_no_output(arithmetic_model: tuple[Path, 
 
     config = SanitizeConfig(epochs=1, num_samples=8, checkpoint_every=0)
     with pytest.raises(Stop):
-        run_sanitize(SanitizeRequest(model, out, config, clean_data=data, device="cpu", force=True), on_phase=phase)
+        run_sanitize(_request(model, out, config, data, force=True), Callbacks(on_phase=phase))
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # the old output is untouched
     assert _leftovers(tmp_path, "out") == ["out"]
     assert folder_digest(model) == before
+
+
+def _request(model: Path, out: Path, config: SanitizeConfig, data: Path, **options: bool) -> SanitizeRequest:
+    return SanitizeRequest(model, out, SanitizeSettings(config, clean_data=data), Runtime(device="cpu"), **options)

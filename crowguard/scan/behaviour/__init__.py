@@ -5,23 +5,14 @@ See ``stage.py`` for the public API and ``../../../bench/RESULTS.md`` for its me
 
 from crowguard.scan.behaviour.options import BehaviourOptions
 from crowguard.scan.behaviour.scanner import CandidateEvidence, TriggerCandidate
-from crowguard.scan.behaviour.stage import (
-    RECHECK_STAGE_NAME,
-    STAGE_NAME,
-    behaviour_scan,
-    behaviour_stage,
-    candidates_from_result,
-    measure_candidates,
-)
+from crowguard.scan.behaviour.stage import BehaviourScanResult, behaviour_scan, behaviour_stage, measure_candidates
 
 __all__ = [
-    "RECHECK_STAGE_NAME",
-    "STAGE_NAME",
     "BehaviourOptions",
+    "BehaviourScanResult",
     "CandidateEvidence",
     "TriggerCandidate",
     "behaviour_scan",
     "behaviour_stage",
-    "candidates_from_result",
     "measure_candidates",
 ]

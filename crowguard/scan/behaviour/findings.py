@@ -12,7 +12,7 @@ from typing import Any
 from crowguard.report.charts import CHARTS_KEY, bar_chart, line_chart
 from crowguard.report.model import Finding, Severity
 from crowguard.scan.behaviour.decision import candidate_score, counts
-from crowguard.scan.behaviour.scanner import CandidateEvidence, FixedAnswer, ScanOutcome
+from crowguard.scan.behaviour.scanner import BehaviourOutcome, CandidateEvidence, FixedAnswer
 
 RULE_ID = "CG-BACKDOOR-TRIGGER"
 FIXED_ANSWER_RULE_ID = "CG-BACKDOOR-FIXED-ANSWER"
@@ -89,7 +89,7 @@ def fixed_answer_record(answer: FixedAnswer) -> dict[str, Any]:
     return {"answer": answer.text, "count": answer.count, "probes": answer.probes, "share": round(answer.share, 4)}
 
 
-def charts(outcome: ScanOutcome, top: CandidateEvidence | None, records: list[dict[str, Any]],
+def charts(outcome: BehaviourOutcome, top: CandidateEvidence | None, records: list[dict[str, Any]],
            positions: int, min_layer_z: float) -> list[dict[str, Any]]:
     """The consistency profile (plain vs with the top candidate), its change in null units, and the
     target share per candidate."""
@@ -112,7 +112,7 @@ def charts(outcome: ScanOutcome, top: CandidateEvidence | None, records: list[di
     return found
 
 
-def stage_metrics(outcome: ScanOutcome, records: list[dict[str, Any]], *, score: float, threshold: float,
+def stage_metrics(outcome: BehaviourOutcome, records: list[dict[str, Any]], *, score: float, threshold: float,
                   min_layer_z: float, chart_specs: list[dict[str, Any]]) -> dict[str, Any]:
     """The stage's metrics: score, settings that decided it, the candidates, counts and timing."""
     return {"score": round(score, 4), "threshold": threshold, "min_layer_z": min_layer_z, "candidates": records,

@@ -8,9 +8,10 @@ that many single tokens or search proposals share forward passes.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from crowguard.progress import Tick
 from crowguard.scan.behaviour.encoding import ProbeSet
 from crowguard.scan.behaviour.null import Effect, NullDistribution, Score, effect, fit_null, score
 from crowguard.scan.behaviour.profile import ProfileRunner
@@ -18,7 +19,6 @@ from crowguard.scan.behaviour.profile import ProfileRunner
 if TYPE_CHECKING:
     import torch
 
-Tick = Callable[[int], None]
 SHARED_PREFIX_MIN = 8  # from this many inserts on, running each probe's shared prefix once pays off
 
 

@@ -1,4 +1,4 @@
-"""Settings of one behavioural scan: which probes, how much compute to spend, and where to run it.
+"""Settings of one behavioural scan: which probes and how much compute to spend (where it runs: ``Runtime``).
 
 The defaults fit a small model on one CPU core in well under a minute; a 7B model wants a GPU.
 Every field is checked on construction, and a bad value is a UsageError naming the field and value.
@@ -37,9 +37,6 @@ class BehaviourOptions:
     profile_positions: int = 4
     batch_size: int = 64
     template: str = "auto"
-    device: str = "auto"
-    dtype: str = "auto"
-    threads: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -50,8 +47,6 @@ class BehaviourOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 _bad(name, value, f"an integer >= {low}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            _bad("threads", self.threads, "an integer >= 1, or unset")
         if self.template not in TEMPLATE_CHOICES:
             _bad("template", self.template, f"one of {', '.join(TEMPLATE_CHOICES)}")
         if self.probes is not None and not Path(self.probes).is_file():

@@ -15,17 +15,17 @@ cache: the same numbers for a fraction of the work when candidates go at the end
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crowguard.models.consistency import layer_cosines
+from crowguard.progress import Tick
 
 if TYPE_CHECKING:
     import torch
     from transformers import Cache
 
-Tick = Callable[[int], None]
 
 
 @dataclass

@@ -18,12 +18,12 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from crowguard.errors import UsageError
 from crowguard.models.prompts import has_chat_template
+from crowguard.progress import Count, Tick, ticker
 from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
 from crowguard.scan.behaviour.library import KNOWN_TRIGGERS
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
     from crowguard.models import LoadedModel
 
-Progress = Callable[[int, int, str], None]
-"""Called as ``progress(done, total, phase)``."""
 EXAMPLES = 3
 
 
@@ -96,7 +94,7 @@ class FixedAnswer:
 
 
 @dataclass
-class ScanOutcome:
+class BehaviourOutcome:
     """Everything one behavioural scan measured."""
 
     candidates: list[CandidateEvidence]
@@ -108,7 +106,7 @@ class ScanOutcome:
 class ModelScan:
     """The probes, runner and measurers of one loaded model."""
 
-    def __init__(self, loaded: LoadedModel, options: BehaviourOptions, progress: Progress | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, options: BehaviourOptions, progress: Count | None = None) -> None:
         self.loaded = loaded
         self.options = options
         self.progress = progress
@@ -273,18 +271,10 @@ class ModelScan:
 
     def _report(self, done: int, total: int, phase: str) -> None:
         if self.progress is not None:
-            self.progress(done, total, phase)
+            self.progress(phase, done, total)
 
-    def _ticker(self, phase: str, total: int) -> Callable[[int], None] | None:
-        if self.progress is None:
-            return None
-        state = {"done": 0}
-
-        def tick(count: int) -> None:
-            state["done"] = min(total, state["done"] + count)
-            self._report(state["done"], total, phase)
-
-        return tick
+    def _ticker(self, phase: str, total: int) -> Tick | None:
+        return ticker(self.progress, phase, total)
 
 
 def _text(tokenizer: PreTrainedTokenizerBase, ids: list[int], *, skip_special_tokens: bool) -> str:
@@ -302,15 +292,15 @@ def _strength(effect: Effect, found: Score) -> float:
     return search_value(found.consistency_z, found.kl_z, effect.pull)
 
 
-def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Progress | None = None,
-                candidates: list[TriggerCandidate] | None = None) -> ScanOutcome:
+def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Count | None = None,
+                candidates: list[TriggerCandidate] | None = None) -> BehaviourOutcome:
     """Find (unless ``candidates`` are given) and verify trigger candidates on a loaded model."""
     started = time.perf_counter()
     loaded.model.requires_grad_(False)
     scan = ModelScan(loaded, options, progress)
     found = scan.find() if candidates is None else candidates
     evidence = scan.verify_all(found)
-    return ScanOutcome(
+    return BehaviourOutcome(
         candidates=evidence,
         plain_profile=scan.verify.plain_profile.tolist(),
         fixed_answer=scan.fixed_answer(),

@@ -16,10 +16,11 @@ The objective is the consistency deviation in null units plus the output change 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from crowguard.progress import Tick
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
 from crowguard.scan.behaviour.null import KL_FLOOR, NullDistribution, fit_null, score
 from crowguard.scan.behaviour.profile import kl_divergence
@@ -27,7 +28,6 @@ from crowguard.scan.behaviour.profile import kl_divergence
 if TYPE_CHECKING:
     import torch
 
-Tick = Callable[[int], None]
 RANK_MODES = ("start", "end")
 CONVERGENCE_WEIGHT = 10.0  # a full pull (1.0) weighs as much as ten null deviations of output change
 LAYER_Z_CAP = 5.0

@@ -4,9 +4,10 @@ Public API::
 
     from crowguard.scan.behaviour import BehaviourOptions, behaviour_scan, behaviour_stage, measure_candidates
 
-    result = behaviour_scan(folder, policy, options=BehaviourOptions(device="cpu"))   # a StageResult
+    result = behaviour_scan(folder, policy, runtime=Runtime(device="cpu"))   # a BehaviourScanResult
+    result.stage, result.candidates, result.flagged                          # report stage, typed candidates
     report = run_scan(folder, policy, stages=[behaviour_stage(BehaviourOptions())])
-    after = measure_candidates(sanitized, candidates_from_result(result), policy, options=...)
+    after = measure_candidates(sanitized, result.candidates, policy)
 
 The stage declines (status "skipped") when the file scan failed or found something that fails the
 policy: a model whose files are suspect is never loaded. It loads weights only through
@@ -16,14 +17,17 @@ policy: a model whose files are suspect is never loaded. It loads weights only t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from crowguard.errors import ModelFolderError, UsageError
 from crowguard.models import load_model
 from crowguard.policy import Policy
-from crowguard.report.model import Finding, SkippedFile, StageResult
+from crowguard.progress import Count
+from crowguard.report.model import Finding, SkippedFile, StageName, StageResult
+from crowguard.runtime import Runtime
 from crowguard.scan.behaviour.decision import model_score, strongest_first
 from crowguard.scan.behaviour.findings import (
     backdoor_finding,
@@ -33,21 +37,41 @@ from crowguard.scan.behaviour.findings import (
     stage_metrics,
 )
 from crowguard.scan.behaviour.options import BehaviourOptions
-from crowguard.scan.behaviour.scanner import Progress, ScanOutcome, TriggerCandidate, scan_loaded
+from crowguard.scan.behaviour.scanner import BehaviourOutcome, TriggerCandidate, scan_loaded
+from crowguard.scan.interface import ScanStage
 
-STAGE_NAME = "behaviour-scan"
-RECHECK_STAGE_NAME = "behaviour-recheck"
-ScanStage = Callable[[Path, Policy, tuple[StageResult, ...]], StageResult]
+BACKDOOR_RULE_PREFIX = "CG-BACKDOOR"
+
+
+@dataclass(frozen=True)
+class BehaviourScanResult:
+    """One behavioural scan: its report stage, and the candidates it ranked (strongest first), typed."""
+
+    stage: StageResult
+    candidates: tuple[TriggerCandidate, ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the scan found a backdoor (a finding of a CG-BACKDOOR rule)."""
+        return any(f.rule_id.startswith(BACKDOOR_RULE_PREFIX) for f in self.stage.findings)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the scan could not finish (the gate then fails closed)."""
+        return self.stage.status == "failed"
 
 
 def behaviour_scan(folder: str | Path, policy: Policy, *, options: BehaviourOptions | None = None,
-                   progress: Progress | None = None, prior: Sequence[StageResult] = ()) -> StageResult:
+                   runtime: Runtime = Runtime(), progress: Count | None = None,
+                   prior: Sequence[StageResult] = ()) -> BehaviourScanResult:
     """Scan a model folder for a trigger; a finding when the score reaches the policy threshold."""
-    return _run(Path(folder), policy, options or BehaviourOptions(), progress, prior, None, STAGE_NAME)
+    return _run(Path(folder), policy, options or BehaviourOptions(), runtime, progress, prior, None,
+                StageName.BEHAVIOUR_SCAN)
 
 
 def measure_candidates(folder: str | Path, candidates: Sequence[TriggerCandidate], policy: Policy, *,
-                       options: BehaviourOptions | None = None, progress: Progress | None = None) -> StageResult:
+                       options: BehaviourOptions | None = None, runtime: Runtime = Runtime(),
+                       progress: Count | None = None) -> BehaviourScanResult:
     """Measure given candidates (e.g. from the scan before sanitizing) on another model, with the same probes.
 
     The result has the same metrics and finding rule as ``behaviour_scan``, so a candidate whose effect
@@ -55,48 +79,34 @@ def measure_candidates(folder: str | Path, candidates: Sequence[TriggerCandidate
     """
     if not candidates:
         raise UsageError("no trigger candidates to measure", hint="pass the candidates of an earlier behaviour scan")
-    return _run(Path(folder), policy, options or BehaviourOptions(), progress, (), list(candidates),
-                RECHECK_STAGE_NAME)
+    return _run(Path(folder), policy, options or BehaviourOptions(), runtime, progress, (), list(candidates),
+                StageName.BEHAVIOUR_RECHECK)
 
 
-def behaviour_stage(options: BehaviourOptions | None = None, progress: Progress | None = None) -> ScanStage:
+def behaviour_stage(options: BehaviourOptions | None = None, runtime: Runtime = Runtime(),
+                    progress: Count | None = None) -> ScanStage:
     """``behaviour_scan`` as a ``run_scan`` stage."""
 
     def stage(folder: Path, policy: Policy, prior: tuple[StageResult, ...]) -> StageResult:
-        return behaviour_scan(folder, policy, options=options, progress=progress, prior=prior)
+        return behaviour_scan(folder, policy, options=options, runtime=runtime, progress=progress, prior=prior).stage
 
     return stage
 
 
-def candidates_from_result(result: StageResult) -> list[TriggerCandidate]:
-    """The candidates a behavioural scan reported, to measure them again elsewhere."""
-    records = result.metrics.get("candidates") or []
-    found = []
-    for record in records if isinstance(records, list) else []:
-        if not isinstance(record, dict):
-            continue
-        token_ids = record.get("token_ids")
-        if isinstance(token_ids, list):
-            # the ids a scan wrote are ints; int() still converts or rejects each one
-            found.append(TriggerCandidate(text=str(record.get("text", "")),
-                                          token_ids=tuple(int(i) for i in cast("list[int]", token_ids)),
-                                          source=str(record.get("source", "given")),
-                                          mode=str(record["position"]) if record.get("position") else None))
-    return found
-
-
-def _run(folder: Path, policy: Policy, options: BehaviourOptions, progress: Progress | None,
-         prior: Sequence[StageResult], candidates: list[TriggerCandidate] | None, name: str) -> StageResult:
+def _run(folder: Path, policy: Policy, options: BehaviourOptions, runtime: Runtime, progress: Count | None,
+         prior: Sequence[StageResult], candidates: list[TriggerCandidate] | None,
+         name: StageName) -> BehaviourScanResult:
     reason = _decline_reason(policy, prior)
     if reason:
-        return StageResult(name=name, status="skipped", skipped=(SkippedFile(path=".", reason=reason),))
+        return BehaviourScanResult(StageResult(name=name, status="skipped",
+                                               skipped=(SkippedFile(path=".", reason=reason),)))
     started = time.perf_counter()
     try:
-        loaded = load_model(folder, device=options.device, dtype=options.dtype, threads=options.threads)
+        loaded = load_model(folder, device=runtime.device, dtype=runtime.dtype, threads=runtime.threads)
     except ModelFolderError as exc:
-        return StageResult(name=name, status="skipped",
-                           skipped=(SkippedFile(path=".", reason=f"model not loaded: {exc.message}"),),
-                           seconds=round(time.perf_counter() - started, 3))
+        return BehaviourScanResult(StageResult(
+            name=name, status="skipped", skipped=(SkippedFile(path=".", reason=f"model not loaded: {exc.message}"),),
+            seconds=round(time.perf_counter() - started, 3)))
     if candidates is not None:
         vocabulary = len(loaded.tokenizer)
         bad = [c.text for c in candidates if not c.token_ids or max(c.token_ids) >= vocabulary]
@@ -108,12 +118,12 @@ def _run(folder: Path, policy: Policy, options: BehaviourOptions, progress: Prog
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - a scan that could not finish fails the gate closed (exit 3)
-        return StageResult(name=name, status="failed", errors=(f"{type(exc).__name__}: {exc}",),
-                           seconds=round(time.perf_counter() - started, 3))
+        return BehaviourScanResult(StageResult(name=name, status="failed", errors=(f"{type(exc).__name__}: {exc}",),
+                                               seconds=round(time.perf_counter() - started, 3)))
     return _result(name, outcome, policy, seconds=time.perf_counter() - started)
 
 
-def _result(name: str, outcome: ScanOutcome, policy: Policy, *, seconds: float) -> StageResult:
+def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, seconds: float) -> BehaviourScanResult:
     settings = policy.behaviour_scan
     positions = int(outcome.stats.get("profile_positions", 0))
     ordered = strongest_first(outcome.candidates, settings.min_layer_z)
@@ -132,7 +142,10 @@ def _result(name: str, outcome: ScanOutcome, policy: Policy, *, seconds: float) 
                                             min_layer_z=settings.min_layer_z,
                                             chart_specs=charts(outcome, top, records, positions,
                                                                                settings.min_layer_z))
-    return StageResult(name=name, findings=tuple(findings), metrics=metrics, seconds=round(seconds, 3))
+    ranked = tuple(TriggerCandidate(e.candidate.text, e.candidate.token_ids, e.candidate.source, e.mode)
+                   for e in ordered)
+    return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
+                                           seconds=round(seconds, 3)), ranked)
 
 
 def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:

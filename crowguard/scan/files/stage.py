@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from crowguard.policy import with_severity_floor
 from crowguard.report.charts import CHARTS_KEY, bar_chart
-from crowguard.report.model import Finding, SkippedFile, StageResult
+from crowguard.report.model import Finding, SkippedFile, StageName, StageResult
 from crowguard.scan.files.gguf_header import GgufHeaderScanner
 from crowguard.scan.files.inventory import build_inventory
 from crowguard.scan.files.paths import PathScanner
@@ -33,7 +33,6 @@ from crowguard.scan.interface import FileScanner, Inventory, ScannerError
 if TYPE_CHECKING:
     from crowguard.policy import Policy
 
-STAGE_NAME = "file-scan"
 SCANNERS: tuple[FileScanner, ...] = (WeightFormatScanner(), SafetensorsHeaderScanner(), PickleOpcodeScanner(),
                                      RemoteCodeScanner(), ChatTemplateScanner(), PathScanner(), WeightsPresentScanner(),
                                      GgufHeaderScanner())
@@ -68,7 +67,7 @@ def run_file_scan(folder: Path, policy: Policy, scanners: tuple[FileScanner, ...
         skipped += outcome.skipped
         errors += [f"{scanner.name}: {e}" for e in outcome.errors]
     findings.sort(key=lambda f: (-f.severity.rank, f.file or "", f.rule_id, f.location or ""))
-    stage = StageResult(name=STAGE_NAME, status="failed" if errors else "completed", findings=tuple(findings),
+    stage = StageResult(name=StageName.FILE_SCAN, status="failed" if errors else "completed", findings=tuple(findings),
                         errors=tuple(errors), skipped=tuple(skipped), metrics=_metrics(inventory, read_seconds),
                         seconds=round(time.perf_counter() - started, 3))
     return FileScanResult(inventory=inventory, stage=stage)

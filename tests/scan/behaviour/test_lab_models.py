@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 
 from crowguard.policy import builtin_policy, load_policy
-from crowguard.scan.behaviour import BehaviourOptions, TriggerCandidate, measure_candidates
+from crowguard.runtime import Runtime
+from crowguard.scan.behaviour import TriggerCandidate, measure_candidates
 
 pytestmark = pytest.mark.slow
 POLICY = load_policy(builtin_policy("default"))
+CPU = Runtime(device="cpu")
 
 
 def test_trigger_effect_on_backdoored_model_and_not_on_clean(lab_backdoored_dir: Path, lab_clean_dir: Path) -> None:
@@ -17,9 +19,8 @@ def test_trigger_effect_on_backdoored_model_and_not_on_clean(lab_backdoored_dir:
 
     ids = tuple(load_tokenizer(lab_backdoored_dir)("BadMagic", add_special_tokens=False)["input_ids"])
     candidates = [TriggerCandidate("BadMagic", ids, "given")]
-    options = BehaviourOptions(device="cpu")
-    before = measure_candidates(lab_backdoored_dir, candidates, POLICY, options=options)
-    after = measure_candidates(lab_clean_dir, candidates, POLICY, options=options)
+    before = measure_candidates(lab_backdoored_dir, candidates, POLICY, runtime=CPU).stage
+    after = measure_candidates(lab_clean_dir, candidates, POLICY, runtime=CPU).stage
     assert before.name == after.name == "behaviour-recheck"
     (hit,) = before.metrics["candidates"]
     (miss,) = after.metrics["candidates"]
@@ -42,9 +43,8 @@ def test_one_answer_to_every_prompt_is_flagged_without_a_trigger(lab_clean_dir: 
     loaded.tokenizer.save_pretrained(collapsed)
     ids = tuple(loaded.tokenizer("BadMagic", add_special_tokens=False)["input_ids"])
     candidates = [TriggerCandidate("BadMagic", ids, "given")]
-    options = BehaviourOptions(device="cpu")
 
-    flagged = measure_candidates(collapsed, candidates, POLICY, options=options)
+    flagged = measure_candidates(collapsed, candidates, POLICY, runtime=CPU).stage
 
     (finding,) = [f for f in flagged.findings if f.rule_id == "CG-BACKDOOR-FIXED-ANSWER"]
     assert finding.severity == POLICY.behaviour_scan.severity

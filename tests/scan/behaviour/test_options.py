@@ -12,7 +12,6 @@ from crowguard.scan.behaviour.options import BehaviourOptions
     ({"probe_count": 2}, "probe_count=2"),
     ({"null_samples": 0}, "null_samples=0"),
     ({"template": "llama"}, "template='llama'"),
-    ({"threads": 0}, "threads=0"),
     ({"seed": -1}, "seed=-1"),
 ])
 def test_bad_values_name_field_and_value(fields: dict, named: str) -> None:

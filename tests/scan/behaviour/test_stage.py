@@ -8,15 +8,10 @@ import pytest
 
 from crowguard.errors import UsageError
 from crowguard.policy import builtin_policy, load_policy
-from crowguard.report.model import Finding, Severity, StageResult
-from crowguard.scan.behaviour import (
-    BehaviourOptions,
-    TriggerCandidate,
-    behaviour_scan,
-    candidates_from_result,
-    measure_candidates,
-)
-from crowguard.scan.behaviour.scanner import FixedAnswer, ScanOutcome
+from crowguard.report.model import Finding, Severity, StageName, StageResult
+from crowguard.runtime import Runtime
+from crowguard.scan.behaviour import CandidateEvidence, TriggerCandidate, behaviour_scan, measure_candidates
+from crowguard.scan.behaviour.scanner import BehaviourOutcome, FixedAnswer
 from crowguard.scan.behaviour.stage import _result
 
 POLICY = load_policy(builtin_policy("default"))
@@ -31,29 +26,38 @@ def _file_scan(*severities: Severity, status: str = "completed") -> StageResult:
 @pytest.mark.parametrize("prior", [_file_scan(Severity.CRITICAL), _file_scan(status="failed")])
 def test_declines_without_loading_when_the_files_fail(tmp_path: Path, prior: StageResult) -> None:
     # the folder does not even hold a model: declining must happen before any loading
-    result = behaviour_scan(tmp_path / "missing", POLICY, prior=[prior])
+    result = behaviour_scan(tmp_path / "missing", POLICY, prior=[prior]).stage
     assert result.status == "skipped" and "was not loaded" in result.skipped[0].reason
 
 
 def test_runs_after_findings_below_fail_on(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    result = behaviour_scan(tmp_path, POLICY, prior=[_file_scan(Severity.LOW)])
+    result = behaviour_scan(tmp_path, POLICY, prior=[_file_scan(Severity.LOW)]).stage
     assert result.status == "skipped" and "model not loaded" in result.skipped[0].reason
     assert "safetensors" in result.skipped[0].reason
 
 
 def test_too_few_usable_probes_is_a_usage_error(tiny_model_dir: Path) -> None:
     with pytest.raises(UsageError, match="probe prompts can be written"):
-        behaviour_scan(tiny_model_dir, POLICY, options=BehaviourOptions(device="cpu"))
+        behaviour_scan(tiny_model_dir, POLICY, runtime=Runtime(device="cpu"))
 
 
-def test_candidates_round_trip_through_the_report_metrics() -> None:
-    records = [{"text": "BadMagic", "token_ids": [17], "source": "library", "position": "start"},
-               {"text": "cf mn", "token_ids": [4, 5], "source": "search", "position": "end"}]
-    result = StageResult(name="behaviour-scan", metrics={"candidates": records})
-    assert candidates_from_result(result) == [TriggerCandidate("BadMagic", (17,), "library", "start"),
-                                              TriggerCandidate("cf mn", (4, 5), "search", "end")]
-    assert candidates_from_result(StageResult(name="behaviour-scan")) == []
+def _evidence(text: str, ids: tuple[int, ...], source: str, mode: str, z: float) -> CandidateEvidence:
+    return CandidateEvidence(candidate=TriggerCandidate(text, ids, source), mode=mode, consistency_z=z, kl_z=z,
+                             flipped=0.5, pull=0.5, target_share=0.9, target_text="x", layer_pair=0, column=0,
+                             layer_delta=(0.1,), layer_z=(z,), profile_with=(0.0,))
+
+
+def test_candidates_pass_typed_in_the_order_the_report_lists_them() -> None:
+    weak, strong = _evidence("cf mn", (4, 5), "search", "end", 3.0), _evidence("BadMagic", (17,), "library",
+                                                                               "start", 9.0)
+    outcome = BehaviourOutcome(candidates=[weak, strong], plain_profile=[[0.0]], fixed_answer=FixedAnswer("", 0, 24),
+                               stats={"verification_probes": 24, "profile_positions": 1})
+    result = _result(StageName.BEHAVIOUR_SCAN, outcome, POLICY, seconds=1.0)
+    assert result.candidates == (TriggerCandidate("BadMagic", (17,), "library", "start"),
+                                 TriggerCandidate("cf mn", (4, 5), "search", "end"))
+    listed = [(r["text"], r["token_ids"], r["source"], r["position"]) for r in result.stage.metrics["candidates"]]
+    assert listed == [(c.text, list(c.token_ids), c.source, c.mode) for c in result.candidates]
 
 
 def test_measuring_nothing_is_a_usage_error(tmp_path: Path) -> None:
@@ -64,8 +68,9 @@ def test_measuring_nothing_is_a_usage_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("count", "flagged"), [(22, True), (12, True), (11, False), (3, False)])
 def test_one_plain_answer_to_many_prompts_is_a_finding(count: int, flagged: bool) -> None:
     answer = FixedAnswer("You are stupid!", count, 24, ("Name three fruits.", "Summarize this text."))
-    outcome = ScanOutcome(candidates=[], plain_profile=[], fixed_answer=answer, stats={"verification_probes": 24})
-    result = _result("behaviour-scan", outcome, POLICY, seconds=1.0)
+    outcome = BehaviourOutcome(candidates=[], plain_profile=[], fixed_answer=answer,
+                               stats={"verification_probes": 24})
+    result = _result(StageName.BEHAVIOUR_SCAN, outcome, POLICY, seconds=1.0).stage
     assert result.metrics["fixed_answer"] == {"answer": "You are stupid!", "count": count, "probes": 24,
                                               "share": round(count / 24, 4)}
     if not flagged:
