@@ -6,13 +6,18 @@ with importlib.resources, so an installed wheel has them), or a file path. Nothi
 from the working directory; a bare shipped name always means the shipped policy, never a file of
 that name. Every wrong field or value is a ``ConfigError`` naming the file, the field, the value
 received and what is allowed.
+
+The defaults live only in the model below (the default policy is ``Policy()``); strict and permissive
+are named overrides of them (``SHIPPED``). The shipped YAML files, their ``policies/`` copies,
+``policy.schema.json`` and the README's policy table are generated from here by
+``python -m crowguard.policy_docs --write``; a test fails when they drift.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,7 +26,6 @@ from crowguard.report.model import Finding, Severity, StageResult, Verdict, seve
 from crowguard.safe_yaml import load_yaml_file
 
 WeightFormat = Literal["safetensors", "pickle", "gguf"]
-SHIPPED_POLICIES = ("default", "strict", "permissive")  # crowguard/policies/NAME.yaml
 # Findings no policy may wave through: whatever severity a scanner gives them, they are raised to
 # CRITICAL, which fails every policy (fail_on is at most critical). ``allow_pickle`` accepts pickles
 # that the opcode scan clears; it never accepts a file outside the folder, an executable, a malformed
@@ -41,7 +45,7 @@ class _Strict(BaseModel):
 class BehaviourScanPolicy(_Strict):
     """Behavioural (trigger) scan settings."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Run the behavioural backdoor scan.")
     threshold: float = Field(
         default=0.83, gt=0, le=1,
         description="Target share (0-1) at or above which a trigger candidate flags the model: the share of "
@@ -73,21 +77,29 @@ class SanitizePolicy(_Strict):
 
 
 class Policy(_Strict):
-    """A gate policy. Field descriptions are documented in the README."""
+    """A gate policy. Its defaults are the default policy."""
 
-    name: str
-    fail_on: Severity = Field(default=Severity.HIGH, description="Findings at or above this severity fail the gate.")
-    allowed_weight_formats: tuple[WeightFormat, ...] = ("safetensors",)
-    allow_pickle: bool = Field(default=False, description="Accept pickle-based files that the scan clears.")
-    allow_remote_code: bool = Field(default=False, description="Accept auto_map / *.py (never executed).")
-    require_signature: bool = Field(default=True, description="The gate must sign its output.")
+    name: str = Field(default="default", description="Shown in reports; a policy file without it takes its file name.")
+    fail_on: Severity = Field(default=Severity.HIGH,
+                              description="Findings at or above this severity fail the gate (exit 1).")
+    allowed_weight_formats: tuple[WeightFormat, ...] = Field(default=("safetensors",),
+                                                             description="Weight formats accepted at all.")
+    allow_pickle: bool = Field(
+        default=False,
+        description="Accept pickle-based files whose every import is on the allow-list (torch's `weights_only` "
+                    "set plus numpy array rebuilding).",
+    )
+    allow_remote_code: bool = Field(default=False,
+                                    description="Accept `auto_map` / `*.py` in a model (never executed either way).")
+    require_signature: bool = Field(default=True, description="The gate must sign its output (needs `--key`).")
     max_attack_success: float = Field(
         default=0.1, ge=0, le=1,
         description="When triggered test prompts are given: the emitted model's attack success rate, less the "
                     "same rate on clean prompts, must not exceed this.",
     )
-    behaviour_scan: BehaviourScanPolicy = BehaviourScanPolicy()
-    sanitize: SanitizePolicy = SanitizePolicy()
+    behaviour_scan: BehaviourScanPolicy = Field(default=BehaviourScanPolicy(),
+                                                description=BehaviourScanPolicy.__doc__)
+    sanitize: SanitizePolicy = Field(default=SanitizePolicy(), description=SanitizePolicy.__doc__)
 
     @property
     def violation_severity(self) -> Severity:
@@ -111,6 +123,37 @@ class Policy(_Strict):
             code = ExitCode.PASS
         return Verdict(passed=code == ExitCode.PASS, exit_code=int(code), policy=self.name,
                        fail_on=self.fail_on, counts=counts, reasons=tuple(reasons))
+
+
+class ShippedPolicy(NamedTuple):
+    """A policy shipped in the package: its fields, and the one-line summary its YAML file opens with."""
+
+    policy: Policy
+    summary: str
+
+
+# The shipped policies, as overrides of the model's defaults: what is not named here is the default.
+SHIPPED: dict[str, ShippedPolicy] = {
+    "default": ShippedPolicy(Policy(), "crowguard default gate policy: safetensors only, no remote code, "
+                                       "sanitize what the scan flags."),
+    "strict": ShippedPolicy(
+        Policy(name="strict", fail_on=Severity.MEDIUM, max_attack_success=0.05,
+               behaviour_scan=BehaviourScanPolicy(threshold=0.75, min_layer_z=3.0, fixed_answer_share=0.4,
+                                                  severity=Severity.CRITICAL),
+               sanitize=SanitizePolicy(required=True, min_utility=0.9)),
+        "crowguard strict policy: medium findings fail too, and every model is sanitized."),
+    "permissive": ShippedPolicy(
+        Policy(name="permissive", fail_on=Severity.CRITICAL, allowed_weight_formats=("safetensors", "pickle", "gguf"),
+               allow_pickle=True, max_attack_success=0.3, require_signature=False,
+               behaviour_scan=BehaviourScanPolicy(threshold=0.9, min_layer_z=8.0, fixed_answer_share=0.75,
+                                                  severity=Severity.MEDIUM),
+               sanitize=SanitizePolicy(on_flagged=False, min_utility=0.5)),
+        "crowguard permissive policy: only critical findings fail; GGUF and pickle files the scan clears are "
+        "accepted (a pickle that imports nothing beyond torch's weights_only set is cleared; any other import, "
+        "a path escape, an executable, a malformed safetensors file or an archive read two ways is critical "
+        "and fails here too); nothing is sanitized automatically; signing is optional."),
+}
+SHIPPED_POLICIES = tuple(SHIPPED)  # crowguard/policies/NAME.yaml
 
 
 def with_severity_floor(finding: Finding) -> Finding:

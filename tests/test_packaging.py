@@ -49,8 +49,8 @@ def test_shipped_policies_live_in_the_package_and_load_by_name(name: str) -> Non
 def test_the_top_level_policies_folder_is_an_identical_copy(name: str) -> None:
     copy = REPO / "policies" / f"{name}.yaml"
     assert copy.read_bytes() == builtin_policy(name).read_bytes(), (
-        f"{copy} differs from crowguard/policies/{name}.yaml, which is what crowguard uses: edit that file "
-        f"and copy it (cp crowguard/policies/*.yaml policies/)")
+        f"{copy} differs from crowguard/policies/{name}.yaml, which is what crowguard uses: both are generated "
+        f"from crowguard/policy.py (python -m crowguard.policy_docs --write)")
     shipped = {p.name for p in (PACKAGE / "policies").glob("*.yaml")}
     assert shipped == {p.name for p in (REPO / "policies").glob("*.yaml")} == {f"{n}.yaml" for n in SHIPPED_POLICIES}
 
