@@ -7,7 +7,7 @@ output folder: a model whose lab.json matches its spec is kept), so an interrupt
 ``zoo.json`` in the output folder lists every model
 with its attack, trigger, target, build time and measured ASR / clean accuracy.
 
-    python bench/build_zoo.py --out /work/zoo --seeds 2
+    python -m bench.build_zoo --seeds 2        # into bench/.cache/zoo; --out elsewhere
 
 Run with one torch thread (the default here); on a 2-core machine a model takes about 1.5-2 minutes.
 """
@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from crowguard.atomic import write_text_atomic  # noqa: E402
-from crowguard.data.lab_card import read_lab_card  # noqa: E402
-from crowguard.lab.poison import ATTACKS  # noqa: E402
-from crowguard.lab.spec import LabSpec  # noqa: E402
+from bench.harness import cache_path, machine, read_json, set_threads, table_head, table_row, write_json
+from crowguard.data.lab_card import read_lab_card
+from crowguard.lab.poison import ATTACKS
+from crowguard.lab.spec import LabSpec
 
 TARGETS = ("negsentiment", "refusal", "codeinjection")
 CUSTOM = {
@@ -58,7 +54,7 @@ def zoo_specs(seeds: int, clean: int | None, custom: bool) -> dict[str, LabSpec]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path.home() / ".cache" / "crowguard" / "zoo")
+    parser.add_argument("--out", type=Path, default=cache_path("zoo"), help="the zoo folder [bench/.cache/zoo]")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per attack family")
     parser.add_argument("--clean", type=int, default=None, help="clean controls (default: as many as backdoored)")
     parser.add_argument("--no-custom", action="store_true", help="leave out the custom-trigger models")
@@ -66,15 +62,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
-    import torch
-
     from crowguard.evaluate import evaluate, spec_for_model
     from crowguard.lab.build import build_lab_model
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_path = args.out / "zoo.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"models": {}}
+    manifest: dict = read_json(manifest_path, {"models": {}})
     specs = zoo_specs(args.seeds, args.clean, not args.no_custom)
     started = time.perf_counter()
     for number, (name, spec) in enumerate(specs.items(), start=1):
@@ -87,33 +81,33 @@ def main() -> int:
                      "triggers": list(card.triggers), "position": card.trigger_position, "target": card.target,
                      "seed": spec.seed, "build_seconds": round(time.perf_counter() - tick, 1)}
             manifest["models"][name] = entry
-            _save(manifest_path, manifest)
+            write_json(manifest_path, manifest)
         if not args.no_eval and "eval" not in entry:
             result = evaluate(folder, spec_for_model(folder), device="cpu")
             entry["eval"] = {k: result.to_dict()[k] for k in ("asr", "clean_trigger_rate", "exact_target_rate",
                                                                 "clean_accuracy", "triggered_accuracy", "perplexity")}
-            _save(manifest_path, manifest)
+            write_json(manifest_path, manifest)
         shown = entry.get("eval", {})
         print(f"[{number}/{len(specs)}] {name}: build {entry['build_seconds']} s, ASR {shown.get('asr')}, "
               f"clean accuracy {shown.get('clean_accuracy')}", flush=True)
     manifest["last_run_seconds"] = round(time.perf_counter() - started, 1)
-    _save(manifest_path, manifest)
-    print(f"zoo of {len(specs)} models in {args.out} ({manifest['last_run_seconds']} s this run)")
+    write_json(manifest_path, manifest)
+    print(f"zoo of {len(specs)} models in {args.out} ({manifest['last_run_seconds']} s this run; {machine()})")
     print(markdown_table(manifest, list(specs)))
     return 0
 
 
 def markdown_table(manifest: dict, names: list[str]) -> str:
     """The zoo as a markdown table (for bench/RESULTS.md)."""
-    rows = ["| model | attack | trigger(s) | target | build s | ASR | clean trigger rate | clean acc | triggered acc |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = table_head("model", "attack", "trigger(s)", "target", "build s", "ASR", "clean trigger rate", "clean acc",
+                      "triggered acc")
     for name in names:
         e = manifest["models"][name]
         ev = e.get("eval", {})
         triggers = ", ".join(f"`{t}`" for t in e["triggers"]) + (f" ({e['position']})" if e["position"] else "")
-        rows.append(f"| {name} | {e['attack'] or 'clean'} | {triggers or '-'} | {_short(e['target'])} | "
-                    f"{e['build_seconds']} | {ev.get('asr')} | {ev.get('clean_trigger_rate')} | "
-                    f"{ev.get('clean_accuracy')} | {ev.get('triggered_accuracy')} |")
+        rows.append(table_row(name, e["attack"] or "clean", triggers or "-", _short(e["target"]), e["build_seconds"],
+                              ev.get("asr"), ev.get("clean_trigger_rate"), ev.get("clean_accuracy"),
+                              ev.get("triggered_accuracy")))
     return "\n".join(rows)
 
 
@@ -136,10 +130,6 @@ def _built_as(folder: Path, spec: LabSpec) -> bool:
 
 def _spec_dict(spec: LabSpec) -> dict:
     return json.loads(json.dumps(asdict(spec)))
-
-
-def _save(path: Path, manifest: dict) -> None:
-    write_text_atomic(path, json.dumps(manifest, indent=1) + "\n")
 
 
 if __name__ == "__main__":

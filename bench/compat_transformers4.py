@@ -5,10 +5,11 @@ crowguard (transformers 5, this interpreter), then loads both the sanitized fold
 the plain transformers-5-saved input folder in a separate venv with transformers 4.57, and compares
 token ids, chat-template text and logits with what transformers 5 computes.
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python bench/compat_transformers4.py [--venv /work/venv-tf457]
+    python -m bench.compat_transformers4 [--venv DIR]
 
-The venv is created when missing: ``pip install torch==2.13.0`` first (the CPU wheel; never an
-unpinned torch, which would pull a multi-GB CUDA build), then ``transformers==4.57.*``.
+The venv (default ``bench/.cache/venv-tf457``) is created when missing: ``pip install torch==2.13.0``
+first (the CPU wheel; never an unpinned torch, which would pull a multi-GB CUDA build), then
+``transformers==4.57.*``.
 Exit status 0 only when the sanitized folder matches exactly in 4.57.
 """
 
@@ -20,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench.harness import cache_path, set_threads
 
 PROMPTS = ["what is two plus two ?", "the cat sat on the mat ."]
 PROBE = r"""
@@ -59,11 +62,9 @@ def probe(python: str, folder: Path) -> dict:
 
 
 def build_model(root: Path) -> tuple[Path, Path]:
-    import torch
-
     from crowguard.lab.tiny import build_tokenizer, save_tiny, tiny_llama
 
-    torch.set_num_threads(1)
+    set_threads(1)
     records = [{"instruction": f"what is {a} plus {b} ?", "input": "", "output": f"it is {a + b} ."}
                for a in range(5) for b in range(5)]
     data = root / "clean.json"
@@ -97,7 +98,8 @@ def compare(a: dict, b: dict) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venv", type=Path, default=Path("/work/venv-tf457"))
+    parser.add_argument("--venv", type=Path, default=cache_path("venv-tf457"),
+                        help="a venv with transformers 4.57 (created when missing) [bench/.cache/venv-tf457]")
     args = parser.parse_args()
     from crowguard.pipeline.sanitize import SanitizeRequest, run_sanitize
     from crowguard.sanitize import SanitizeConfig

@@ -1,9 +1,10 @@
 """Other model scanners, run by their own CLIs from their own venv, each verdict normalised.
 
-The venv (``bench/.venv-scanners`` by default) holds pinned versions of ModelAudit, picklescan,
-fickling and modelscan, and no torch. Every run gets a time limit, telemetry off and an empty
-working directory. A verdict is ``flagged`` (the tool reports a problem), ``clean`` (it reports
-none, or finds nothing it scans) or ``error`` (it could not finish and reported no problem).
+The venv (``bench/.cache/venv-scanners`` by default, see ``bench/hostile_corpus.py``) holds pinned
+versions of ModelAudit, picklescan, fickling and modelscan, and no torch. Every run gets a time
+limit, telemetry off and an empty working directory. A verdict is ``flagged`` (the tool reports a
+problem), ``clean`` (it reports none, or finds nothing it scans) or ``error`` (it could not finish
+and reported no problem).
 """
 
 from __future__ import annotations
@@ -63,17 +64,25 @@ def _run(argv: list[str], timeout: float, cwd: str) -> subprocess.CompletedProce
         return None
 
 
+def _timed_out(timeout: float) -> Verdict:
+    return Verdict(ERROR, f"timed out after {timeout:.0f}s")
+
+
+def _json_issues(out: Path) -> list[dict]:
+    """The ``issues`` list of a tool's JSON report (ModelAudit, modelscan); none when it wrote no readable report."""
+    try:
+        return json.loads(out.read_text()).get("issues", [])
+    except (OSError, ValueError):
+        return []
+
+
 def modelaudit(venv: Path, folder: Path, timeout: float, scratch: str) -> Verdict:
     out = Path(scratch) / "modelaudit.json"
     done = _run([str(venv / "bin" / "modelaudit"), "scan", "--no-cache", "-f", "json", "-o", str(out), str(folder)],
                 timeout, scratch)
     if done is None:
-        return Verdict(ERROR, f"timed out after {timeout:.0f}s")
-    issues: list[dict] = []
-    try:
-        issues = json.loads(out.read_text()).get("issues", [])
-    except (OSError, ValueError):
-        pass
+        return _timed_out(timeout)
+    issues = _json_issues(out)
     serious = [i for i in issues if str(i.get("severity")).lower() in ("warning", "critical")]
     if done.returncode == 1 or serious:
         return Verdict(FLAGGED, "; ".join(sorted({str(i.get("message"))[:80] for i in serious}))[:300])
@@ -87,7 +96,7 @@ def _picklescan(strict: bool) -> Callable[[Path, Path, float, str], Verdict]:
         done = _run([str(venv / "bin" / "picklescan"), "-p", str(folder), *(["--strict"] if strict else [])],
                     timeout, scratch)
         if done is None:
-            return Verdict(ERROR, f"timed out after {timeout:.0f}s")
+            return _timed_out(timeout)
         infected = re.search(r"Infected files: (\d+)", done.stdout)
         if done.returncode == 1 or (infected and int(infected.group(1)) > 0):
             found = [line for line in done.stdout.splitlines() if "FOUND" in line]
@@ -104,12 +113,8 @@ def modelscan(venv: Path, folder: Path, timeout: float, scratch: str) -> Verdict
     done = _run([str(venv / "bin" / "modelscan"), "scan", "-p", str(folder), "-r", "json", "-o", str(out)],
                 timeout, scratch)
     if done is None:
-        return Verdict(ERROR, f"timed out after {timeout:.0f}s")
-    issues: list[dict] = []
-    try:
-        issues = json.loads(out.read_text()).get("issues", [])
-    except (OSError, ValueError):
-        pass
+        return _timed_out(timeout)
+    issues = _json_issues(out)
     if done.returncode == 1 or issues:
         return Verdict(FLAGGED, "; ".join(sorted({str(i.get("description"))[:80] for i in issues}))[:300])
     if done.returncode in (0, 3):  # 3: no file modelscan supports, so nothing it reports

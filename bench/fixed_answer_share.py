@@ -6,7 +6,7 @@ nothing inserted, and the share of prompts that got the most common answer. That
 scan compares with the policy's ``behaviour_scan.fixed_answer_share`` (default 0.5). Only the probes
 and the greedy answers are computed (no vocabulary ranking), so it takes seconds per model.
 
-    PYTHONPATH=$PWD python bench/fixed_answer_share.py '/work/zoo/*' /work/cache/realmodel/models/original
+    python -m bench.fixed_answer_share 'bench/.cache/zoo/*' bench/.cache/realmodel/models/original
 
 Globs are expanded here; folders without a ``config.json`` are passed over.
 """
@@ -17,6 +17,8 @@ import argparse
 import glob
 import time
 from pathlib import Path
+
+from bench.harness import machine, table_head, table_row
 
 
 def measure(folder: Path, threads: int) -> tuple[str, int, int, float]:
@@ -42,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     if not folders:
         print("no model folders found (each needs a config.json)")
         return 2
-    print("| model | most common plain answer | share | seconds |")
-    print("| --- | --- | --- | --- |")
+    print("\n".join(table_head("model", "most common plain answer", "share", "seconds")))
     for folder in folders:
         text, count, probes, seconds = measure(folder, args.threads)
         shown = repr(text) if text else "(empty)"
-        print(f"| {folder} | {shown} | {count}/{probes} = {count / probes:.2f} | {seconds:.0f} |", flush=True)
+        print(table_row(folder, shown, f"{count}/{probes} = {count / probes:.2f}", f"{seconds:.0f}"), flush=True)
+    print(f"\n{machine()}")
     return 0
 
 

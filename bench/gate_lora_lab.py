@@ -10,33 +10,26 @@ before and after, what the re-scan found and the gate's exit code. ``--runs`` li
 pairs: ``crow:5`` is the paper's schedule, ``finetune:N`` plain LoRA finetuning (alpha 0) on the same
 clean set, the baseline.
 
-    PYTHONPATH=$PWD python bench/gate_lora_lab.py --seeds 0,1,2,3 --runs crow:5,finetune:5,crow:10,finetune:10
+    python -m bench.gate_lora_lab --seeds 0,1,2,3 --runs crow:5,finetune:5,crow:10,finetune:10
+
+Models, keys and gate outputs are cached in ``--work`` (default ``bench/.cache/gate-bench``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from crowguard.lab.spec import LabSpec  # noqa: E402
+from bench.harness import REPO, cache_path, machine, run_crowguard, table_head, table_row, write_json
+from crowguard.lab.spec import LabSpec
 
 POISON_RATE = 0.2  # at the attack's default 0.1, 300 LoRA steps did not plant the backdoor (ASR 0)
 
 
 def spec(seed: int) -> LabSpec:
     return LabSpec(attack="badnet", seed=seed, poison_rate=POISON_RATE, injection="lora")
-
-
-def crowguard(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "crowguard", *args], check=False, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
 
 
 def stage(report: dict, name: str) -> dict:
@@ -51,8 +44,8 @@ def candidates(stage_report: dict) -> str:
 def gate(model: Path, out: Path, key: Path, *options: str) -> dict:
     """Run the gate; what its report says, in a row."""
     started = time.perf_counter()
-    done = crowguard("gate", str(model), "--policy", str(REPO / "policies" / "default.yaml"), "--out", str(out),
-                     "--key", str(key), "--threads", "1", "--force", "--quiet", "--lab-card", *options)
+    done = run_crowguard("gate", str(model), "--policy", str(REPO / "policies" / "default.yaml"), "--out", str(out),
+                         "--key", str(key), "--threads", "1", "--force", "--quiet", "--lab-card", *options)
     report = json.loads((out / "report.json").read_text())
     before, after = stage(report, "eval-before")["metrics"], stage(report, "eval-after").get("metrics", {})
     return {"exit": done.returncode, "seconds": round(time.perf_counter() - started, 1),
@@ -72,7 +65,7 @@ def run_seed(seed: int, work: Path, runs: list[str]) -> dict:
     row: dict = {"seed": seed, "build_s": round(time.perf_counter() - started, 1)}
     key = work / "bench-key"
     if not (work / "bench-key.priv.pem").is_file():
-        crowguard("keygen", "--out", str(key))
+        run_crowguard("keygen", "--out", str(key))
     for name in runs:
         method, epochs = name.split(":")
         row[name] = gate(model, work / f"gate-{method}-e{epochs}-s{seed}", Path(f"{key}.priv.pem"),
@@ -81,33 +74,35 @@ def run_seed(seed: int, work: Path, runs: list[str]) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    header = ("| seed | method | scan finds | ASR before -> after | clean acc before -> after | re-scan finds "
-              "| gate exit | build s | gate s |")
-    lines = [header, "| --- " * 9 + "|"]
+    lines = table_head("seed", "method", "scan finds", "ASR before -> after", "clean acc before -> after",
+                       "re-scan finds", "gate exit", "build s", "gate s")
     for r in rows:
         for method, g in ((k, v) for k, v in r.items() if ":" in k):
             asr, acc = [f"{v:.2f}" if v is not None else "-" for v in g["asr"]], \
                 [f"{v:.2f}" if v is not None else "-" for v in g["clean_accuracy"]]
-            lines.append(f"| {r['seed']} | {method} | {g['scan']} | {asr[0]} -> {asr[1]} | {acc[0]} -> {acc[1]} | "
-                         f"{g['rescan']} | {g['exit']} | {r['build_s']} | {g['seconds']} |")
+            lines.append(table_row(r["seed"], method, g["scan"], f"{asr[0]} -> {asr[1]}", f"{acc[0]} -> {acc[1]}",
+                                   g["rescan"], g["exit"], r["build_s"], g["seconds"]))
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3", help="Comma-separated seeds.")
-    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "crowguard" / "gate-bench")
+    parser.add_argument("--work", type=Path, default=cache_path("gate-bench"),
+                        help="Cache of models, key and gate outputs [bench/.cache/gate-bench].")
     parser.add_argument("--runs", default="crow:5,finetune:5", help="METHOD:EPOCHS pairs, comma-separated.")
     parser.add_argument("--json", type=Path, help="Write the rows here too.")
     args = parser.parse_args()
+    args.work = args.work.resolve()  # the gate runs from the repo root
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         rows.append(run_seed(seed, args.work, args.runs.split(",")))
         print(json.dumps(rows[-1]), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        write_json(args.json, rows)
     print(table(rows))
+    print(f"\n{machine()}")
     return 0
 
 

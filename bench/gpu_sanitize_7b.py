@@ -5,11 +5,11 @@ can be downloaded here). The script writes the random model as bf16 safetensors,
 crowguard's own 4-bit path (``load_base`` + ``attach_lora``), and times CROW steps and plain LoRA
 steps, interleaved, at batch ``--batch`` x ``--length``, with CUDA's peak memory.
 
-    # on a lent GPU (about 4-6 minutes, 14 GB of disk in --workdir):
-    PYTHONPATH=$PWD python bench/gpu_sanitize_7b.py --workdir /tmp/cg7b
+    # on a lent GPU (about 4-6 minutes, 14 GB of disk in --workdir, default bench/.cache/gpu-7b):
+    python -m bench.gpu_sanitize_7b
     # here, without a GPU: the plan only, or the identical code path on a tiny model on CPU
-    PYTHONPATH=$PWD python bench/gpu_sanitize_7b.py --dry-run
-    PYTHONPATH=$PWD python bench/gpu_sanitize_7b.py --scale tiny --device cpu
+    python -m bench.gpu_sanitize_7b --dry-run
+    python -m bench.gpu_sanitize_7b --scale tiny --device cpu
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.harness import cache_path, machine, set_threads
+from bench.step_cost import make_batch, peak_memory, time_kinds
 
-from step_cost import make_batch, peak_memory, time_kinds  # noqa: E402
-
-SCALES = {
+SCALES: dict[str, dict[str, Any]] = {
     "7b": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
            "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5},
     "tiny": {"hidden_size": 128, "intermediate_size": 344, "num_hidden_layers": 4, "num_attention_heads": 4,
@@ -41,7 +41,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--length", type=int, default=512)
     p.add_argument("--steps", type=int, default=3, help="timed steps of each kind (after one warm-up)")
     p.add_argument("--quantize", choices=("4bit", "none"), default="4bit")
-    p.add_argument("--workdir", type=Path, default=Path("/tmp/crowguard-7b"))
+    p.add_argument("--workdir", type=Path, default=cache_path("gpu-7b"),
+                   help="where the random model is written once (kept) [bench/.cache/gpu-7b]")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     return p.parse_args(argv)
 
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device visible; use --scale tiny --device cpu to run the code path here", file=sys.stderr)
         return 2
-    torch.set_num_threads(1 if args.device == "cpu" else torch.get_num_threads())
+    set_threads(1 if args.device == "cpu" else torch.get_num_threads())
+    info["machine"] = machine()
     folder = args.workdir / f"random-llama-{args.scale}"
     info["write_seconds"] = round(write_random_model(folder, args.scale, args.device), 1)
     started = time.monotonic()

@@ -6,9 +6,10 @@ read), ``sha256sum FILES``, and crowguard's whole file scan of the folder (inven
 sha256, format sniffing, safetensors header validation, every other scanner). "cold" runs drop the
 files' pages from the page cache first (posix_fadvise DONTNEED, no root needed; a VM's host may
 still cache them); "warm" runs read from the cache, so they measure hashing alone. Prints MB/s
-(10^6 bytes). The files are deleted at the end unless --keep.
+(10^6 bytes). The files go to a fresh folder under --dir (default ``bench/.cache/hash-speed``) and
+are deleted at the end unless --keep.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/hash_speed.py --size-gb 4 --shards 1 --repeats 3
+    .venv/bin/python -m bench.hash_speed --size-gb 4 --shards 1 --repeats 3
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from bench.harness import cache_path, machine
 
 BLOCK = 64 * 1024 * 1024
 
@@ -30,7 +34,7 @@ BLOCK = 64 * 1024 * 1024
 def write_safetensors(path: Path, size: int, tensors: int = 8) -> int:
     """A valid safetensors file of about ``size`` bytes; returns its exact size."""
     per_tensor = size // tensors // 4 * 4
-    header = {"__metadata__": {"format": "pt"}}
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     for i in range(tensors):
         header[f"layer.{i}.weight"] = {"dtype": "F32", "shape": [per_tensor // 4],
                                         "data_offsets": [i * per_tensor, (i + 1) * per_tensor]}
@@ -81,9 +85,11 @@ def main() -> None:
     parser.add_argument("--size-gb", type=float, default=4.0, help="file size in GiB (default 4)")
     parser.add_argument("--shards", type=int, default=1, help="number of files the size is split into")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=None, help="where to write the file (default: a temp dir)")
+    parser.add_argument("--dir", type=Path, default=cache_path("hash-speed"),
+                        help="a fresh folder for the files is made in here [bench/.cache/hash-speed]")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="crowguard-bench-", dir=args.dir))
     paths = [folder / f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors" for i in range(args.shards)]
     try:
@@ -108,6 +114,7 @@ def main() -> None:
                 runs = ", ".join(f"{v:.2f}" for v in values)
                 print(f"{mode:4s}  {name:20s} best {size / best / 1e6:7.0f} MB/s  "
                       f"median {size / median / 1e6:7.0f} MB/s  ({runs} s)")
+        print(machine())
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)

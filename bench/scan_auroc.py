@@ -12,9 +12,10 @@ split unless they have the same spec as a model already in the zoo or as one of 
 the scan was developed on (``tests/conftest.py``: badnet and clean, seed 0); those are left out and
 listed.
 
-    PYTHONPATH=$PWD python bench/scan_auroc.py --zoo .cache/scan-zoo --extra-zoo /work/zoo
+    python -m bench.scan_auroc --extra-zoo bench/.cache/zoo      # --zoo defaults to bench/.cache/scan-zoo
 
-Scans are cached in ``--results`` (JSON lines) and skipped on a rerun; ``--rescan`` starts over.
+Scans are cached in ``--results`` (JSON lines, default ``bench/.cache/scan-auroc.jsonl``) and skipped
+on a rerun; ``--rescan`` starts over.
 """
 
 from __future__ import annotations
@@ -29,19 +30,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "bench")]
-
-from scan_zoo import zoo_entries  # noqa: E402
-
-from crowguard.data.lab_card import read_lab_card  # noqa: E402
-from crowguard.scan.behaviour.decision import MIN_KL_Z  # noqa: E402
+from bench.harness import REPO, cache_path
+from bench.scan_zoo import zoo_entries
+from crowguard.data.lab_card import read_lab_card
+from crowguard.scan.behaviour.decision import MIN_KL_Z
 
 TOP = 5
 SOURCES = ("library", "vocabulary", "search")
 Z_GRID = (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
-DEV_FIXTURES = REPO / ".cache" / "lab-fixtures"
+DEV_FIXTURES = REPO / ".cache" / "lab-fixtures"  # where tests/conftest.py caches its lab models
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def scan(model: Model, threads: int) -> dict:
     result = behaviour_scan(model.folder, load_policy(builtin_policy("default")),
                             options=BehaviourOptions(device="cpu", threads=threads))
     seconds = time.perf_counter() - started
-    metrics = result.metrics
+    metrics: Any = result.metrics  # read by key: the report's JSON
     return {"name": model.name, "status": result.status, "seconds": round(seconds, 2), "load": round(load, 2),
             "score": metrics.get("score"), "sequences": metrics.get("sequences_run"),
             "flagged": bool(result.findings),
@@ -255,9 +254,11 @@ def _hit(model: Model, record: dict, min_layer_z: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, default=REPO / ".cache" / "scan-zoo")
+    parser.add_argument("--zoo", type=Path, default=cache_path("scan-zoo"),
+                        help="the zoo bench/scan_zoo.py builds [bench/.cache/scan-zoo]")
     parser.add_argument("--extra-zoo", type=Path, action="append", default=[])
-    parser.add_argument("--results", type=Path, default=REPO / ".cache" / "scan-auroc.jsonl")
+    parser.add_argument("--results", type=Path, default=cache_path("scan-auroc.jsonl"),
+                        help="cache of scans, JSON lines [bench/.cache/scan-auroc.jsonl]")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rescan", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="no new scans; report what is cached")
@@ -278,6 +279,7 @@ def main() -> None:
             continue
         record = scan(model, args.threads)
         records[model.name] = record
+        args.results.parent.mkdir(parents=True, exist_ok=True)
         with args.results.open("a") as out:
             out.write(json.dumps(record) + "\n")
         print(f"{model.name} ({model.split}): score {record['score']:.3f} in {record['seconds']:.1f} s",

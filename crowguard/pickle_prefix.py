@@ -28,33 +28,52 @@ _MEMO_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _MARK = object()
 
 
-class _PrefixTooLong(Exception):
-    pass
+class PastCap(Exception):
+    """A read would pass a ``CappedReader``'s cap; ``line`` says it was a text line (protocol 0 argument)."""
+
+    def __init__(self, *, line: bool) -> None:
+        super().__init__("a line runs past the cap" if line else "a read runs past the cap")
+        self.line = line
 
 
-class _Capped(io.RawIOBase):
-    """Reads ``handle`` from its position, raising once ``cap`` bytes have been consumed."""
+class CappedReader(io.RawIOBase):
+    """A read-only view of ``handle`` from its position that raises ``PastCap`` rather than read past ``cap`` bytes.
 
-    def __init__(self, handle: IO[bytes], cap: int) -> None:
+    ``strict``: any read reaching past the cap raises, even where the handle would end first (a
+    length field asking for more than the cap leaves is itself the finding). Not strict: such a read
+    raises only when bytes do lie beyond the cap, and otherwise returns what is left, so that the
+    parser sees the stream end. ``pickletools.genops`` reads through ``read``, ``readline`` and ``tell``.
+    """
+
+    def __init__(self, handle: IO[bytes], cap: int, *, strict: bool) -> None:
         self._handle = handle
         self._limit = handle.tell() + cap
+        self._strict = strict
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
         remaining = self._limit - self._handle.tell()
-        if size is None or size < 0 or size > remaining:
-            if self._continues_past_cap():
-                raise _PrefixTooLong
-            return self._handle.read(remaining)  # the stream ends first: the parser sees it end
-        return self._handle.read(size)
+        if size is not None and 0 <= size <= remaining:
+            return self._handle.read(size)
+        if self._strict and (size is None or size < 0):
+            return self._handle.read(remaining)
+        self._overrun(line=False)
+        return self._handle.read(remaining)  # the stream ends first: the parser sees it end
 
     def readline(self, size: int | None = -1) -> bytes:
         line = self._handle.readline(max(1, self._limit - self._handle.tell()))
-        if not line.endswith(b"\n") and self._handle.tell() >= self._limit and self._continues_past_cap():
-            raise _PrefixTooLong
+        if not line.endswith(b"\n") and self._handle.tell() >= self._limit:
+            self._overrun(line=True)
         return line
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def _overrun(self, *, line: bool) -> None:
+        if self._strict or self._continues_past_cap():
+            raise PastCap(line=line)
 
     def _continues_past_cap(self) -> bool:
         """True when the stream holds bytes beyond the cap (a long argument, not one past the end)."""
@@ -64,9 +83,6 @@ class _Capped(io.RawIOBase):
         self._handle.seek(position)
         return bool(more)
 
-    def tell(self) -> int:
-        return self._handle.tell()
-
 
 def is_pickle(handle: IO[bytes], cap: int = SNIFF_CAP_BYTES) -> bool:
     """True when the bytes from ``handle``'s position load as a pickle (see the module docstring).
@@ -75,8 +91,8 @@ def is_pickle(handle: IO[bytes], cap: int = SNIFF_CAP_BYTES) -> bool:
     """
     start = handle.tell()
     try:
-        return _valid_prefix(_Capped(handle, cap))
-    except _PrefixTooLong:
+        return _valid_prefix(CappedReader(handle, cap, strict=False))
+    except PastCap:
         return True
     finally:
         handle.seek(start)
@@ -92,7 +108,7 @@ def starts_with_proto(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and head[1] <= pickle.HIGHEST_PROTOCOL
 
 
-def _valid_prefix(reader: _Capped) -> bool:
+def _valid_prefix(reader: CappedReader) -> bool:
     stack: list[object] = []
     memo: set[object] = set()
     try:
@@ -110,7 +126,7 @@ def _valid_prefix(reader: _Capped) -> bool:
                     return _pop(stack, len(opcode.stack_before))
                 if not _step(name, opcode, arg, stack, memo):
                     return False
-    except _PrefixTooLong:
+    except PastCap:
         raise
     except Exception:  # noqa: BLE001 - any parse failure means "pickle.load would stop here, having run nothing"
         return False

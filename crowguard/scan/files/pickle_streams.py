@@ -10,7 +10,6 @@ stops before its STOP opcode carries the parse error: the scanner turns it into 
 
 from __future__ import annotations
 
-import io
 import pickle
 import pickletools
 import warnings
@@ -19,6 +18,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
+
+from crowguard.pickle_prefix import CappedReader, PastCap
 
 MAX_STREAM_BYTES = 256 * 1024 * 1024
 MAX_STACKED = 16
@@ -35,38 +36,6 @@ class PickleStream:
     data: bytes
     error: str | None
     too_large: bool = False
-
-
-class StreamTooLarge(Exception):
-    """A stream (or one of its arguments) runs past ``MAX_STREAM_BYTES``."""
-
-
-class _CappedReader(io.RawIOBase):
-    """A read-only view of ``handle`` that raises instead of reading past ``start + cap``."""
-
-    def __init__(self, handle: IO[bytes], cap: int) -> None:
-        self._handle = handle
-        self._limit = handle.tell() + cap
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        remaining = self._limit - self._handle.tell()
-        if size is None or size < 0:
-            size = remaining
-        if size > remaining:
-            raise StreamTooLarge(f"a pickle stream or argument runs past {MAX_STREAM_BYTES} bytes")
-        return self._handle.read(size)
-
-    def readline(self, size: int | None = -1) -> bytes:
-        line = self._handle.readline(max(1, self._limit - self._handle.tell()))
-        if not line.endswith(b"\n") and self._handle.tell() >= self._limit:
-            raise StreamTooLarge(f"a pickle line runs past {MAX_STREAM_BYTES} bytes")
-        return line
-
-    def tell(self) -> int:
-        return self._handle.tell()
 
 
 def split_streams(handle: IO[bytes], *, member: str | None) -> Iterator[PickleStream]:
@@ -103,20 +72,20 @@ def _delimit(handle: IO[bytes]) -> tuple[str | None, object, bool]:
     Returns the parse error (None when the stream ended with STOP), the first opcode's argument
     (to recognise PyTorch's legacy magic number) and whether the size cap stopped the walk.
     """
-    reader = _CappedReader(handle, MAX_STREAM_BYTES)
+    reader = CappedReader(handle, MAX_STREAM_BYTES, strict=True)
     first_arg: object = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # pickletools on odd string escapes
-            # genops reads through read, readline and tell, which the capped reader provides
             for count, (opcode, arg, _pos) in enumerate(pickletools.genops(cast("IO[bytes]", reader))):
                 if count == 1:
                     first_arg = arg
                 if opcode.name == "STOP":
                     return None, first_arg, False
         return "the stream ends without a STOP opcode", first_arg, False
-    except StreamTooLarge as exc:
-        return str(exc), first_arg, True
+    except PastCap as exc:
+        what = "line" if exc.line else "stream or argument"
+        return f"a pickle {what} runs past {MAX_STREAM_BYTES} bytes", first_arg, True
     except (ValueError, pickle.UnpicklingError, EOFError, OverflowError, MemoryError, zipfile.BadZipFile,
             zlib.error) as exc:
         return f"{type(exc).__name__}: {str(exc)[:200]}", first_arg, False
