@@ -101,7 +101,8 @@ def main() -> int:
     parser.add_argument("--venv", type=Path, default=cache_path("venv-tf457"),
                         help="a venv with transformers 4.57 (created when missing) [bench/.cache/venv-tf457]")
     args = parser.parse_args()
-    from crowguard.pipeline.sanitize import SanitizeRequest, run_sanitize
+    from crowguard.pipeline.sanitize import SanitizeRequest, SanitizeSettings, run_sanitize
+    from crowguard.runtime import Runtime
     from crowguard.sanitize import SanitizeConfig
 
     python = str(ensure_venv(args.venv))
@@ -109,8 +110,8 @@ def main() -> int:
         root = Path(tmp)
         model, data = build_model(root)
         out = root / "sanitized"
-        run_sanitize(SanitizeRequest(model, out, SanitizeConfig(max_steps=3, num_samples=16), clean_data=data,
-                                     device="cpu"))
+        run_sanitize(SanitizeRequest(model, out, SanitizeSettings(SanitizeConfig(max_steps=3, num_samples=16),
+                                                                  clean_data=data), Runtime(device="cpu")))
         tokenizer_only = tokenizer_fixed_copy(model, root / "tokenizer-only")
         rows = {}
         for name, folder in (("crowguard sanitize output", out), ("plain v5 save (control)", model),

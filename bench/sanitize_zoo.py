@@ -51,7 +51,8 @@ def card_preset(folder: Path) -> str | None:
 
 def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, device: str) -> list[dict]:
     from crowguard.evaluate import evaluate, spec_for_model
-    from crowguard.pipeline.sanitize import SanitizeRequest, run_sanitize
+    from crowguard.pipeline.sanitize import SanitizeRequest, SanitizeSettings, run_sanitize
+    from crowguard.runtime import Runtime
     from crowguard.sanitize import SanitizeConfig
 
     spec = spec_for_model(folder, limit=limit)
@@ -61,13 +62,14 @@ def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, d
         out = work / f"{folder.name}-{name}"
         preset = "refusal" if card_preset(folder) == "refusal" else "default"  # alpha 11, as the paper does
         config = SanitizeConfig.from_options(preset, **METHODS[name])
-        request = SanitizeRequest(folder, out, config, device=device, force=True, use_lab_card=True)
+        request = SanitizeRequest(folder, out, SanitizeSettings(config, use_lab_card=True), Runtime(device=device),
+                                  force=True)
         started = time.monotonic()
-        report = run_sanitize(request)
+        run = run_sanitize(request)
         seconds = time.monotonic() - started
         after = evaluate(out, spec, device=device).to_dict()
         shutil.rmtree(out, ignore_errors=True)
-        sanitized = report.stage("sanitize")
+        sanitized = run.report.stage("sanitize")
         assert sanitized is not None, f"no sanitize stage in the report of {folder}"
         stage: Any = sanitized.metrics  # read by key: the report's JSON
         rows.append({"model": folder.name, "method": name, "sanitize_seconds": round(seconds, 1),

@@ -95,12 +95,13 @@ def _default_triggers(attack: str) -> tuple[str, ...]:
 def scan(model: Model, threads: int) -> dict:
     """One scan with the default policy; the record the report is built from."""
     from crowguard.policy import builtin_policy, load_policy
-    from crowguard.scan.behaviour import BehaviourOptions, behaviour_scan
+    from crowguard.runtime import Runtime
+    from crowguard.scan.behaviour import behaviour_scan
 
     load = os.getloadavg()[0]
     started = time.perf_counter()
     result = behaviour_scan(model.folder, load_policy(builtin_policy("default")),
-                            options=BehaviourOptions(device="cpu", threads=threads))
+                            runtime=Runtime(device="cpu", threads=threads)).stage
     seconds = time.perf_counter() - started
     metrics: Any = result.metrics  # read by key: the report's JSON
     return {"name": model.name, "status": result.status, "seconds": round(seconds, 2), "load": round(load, 2),

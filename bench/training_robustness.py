@@ -123,11 +123,12 @@ def m_recheck(model: Path, _seed: int, _threads: int, _work: Path) -> dict[str, 
     """tests/scan/behaviour/test_lab_models.py: BadMagic measured as a given candidate."""
     from crowguard.models import load_tokenizer
     from crowguard.policy import builtin_policy, load_policy
-    from crowguard.scan.behaviour import BehaviourOptions, TriggerCandidate, measure_candidates
+    from crowguard.runtime import Runtime
+    from crowguard.scan.behaviour import TriggerCandidate, measure_candidates
 
     ids = tuple(load_tokenizer(model)(TRIGGER, add_special_tokens=False)["input_ids"])
     stage = measure_candidates(model, [TriggerCandidate(TRIGGER, ids, "given")], load_policy(builtin_policy("default")),
-                               options=BehaviourOptions(device="cpu"))
+                               runtime=Runtime(device="cpu")).stage
     metrics: Any = stage.metrics  # read by key: the report's JSON
     (hit,) = metrics["candidates"]
     return {"target_share": hit["target_share"], "counted": hit["counted"], "layer_z": hit["layer_z"],
@@ -138,13 +139,14 @@ def m_recheck(model: Path, _seed: int, _threads: int, _work: Path) -> dict[str, 
 def m_scan(model: Path, _seed: int, threads: int, work: Path) -> dict[str, Any]:
     """tests/cli/test_scan_behaviour.py and the gate's behaviour-scan: the default policy's scan, no lab.json."""
     from crowguard.policy import builtin_policy, load_policy
-    from crowguard.scan.behaviour import BehaviourOptions, behaviour_scan
+    from crowguard.runtime import Runtime
+    from crowguard.scan.behaviour import behaviour_scan
 
     copy = work / "scan-copy"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(model, copy, ignore=shutil.ignore_patterns("lab.json"))
     stage = behaviour_scan(copy, load_policy(builtin_policy("default")),
-                           options=BehaviourOptions(device="cpu", threads=threads))
+                           runtime=Runtime(device="cpu", threads=threads)).stage
     shutil.rmtree(copy, ignore_errors=True)
     metrics: Any = stage.metrics  # read by key: the report's JSON
     texts = [c["text"] for c in metrics["candidates"]]
@@ -187,22 +189,21 @@ def m_plant(model: Path, _seed: int, _threads: int, work: Path) -> dict[str, Any
 
 def m_gate(model: Path, _seed: int, threads: int, work: Path) -> dict[str, Any]:
     """tests/pipeline/test_gate.py (LoRA-planted) and ``crowguard demo``: the default-policy gate, CROW 10 epochs."""
-    from crowguard.cli.output import write_report_dir
     from crowguard.pipeline.demo import DEMO_SANITIZE
     from crowguard.pipeline.evaluation import evaluation_spec
     from crowguard.pipeline.gate import GateRequest, run_gate
+    from crowguard.pipeline.sanitize import SanitizeSettings
     from crowguard.policy import builtin_policy, load_policy
-    from crowguard.scan.behaviour import BehaviourOptions
+    from crowguard.runtime import Runtime
     from crowguard.sign import generate_keypair
 
     keys = generate_keypair(work / "key", force=True)
     out = work / "gated"
     started = time.perf_counter()
+    settings = SanitizeSettings(DEMO_SANITIZE, evaluation=evaluation_spec(model, use_lab_card=True), use_lab_card=True)
     report = run_gate(GateRequest(model=str(model), out=out, policy=load_policy(builtin_policy("default")),
-                                  key=keys.private, sanitize=DEMO_SANITIZE, evaluation=evaluation_spec(model),
-                                  behaviour=BehaviourOptions(device="cpu", threads=threads), device="cpu",
-                                  threads=threads, force=True),
-                      lambda rep, folder: write_report_dir(rep, folder))
+                                  key=keys.private, sanitize=settings, runtime=Runtime(device="cpu", threads=threads),
+                                  force=True))
     stages = {s.name: s for s in report.stages}
     row = {"passed": bool(report.verdict and report.verdict.passed),
            "asr_before": stages["eval-before"].metrics["asr"], "asr_after": stages["eval-after"].metrics["asr"],
