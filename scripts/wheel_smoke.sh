@@ -31,7 +31,7 @@ import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 need = ["crowguard/policies/default.yaml", "crowguard/policies/strict.yaml", "crowguard/policies/permissive.yaml",
         "crowguard/report/report.schema.json", "crowguard/scan/behaviour/probes.json",
-        "crowguard/sanitize/instructions.json"]
+        "crowguard/sanitize/instructions.json", "crowguard/policy.schema.json", "crowguard/py.typed"]
 missing = [n for n in need if n not in names]
 sys.exit(f"the wheel lacks {missing}" if missing else 0)
 EOF

@@ -35,7 +35,7 @@ from crowguard.pipeline.sanitize import (
 )
 from crowguard.policy import Policy
 from crowguard.progress import NO_PROGRESS, Prefixed, ProgressSink
-from crowguard.pull import pull
+from crowguard.pull import PullSettings, pull
 from crowguard.report.model import FileEntry, Finding, Report, Severity, Source, StageName, StageResult
 from crowguard.report.write import write_report_dir
 from crowguard.runtime import Runtime
@@ -44,16 +44,8 @@ from crowguard.scan.files.stage import run_file_scan
 from crowguard.sign import SIGNATURE_NAME, load_private_key, sign_folder
 from crowguard.sign.keys import fingerprint
 
+__all__ = ["GateRequest", "PullSettings", "ReportWriter", "run_gate"]
 ReportWriter = Callable[[Report, Path], object]  # what a writer returns (e.g. the paths it wrote) is unused
-
-
-@dataclass(frozen=True)
-class PullSettings:
-    """Where a hub model or GGUF file comes from (a local folder needs none of these)."""
-
-    revision: str | None = None
-    endpoint: str | None = None
-    gguf_file: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Use ``pull(reference, out, ...)``; it returns a ``PullResult`` whose ``source`` 
 ``Source`` (commit sha, every file with its sha256) and whose ``stage()`` is the report stage.
 """
 
-from crowguard.pull.interface import PullResult, PullSource
+from crowguard.pull.interface import PullResult, PullSettings, PullSource
 from crowguard.pull.pulling import pull
 
-__all__ = ["PullResult", "PullSource", "pull"]
+__all__ = ["PullResult", "PullSettings", "PullSource", "pull"]

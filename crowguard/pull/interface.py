@@ -44,6 +44,15 @@ class PullSource(ABC):
 
 
 @dataclass(frozen=True)
+class PullSettings:
+    """Where a hub model or GGUF file comes from (a local folder needs none of these)."""
+
+    revision: str | None = None  # branch, tag or commit (hub only); resolved to a commit sha
+    endpoint: str | None = None  # hub or mirror URL; None: HF_ENDPOINT, else the real hub
+    gguf_file: str | None = None  # a GGUF file of the repository or folder to import as safetensors
+
+
+@dataclass(frozen=True)
 class PullResult:
     """What a pull produced: the pinned source with every file received, the output folder, and what was left."""
 

@@ -141,6 +141,7 @@ class StageName(str, Enum):
     ATTACK_SUCCESS = "attack-success"
     UTILITY = "utility"
     SIGN = "sign"
+    VERIFY = "verify"
 
     def __str__(self) -> str:
         return self.value
