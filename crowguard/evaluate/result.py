@@ -101,6 +101,7 @@ class EvalResult:
     perplexity: float | None
     perplexity_tokens: int
     seconds: float
+    tokenizer_note: str | None = None  # the shipped tokenizer.json replaced transformers' class (why)
 
     @property
     def asr(self) -> float | None:
@@ -136,6 +137,7 @@ class EvalResult:
             "triggered": self.triggered.to_dict() if self.triggered else None,
             "clean": self.clean.to_dict() if self.clean else None,
             "seconds": round(self.seconds, 2),
+            **({"tokenizer": self.tokenizer_note} if self.tokenizer_note else {}),
         }
 
 

@@ -33,7 +33,8 @@ def evaluate(model: str | Path | LoadedModel, spec: EvalSpec, *, progress: Count
     finally:
         loaded.model.train(was_training)
     return EvalResult(model=str(loaded.folder.path), settings=spec.settings(), triggered=triggered, clean=clean,
-                      perplexity=ppl, perplexity_tokens=tokens, seconds=time.perf_counter() - started)
+                      perplexity=ppl, perplexity_tokens=tokens, seconds=time.perf_counter() - started,
+                      tokenizer_note=loaded.tokenizer_note)
 
 
 def _run_set(loaded: LoadedModel, spec: EvalSpec, which: str, progress: Count | None) -> SetResult | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from crowguard.errors import ModelFolderError, ToolError, UsageError
 from crowguard.models.folder import ModelFolder, inspect_folder
+from crowguard.models.tokenizer_fidelity import TokenizerChoice, read_tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -30,6 +31,7 @@ class LoadedModel:
     device: str
     dtype: str
     quantize: Quantize = "none"
+    tokenizer_note: str | None = None  # set when the shipped tokenizer.json replaced transformers' class
 
 
 def configure_threads(threads: int | None) -> None:
@@ -69,17 +71,15 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """Load the folder's tokenizer (with its chat template), local files only, no remote code."""
-    from transformers import AutoTokenizer
+    """Load the folder's tokenizer (with its chat template) as shipped; see ``tokenizer_fidelity``."""
+    return _tokenizer(path).tokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ModelFolderError(f"cannot load the tokenizer in {path}: {_first_line(exc)}",
-                               hint="the folder needs tokenizer.json (or tokenizer files transformers knows)") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+
+def _tokenizer(path: str | Path) -> TokenizerChoice:
+    choice = read_tokenizer(path)
+    if choice.tokenizer.pad_token is None:
+        choice.tokenizer.pad_token = choice.tokenizer.eos_token
+    return choice
 
 
 def load_model(
@@ -95,7 +95,7 @@ def load_model(
     configure_threads(threads)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    tokenizer = load_tokenizer(folder.path)
+    choice = _tokenizer(folder.path)
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {
@@ -119,8 +119,9 @@ def load_model(
         # transformers wraps ``to`` with functools.wraps(nn.Module.to), which types it as the unbound method
         model.to(device)  # type: ignore[arg-type]
     model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, folder=folder, device=device,
-                       dtype=str(torch_dtype).removeprefix("torch."), quantize=quantize)
+    return LoadedModel(model=model, tokenizer=choice.tokenizer, folder=folder, device=device,
+                       dtype=str(torch_dtype).removeprefix("torch."), quantize=quantize,
+                       tokenizer_note=choice.note)
 
 
 def nf4_config(compute_dtype: torch.dtype) -> Any:

@@ -37,6 +37,7 @@ class SanitizeOutcome:
     seconds: float
     peak_memory: dict[str, Any]
     adapter: str | None = None
+    tokenizer_note: str | None = None  # the shipped tokenizer.json replaced transformers' class (why)
 
     def metrics(self) -> dict[str, Any]:
         """JSON-able metrics for the StageResult."""
@@ -48,6 +49,7 @@ class SanitizeOutcome:
             "processes": t.world_size, "eps_used": t.eps_used, "layer_pairs": list(t.layer_pairs),
             "train_seconds": round(t.seconds, 3), "seconds": round(self.seconds, 3),
             "peak_memory": self.peak_memory, "curve": t.curve, "merge": self.merge,
+            **({"tokenizer": self.tokenizer_note} if self.tokenizer_note else {}),
         }
 
 
@@ -114,11 +116,12 @@ def sanitize_model(
     merge: dict[str, Any] = {}
     if dest is not None and accelerator.is_main_process:
         phase("merging into a full-precision copy and saving")
-        merge = merge_and_save(model_path, snapshot, dest, loaded.tokenizer, max_shard_size=config.max_shard_size)
+        merge = merge_and_save(model_path, snapshot, dest, max_shard_size=config.max_shard_size)
     accelerator.wait_for_everyone()
     return SanitizeOutcome(config=config, device=loaded.device, quantize=loaded.quantize, clean_set=clean.describe(),
                            examples=len(examples), train=result, merge=merge, seconds=time.monotonic() - started,
-                           peak_memory=peak, adapter=str(adapter) if adapter else None)
+                           peak_memory=peak, adapter=str(adapter) if adapter else None,
+                           tokenizer_note=loaded.tokenizer_note)
 
 
 def peak_memory(device: str) -> dict[str, Any]:

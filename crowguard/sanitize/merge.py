@@ -2,8 +2,9 @@
 
 The adapter was trained on a possibly 4-bit base; merging into the 4-bit weights would bake the
 quantisation error into the output, so the base is loaded again from the input folder in its own
-dtype, the adapter's weights are applied, and the merged model is saved with its tokenizer and chat
-template. The saved files are then made readable by transformers 4.x as well, which deployers'
+dtype, the adapter's weights are applied, and the merged model is saved beside the input's tokenizer
+files, copied byte for byte (never re-saved: a tokenizer transformers rebuilt would be written in place
+of the one the model shipped). The saved files are then made readable by transformers 4.x as well, which deployers'
 serving stacks often still run: a folder written by transformers 5 carries ``rope_theta`` only inside
 ``rope_parameters`` (4.x then silently falls back to 10000 and computes wrong logits) and names a
 tokenizer class 4.x does not know.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +23,14 @@ from crowguard.models import load_model
 
 if TYPE_CHECKING:
     from peft import PeftModel
-    from transformers import PreTrainedTokenizerBase
 
 FLOAT_DTYPES = ("float32", "bfloat16", "float16")
 V5_ONLY_TOKENIZER_CLASSES = ("TokenizersBackend", "SentencePieceBackend")
 LOAD_TIME_KEYS = ("is_local", "local_files_only", "trust_remote_code")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "chat_template.jinja", "chat_template.json", "vocab.json", "vocab.txt", "merges.txt",
+                   "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
+TEMPLATE_DIR = "additional_chat_templates"
 
 
 def adapter_snapshot(trained: PeftModel) -> tuple[Any, dict[str, Any]]:
@@ -36,8 +41,8 @@ def adapter_snapshot(trained: PeftModel) -> tuple[Any, dict[str, Any]]:
     return copy.deepcopy(trained.peft_config["default"]), weights
 
 
-def merge_and_save(base_path: str | Path, adapter: tuple[Any, dict[str, Any]], out: Path,
-                   tokenizer: PreTrainedTokenizerBase, *, max_shard_size: str = "2GB") -> dict[str, Any]:
+def merge_and_save(base_path: str | Path, adapter: tuple[Any, dict[str, Any]], out: Path, *,
+                   max_shard_size: str = "2GB") -> dict[str, Any]:
     """Write the merged model into ``out`` (an empty staging folder); return what was written."""
     from peft import get_peft_model, set_peft_model_state_dict
 
@@ -53,9 +58,31 @@ def merge_and_save(base_path: str | Path, adapter: tuple[Any, dict[str, Any]], o
                         hint="report this; the base changed between training and merging")
     merged = peft_model.merge_and_unload(safe_merge=True)
     merged.save_pretrained(out, max_shard_size=max_shard_size)
-    tokenizer.save_pretrained(out)
+    copied = copy_tokenizer_files(Path(base_path), out)
     patched = make_transformers4_compatible(out)
-    return {"dtype": dtype, "files": sorted(p.name for p in out.iterdir()), "compat_patches": patched}
+    return {"dtype": dtype, "files": sorted(p.name for p in out.iterdir()), "tokenizer_files": copied,
+            "compat_patches": patched}
+
+
+def copy_tokenizer_files(source: Path, out: Path) -> list[str]:
+    """Copy the input's tokenizer files into ``out`` byte for byte (regular files only); return their names."""
+    copied = []
+    for name in TOKENIZER_FILES:
+        path = source / name
+        if path.is_file() and not path.is_symlink():
+            shutil.copyfile(path, out / name)
+            copied.append(name)
+    templates = source / TEMPLATE_DIR
+    if templates.is_dir() and not templates.is_symlink():
+        (out / TEMPLATE_DIR).mkdir(exist_ok=True)
+        for path in sorted(templates.iterdir()):
+            if path.is_file() and not path.is_symlink():
+                shutil.copyfile(path, out / TEMPLATE_DIR / path.name)
+                copied.append(f"{TEMPLATE_DIR}/{path.name}")
+    if not copied:
+        raise ToolError(f"{source} has no tokenizer files to carry into the sanitized model",
+                        hint="the input folder needs tokenizer.json (or the tokenizer files transformers knows)")
+    return copied
 
 
 def source_dtype(path: str | Path) -> str:

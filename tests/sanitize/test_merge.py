@@ -41,7 +41,7 @@ def test_merged_output_matches_the_adapter(tiny_model_dir: Path, tmp_path: Path)
     expected = _logits(peft_model, ids)
     out = tmp_path / "merged"
     out.mkdir()
-    info = merge_and_save(tiny_model_dir, adapter_snapshot(peft_model), out, tokenizer)
+    info = merge_and_save(tiny_model_dir, adapter_snapshot(peft_model), out)
     merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     assert torch.allclose(_logits(merged, ids), expected, atol=1e-5)
     assert not torch.allclose(_logits(AutoModelForCausalLM.from_pretrained(tiny_model_dir), ids), expected, atol=1e-3)

@@ -120,7 +120,11 @@ def _run(folder: Path, policy: Policy, options: BehaviourOptions, runtime: Runti
     except Exception as exc:  # noqa: BLE001 - a scan that could not finish fails the gate closed (exit 3)
         return BehaviourScanResult(StageResult(name=name, status="failed", errors=(f"{type(exc).__name__}: {exc}",),
                                                seconds=round(time.perf_counter() - started, 3)))
-    return _result(name, outcome, policy, seconds=time.perf_counter() - started)
+    result = _result(name, outcome, policy, seconds=time.perf_counter() - started)
+    if loaded.tokenizer_note is None:
+        return result
+    metrics = {**result.stage.metrics, "tokenizer": loaded.tokenizer_note}
+    return BehaviourScanResult(result.stage.model_copy(update={"metrics": metrics}), result.candidates)
 
 
 def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, seconds: float) -> BehaviourScanResult:
