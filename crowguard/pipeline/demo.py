@@ -25,13 +25,13 @@ from pathlib import Path
 
 from crowguard import __version__
 from crowguard.atomic import check_output_dir
-from crowguard.lab.build import Progress, build_lab_model
+from crowguard.lab.build import build_lab_model
 from crowguard.lab.spec import LabSpec
 from crowguard.pipeline.evaluation import evaluation_spec
 from crowguard.pipeline.gate import GateHooks, GateRequest, ReportWriter, run_gate
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.model import Report
-from crowguard.sanitize import SanitizeConfig
+from crowguard.sanitize import ProgressCallback, SanitizeConfig
 from crowguard.scan.behaviour import BehaviourOptions
 from crowguard.sign import generate_keypair, verify_folder
 
@@ -62,7 +62,7 @@ def demo_model_folder() -> Path:
     return cache_dir() / f"badnet-{key}"
 
 
-def demo_model(*, progress: Progress | None = None) -> Path:
+def demo_model(*, progress: ProgressCallback | None = None) -> Path:
     """The demo's backdoored lab model, built on first use."""
     folder = demo_model_folder()
     if not (folder / "lab.json").is_file():
@@ -71,7 +71,7 @@ def demo_model(*, progress: Progress | None = None) -> Path:
 
 
 def run_demo(out: Path, write_reports: ReportWriter, *, threads: int | None = 1, force: bool = False,
-             hooks: GateHooks = GateHooks(), build_progress: Progress | None = None) -> DemoOutcome:
+             hooks: GateHooks = GateHooks(), build_progress: ProgressCallback | None = None) -> DemoOutcome:
     """Build (or reuse) the demo model, make keys, gate it into ``out/model``, verify what was signed."""
     check_output_dir(out, force=force)
     hooks.phase("building the demo model: a small Llama with a planted backdoor (cached after the first run)")
