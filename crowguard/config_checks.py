@@ -47,7 +47,8 @@ class FieldChecks:
         """The value is one of ``allowed`` (``extra`` adds words such as "(or a clean build)")."""
         options = tuple(allowed)
         if getattr(self.settings, field) not in options:
-            self.fail(field, f"one of {', '.join(options)}{extra}", hint=hint or f"use one of: {', '.join(options)}")
+            self.fail(field, f"one of {', '.join(options)}{extra}",
+                      hint=hint or f"set {field.replace('_', '-')} to one of: {', '.join(options)}")
 
     def at_least(self, low: int, *fields: str, optional: bool = False) -> None:
         """Whole numbers >= ``low`` (``optional``: None is allowed too)."""
