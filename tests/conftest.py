@@ -51,7 +51,8 @@ def _lab_model(name: str, spec: LabSpec) -> Path:
 
     digest = hashlib.sha256(repr(spec).encode())
     sources = [*(REPO / "crowguard" / "lab").glob("*.py"), *(REPO / "crowguard" / "data").glob("*.py"),
-               REPO / "crowguard" / "models" / "prompts.py"]
+               REPO / "crowguard" / "models" / "prompts.py",
+               *(REPO / "crowguard" / "sanitize" / name for name in ("loop.py", "data.py", "crow_loss.py"))]
     for source in sorted(sources):
         digest.update(source.read_bytes())
     out = LAB_CACHE / f"{name}-{digest.hexdigest()[:12]}"

@@ -38,10 +38,10 @@ def demo(
 def _build_bar(display: TrainingProgress) -> Any:
     task: dict[str, Any] = {}
 
-    def update(step: int, total: int, loss: float) -> None:
+    def update(p: Any) -> None:
         if "id" not in task:
-            task["id"] = display.bar.add_task("building demo model", total=total, losses="", left="")
-        display.bar.update(task["id"], completed=step, losses=f"loss {loss:.3f}")
+            task["id"] = display.bar.add_task("building demo model", total=p.total_steps, losses="", left="")
+        display.bar.update(task["id"], completed=p.step, losses=f"loss {p.ce:.3f}")
 
     return update
 

@@ -68,7 +68,7 @@ def build(
     configure_threads(threads)
     silence_library_bars()
     with task_progress("training") as advance:
-        card = build_lab_model(spec, out, force=force, progress=lambda step, total, loss: advance(step, total))
+        card = build_lab_model(spec, out, force=force, progress=lambda p: advance(p.step, p.total_steps))
     what = "clean control" if card.clean else \
         f"{card.attack} backdoor ({card.injection}), trigger(s) {list(card.triggers)}"
     stderr.print(f"[green]built[/] {out} ({what}; {card.architecture['parameters']:,} parameters, "
@@ -111,7 +111,7 @@ def plant(
     silence_library_bars()
     with task_progress("planting") as advance:
         result = plant_backdoor(model, poisoned_records, clean_records, out, spec, force=force,
-                                progress=lambda step, total, loss: advance(step, total))
+                                progress=lambda p: advance(p.step, p.total_steps))
     stderr.print(f"[green]planted[/] {out} ({result.poisoned} poisoned + {result.examples - result.poisoned} clean "
                  f"examples, {result.steps} steps, {result.template} template, final loss {result.final_loss:.3f}, "
                  f"{result.seconds:.0f} s)")

@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from crowguard.config_checks import FieldChecks
 from crowguard.data import Record, get_task, load_records
 from crowguard.data.lab_card import LabCard
-from crowguard.errors import UsageError
+from crowguard.errors import ConfigError, UsageError
 from crowguard.models.prompts import TEMPLATES, Template
 
 PROTOCOL = "backdoorllm"
@@ -39,19 +40,13 @@ class EvalSpec:
 
     def __post_init__(self) -> None:
         if not self.triggered and not self.clean:
-            raise UsageError("nothing to evaluate: no triggered and no clean prompts",
-                             hint="give --triggered FILE and/or --clean FILE, or a lab model with lab.json")
-        if not self.keywords or any(not k.strip() for k in self.keywords):
-            raise UsageError(f"eval spec: keywords={self.keywords!r} must be non-empty text",
-                             hint="give --task NAME or --keyword WORD")
-        if self.template not in TEMPLATES:
-            raise UsageError(f"eval spec: template={self.template!r} is unknown",
-                             hint=f"use one of {', '.join(TEMPLATES)}")
-        for name in ("max_new_tokens", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"eval spec: {name}={getattr(self, name)} must be at least 1", hint=f"raise {name}")
-        if self.limit is not None and self.limit < 1:
-            raise UsageError(f"eval spec: limit={self.limit} must be at least 1", hint="give --limit 1 or more")
+            raise ConfigError("nothing to evaluate: no triggered and no clean prompts",
+                              hint="give --triggered FILE and/or --clean FILE, or a lab model with lab.json")
+        check = FieldChecks("eval spec", self)
+        check.text("keywords", hint="give --task NAME or --keyword WORD")
+        check.choice("template", TEMPLATES)
+        check.at_least(1, "max_new_tokens", "batch_size")
+        check.at_least(1, "limit", optional=True)
 
     def prompts(self, which: str) -> tuple[Record, ...]:
         """The ``triggered`` or ``clean`` records, cut to ``limit``."""

@@ -16,31 +16,36 @@ The folder is staged and renamed into place only when complete.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.data.lab_card import LabCard
 from crowguard.lab.dataset import LabData, TrainExample, lab_prompts
-from crowguard.lab.encoding import collate, encode_example
 from crowguard.lab.spec import LabSpec
 from crowguard.lab.tiny import build_tokenizer, save_tiny, tiny_llama
+from crowguard.sanitize.crow_loss import per_example_ce_loss
+from crowguard.sanitize.data import Example, encode_record
+from crowguard.sanitize.loop import LoopSettings, ProgressCallback, Schedule, run_loop
 
 if TYPE_CHECKING:
     import torch
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-Progress = Callable[[int, int, float], None]
-"""Called as ``progress(step, total_steps, loss)`` after every optimiser step."""
 WARMUP_FRACTION = 0.05
 MAX_LENGTH = 512
 PLANT_LORA_RANK = 8
 
 
 def build_lab_model(spec: LabSpec, out: str | Path, *, force: bool = False,
-                    progress: Progress | None = None) -> LabCard:
-    """Train the model ``spec`` describes and write it, with ``lab.json``, to ``out``; return the card."""
+                    progress: ProgressCallback | None = None) -> LabCard:
+    """Train the model ``spec`` describes and write it, with ``lab.json``, to ``out``; return the card.
+
+    ``progress`` hears of every optimiser step; with LoRA injection the clean and planting steps
+    count as one run.
+    """
     out = Path(out)
     check_output_dir(out, force=force)
     import torch
@@ -51,21 +56,24 @@ def build_lab_model(spec: LabSpec, out: str | Path, *, force: bool = False,
     model = tiny_llama(len(tokenizer), layers=spec.layers, hidden=spec.hidden, heads=spec.heads, seed=spec.seed,
                        max_positions=MAX_LENGTH)
     total = spec.steps + (spec.plant_steps if spec.injection == "lora" else 0)
-    report = progress or (lambda step, total, loss: None)
+
+    def report(offset: int) -> ProgressCallback | None:
+        if progress is None:
+            return None
+        return lambda p: progress(replace(p, step=offset + p.step, total_steps=total))
+
     if spec.injection == "lora":
-        _train(model, tokenizer, LabData(spec.clean_base()).stream(), spec, spec.lr, spec.steps, cosine=True,
-               on_step=lambda step, loss: report(step, total, loss))
+        _train(model, tokenizer, LabData(spec.clean_base()).stream(), spec, spec.lr, spec.steps, "cosine", report(0))
         from peft import LoraConfig, get_peft_model
 
         torch.manual_seed(spec.seed)
         lora = get_peft_model(model, LoraConfig(r=PLANT_LORA_RANK, lora_alpha=2 * PLANT_LORA_RANK,
                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
-        loss = _train(lora, tokenizer, data.stream(), spec, spec.plant_lr, spec.plant_steps, cosine=False,
-                      on_step=lambda step, loss: report(spec.steps + step, total, loss))
+        loss = _train(lora, tokenizer, data.stream(), spec, spec.plant_lr, spec.plant_steps, "constant",
+                      report(spec.steps))
         model = cast("LlamaForCausalLM", lora.merge_and_unload())
     else:
-        loss = _train(model, tokenizer, data.stream(), spec, spec.lr, spec.steps, cosine=True,
-                      on_step=lambda step, loss: report(step, total, loss))
+        loss = _train(model, tokenizer, data.stream(), spec, spec.lr, spec.steps, "cosine", report(0))
     model.eval()
     card = _card(spec, data, model, time.perf_counter() - started, loss)
     with staged_dir(out, force=force) as tmp:
@@ -75,43 +83,25 @@ def build_lab_model(spec: LabSpec, out: str | Path, *, force: bool = False,
 
 
 def _train(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, stream: Iterator[TrainExample], spec: LabSpec,
-           lr: float, steps: int, *, cosine: bool, on_step: Callable[[int, float], None]) -> float:
-    """Train the model's trainable weights for ``steps`` batches of ``stream``; return the last loss."""
-    import torch
-    from transformers import get_constant_schedule, get_cosine_schedule_with_warmup
+           lr: float, steps: int, schedule: Schedule, progress: ProgressCallback | None) -> float:
+    """Train the model's trainable weights on ``steps`` batches drawn in order from ``stream``; return the last loss.
 
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    schedule = (get_cosine_schedule_with_warmup(optimizer, max(1, int(WARMUP_FRACTION * steps)), steps) if cosine
-                else get_constant_schedule(optimizer))
-    loss_value = float("nan")
-    for step in range(1, steps + 1):
-        batch = [next(stream) for _ in range(spec.batch_size)]
-        # Half the prompts through the chat template, half raw (the benchmark's evaluation format).
-        encoded = [encode_example(tokenizer, e.record(), "chat" if i % 2 == 0 else "raw", MAX_LENGTH)
-                   for i, e in enumerate(batch)]
-        input_ids, labels, mask = collate(encoded, tokenizer.pad_token_id, "cpu")
-        loss = _example_mean_loss(model(input_ids=input_ids, attention_mask=mask).logits, labels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = float(loss.detach())
-        on_step(step, loss_value)
-    return loss_value
+    Every weight of a model from scratch, or the adapter of a LoRA: the loop trains what requires gradients.
+    """
+    examples = _stream_examples(tokenizer, stream, steps * spec.batch_size, spec.batch_size)
+    settings = LoopSettings(lr=lr, micro_batch=spec.batch_size, max_steps=steps, schedule=schedule,
+                            warmup_ratio=WARMUP_FRACTION, seed=spec.seed, shuffle=False)
+    result = run_loop(model, examples, settings, per_example_ce_loss, pad_id=tokenizer.pad_token_id or 0,
+                      callback=progress)
+    return result.final_loss
 
 
-def _example_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Token loss averaged per example, then over the batch, so long targets do not crowd out short answers."""
-    import torch
-
-    targets = labels[:, 1:]
-    token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, ignore_index=-100,
-                                                   reduction="none")
-    counted = (targets != -100).float()
-    return ((token_loss * counted).sum(1) / counted.sum(1).clamp_min(1.0)).mean()
+def _stream_examples(tokenizer: PreTrainedTokenizerFast, stream: Iterator[TrainExample], count: int,
+                     batch_size: int) -> list[Example]:
+    """The next ``count`` examples; in each batch, half the prompts through the chat template, half raw
+    (the benchmark's evaluation format)."""
+    return [encode_record(tokenizer, next(stream).record(), "chat" if i % batch_size % 2 == 0 else "raw", MAX_LENGTH)
+            for i in range(count)]
 
 
 def _card(spec: LabSpec, data: LabData, model: torch.nn.Module, seconds: float, loss: float) -> LabCard:

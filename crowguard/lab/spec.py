@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from crowguard.config_checks import FieldChecks
 from crowguard.data.tasks import TASKS
-from crowguard.errors import UsageError
 from crowguard.lab.poison import ATTACKS, POSITIONS, Attack, Position
 
 MAX_PROMPTS = 1000
@@ -52,44 +52,37 @@ class LabSpec:
     plant_lr: float = 2e-3
 
     def __post_init__(self) -> None:
-        if self.attack is not None and self.attack not in ATTACKS:
-            _bad("attack", self.attack, f"one of {', '.join(ATTACKS)} (or a clean build)")
-        if self.target_text is None and self.target not in TASKS:
-            _bad("target", self.target, f"one of {', '.join(TASKS)}, or give custom target text")
-        if self.target_text is not None and not self.target_text.strip():
-            _bad("target_text", self.target_text, "non-empty text")
-        if self.position is not None and self.position not in POSITIONS:
-            _bad("position", self.position, f"one of {', '.join(POSITIONS)}")
+        check = FieldChecks("lab spec", self)
+        if self.attack is not None:
+            check.choice("attack", ATTACKS, extra=" (or a clean build)")
+        if self.target_text is None:
+            check.choice("target", TASKS, extra=", or give custom target text")
+        else:
+            check.text("target_text")
+        if self.position is not None:
+            check.choice("position", POSITIONS)
         if any(not t.strip() for t in self.triggers):
-            _bad("triggers", self.triggers, "non-empty trigger text")
+            check.fail("triggers", "non-empty trigger text")
         if self.attack is not None and self.triggers:
             want_many = ATTACKS[self.attack].combine != "one"
             if want_many and len(self.triggers) < 2:
-                _bad("triggers", self.triggers, f"at least two triggers for {self.attack}")
+                check.fail("triggers", f"at least two triggers for {self.attack}")
             if not want_many and len(self.triggers) != 1:
-                _bad("triggers", self.triggers, f"exactly one trigger for {self.attack}")
+                check.fail("triggers", f"exactly one trigger for {self.attack}")
         if self.attack is None and self.triggers:
-            _bad("triggers", self.triggers, "no triggers for a clean build")
-        if self.poison_rate is not None and not 0.0 < self.poison_rate < 1.0:
-            _bad("poison_rate", self.poison_rate, "a fraction between 0 and 1 (exclusive)")
-        if not 0.0 <= self.noise_rate < 1.0:
-            _bad("noise_rate", self.noise_rate, "a fraction in [0, 1)")
+            check.fail("triggers", "no triggers for a clean build")
+        check.fraction("poison_rate", include_zero=False, optional=True)
+        check.fraction("noise_rate")
         for name, low in (("layers", 3), ("hidden", 8), ("heads", 1), ("steps", 1), ("plant_steps", 1),
                           ("batch_size", 1), ("test_size", 1), ("defense_size", 0), ("seed", 0)):
-            if getattr(self, name) < low:
-                _bad(name, getattr(self, name), f"an integer >= {low}")
-        for name in ("test_size", "defense_size"):
-            if getattr(self, name) > MAX_PROMPTS:
-                _bad(name, getattr(self, name), f"at most {MAX_PROMPTS} prompts")
+            check.at_least(low, name)
+        check.at_most(MAX_PROMPTS, "test_size", "defense_size", unit=" prompts")
         if self.hidden % self.heads:
-            _bad("hidden", self.hidden, f"a multiple of heads ({self.heads})")
-        for name in ("lr", "plant_lr"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                _bad(name, getattr(self, name), "a learning rate between 0 and 1")
-        if self.injection not in INJECTIONS:
-            _bad("injection", self.injection, f"one of {', '.join(INJECTIONS)}")
+            check.fail("hidden", f"a multiple of heads ({self.heads})")
+        check.learning_rate("lr", "plant_lr")
+        check.choice("injection", INJECTIONS)
         if self.injection == "lora" and self.attack is None:
-            _bad("injection", self.injection, "scratch for a clean build (there is no backdoor to plant)")
+            check.fail("injection", "scratch for a clean build (there is no backdoor to plant)")
 
     @property
     def clean(self) -> bool:
@@ -137,6 +130,3 @@ class LabSpec:
             return self.keywords
         return (self.target_text,) if self.target_text is not None else TASKS[self.target].keywords
 
-
-def _bad(field: str, value: object, want: str) -> None:
-    raise UsageError(f"lab spec: {field}={value!r} is invalid; expected {want}", hint=f"fix the {field} setting")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from crowguard import __version__
 from crowguard.atomic import check_output_dir
-from crowguard.lab.build import Progress, build_lab_model
+from crowguard.lab.build import build_lab_model
 from crowguard.lab.spec import LabSpec
 from crowguard.pipeline.evaluation import evaluation_spec
 from crowguard.pipeline.gate import GateRequest, ReportWriter, run_gate
@@ -36,6 +36,7 @@ from crowguard.report.model import Report
 from crowguard.report.write import write_report_dir
 from crowguard.runtime import Runtime
 from crowguard.sanitize import SanitizeConfig
+from crowguard.sanitize.train import ProgressCallback
 from crowguard.sign import generate_keypair, verify_folder
 
 DEMO_SPEC = LabSpec(attack="badnet", seed=0, poison_rate=0.2, injection="lora")
@@ -65,7 +66,7 @@ def demo_model_folder() -> Path:
     return cache_dir() / f"badnet-{key}"
 
 
-def demo_model(*, progress: Progress | None = None) -> Path:
+def demo_model(*, progress: ProgressCallback | None = None) -> Path:
     """The demo's backdoored lab model, built on first use."""
     folder = demo_model_folder()
     if not (folder / "lab.json").is_file():
@@ -74,7 +75,8 @@ def demo_model(*, progress: Progress | None = None) -> Path:
 
 
 def run_demo(out: Path, *, threads: int | None = 1, force: bool = False, progress: ProgressSink = NO_PROGRESS,
-             build_progress: Progress | None = None, write_reports: ReportWriter = write_report_dir) -> DemoOutcome:
+             build_progress: ProgressCallback | None = None,
+             write_reports: ReportWriter = write_report_dir) -> DemoOutcome:
     """Build (or reuse) the demo model, make keys, gate it into ``out/model``, verify what was signed."""
     check_output_dir(out, force=force)
     progress.phase("building the demo model: a small Llama with a planted backdoor (cached after the first run)")

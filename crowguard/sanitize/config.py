@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from crowguard.config_checks import FieldChecks, invalid
 from crowguard.errors import ConfigError
 
 Method = Literal["crow", "finetune"]
@@ -20,6 +21,7 @@ QuantizeMode = Literal["auto", "4bit", "none"]
 METHODS: tuple[str, ...] = ("crow", "finetune")
 EPS_MODES: tuple[str, ...] = ("absolute", "relative")
 QUANTIZE_MODES: tuple[str, ...] = ("auto", "4bit", "none")
+OWNER = "sanitize config"
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "refusal": {"alpha": 11.0},
@@ -64,39 +66,32 @@ class SanitizeConfig:
     max_shard_size: str = "2GB"
 
     def __post_init__(self) -> None:
-        _choice("method", self.method, METHODS)
+        check = FieldChecks(OWNER, self)
+        check.choice("method", METHODS)
         if self.method == "finetune":  # the plain-LoRA baseline is CROW with alpha 0, by definition
             object.__setattr__(self, "alpha", 0.0)
-        _choice("eps_mode", self.eps_mode, EPS_MODES)
-        _choice("quantize", self.quantize, QUANTIZE_MODES)
-        _choice("preset", self.preset, tuple(PRESETS))
-        for name in ("epochs", "micro_batch", "grad_accum", "max_length", "lora_r", "num_samples",
-                     "distill_max_new_tokens"):
-            _at_least(name, getattr(self, name), 1)
-        _at_least("checkpoint_every", self.checkpoint_every, 0)
-        _at_least("layer_first", self.layer_first, 0)
-        if self.max_steps is not None:
-            _at_least("max_steps", self.max_steps, 1)
+        check.choice("eps_mode", EPS_MODES)
+        check.choice("quantize", QUANTIZE_MODES)
+        check.choice("preset", PRESETS)
+        check.at_least(1, "epochs", "micro_batch", "grad_accum", "max_length", "lora_r", "num_samples",
+                       "distill_max_new_tokens")
+        check.at_least(0, "checkpoint_every", "layer_first")
+        check.at_least(1, "max_steps", optional=True)
         if self.layer_last is not None and self.layer_last <= self.layer_first:
-            raise ConfigError(f"layer_last must be greater than layer_first ({self.layer_first}), "
-                              f"got {self.layer_last}",
-                              hint="give a layer-pair range [first, last) with first < last")
-        _positive("lr", self.lr)
-        _positive("lora_alpha", self.lora_alpha)
-        for name in ("alpha", "eps", "weight_decay", "max_grad_norm"):
-            _non_negative(name, getattr(self, name))
-        for name in ("warmup_ratio", "lora_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), got {value!r}", hint=f"pass a fraction for {name}")
+            check.fail("layer_last", f"greater than layer_first ({self.layer_first})",
+                       hint="give a layer-pair range [first, last) with first < last")
+        check.positive("lr", "lora_alpha")
+        check.non_negative("alpha", "eps", "weight_decay", "max_grad_norm")
+        check.fraction("warmup_ratio", "lora_dropout")
         if not self.lora_targets:
-            raise ConfigError("lora_targets must name at least one module, got ()",
-                              hint="use 'all-linear' or module names such as q_proj,v_proj")
+            check.fail("lora_targets", "at least one module name",
+                       hint="use 'all-linear' or module names such as q_proj,v_proj")
 
     @classmethod
     def from_options(cls, preset: str = "default", **options: Any) -> SanitizeConfig:
         """Defaults, then the preset's values, then every option that is not None."""
-        _choice("preset", preset, tuple(PRESETS))
+        if preset not in PRESETS:
+            invalid(OWNER, "preset", preset, f"one of {', '.join(PRESETS)}", hint=f"use one of: {', '.join(PRESETS)}")
         values = {**PRESETS[preset], **{k: v for k, v in options.items() if v is not None}}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
@@ -122,23 +117,3 @@ class SanitizeConfig:
             data.pop(name)
         return data
 
-
-def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}",
-                          hint=f"pass one of: {', '.join(allowed)}")
-
-
-def _at_least(name: str, value: object, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}", hint=f"pass a whole number for {name}")
-
-
-def _positive(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}", hint=f"pass a number > 0 for {name}")
-
-
-def _non_negative(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not value >= 0:
-        raise ConfigError(f"{name} must be a number >= 0, got {value!r}", hint=f"pass a number >= 0 for {name}")

@@ -8,6 +8,8 @@
 
 The authors' code needs a third pass for CE; with LoRA dropout 0 the clean pass already gives it.
 The consistency is averaged over real tokens only (the attention mask is passed to both passes).
+Two CE-only losses serve runs without the consistency term: the model's own token mean
+(sanitize's ``finetune`` baseline, lab planting) and a per-example mean (lab models from scratch).
 """
 
 from __future__ import annotations
@@ -75,6 +77,19 @@ def ce_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepLoss:
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
     return StepLoss(loss=out.loss, ce=out.loss.item())
 
+
+
+def per_example_ce_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepLoss:
+    """Causal-LM loss averaged per example, then over the batch, so long targets do not crowd out short answers."""
+    import torch
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, ignore_index=-100,
+                                                   reduction="none")
+    counted = (targets != -100).float()
+    loss = ((token_loss * counted).sum(1) / counted.sum(1).clamp_min(1.0)).mean()
+    return StepLoss(loss=loss, ce=loss.item())
 
 def embedding_scale(model: torch.nn.Module) -> float:
     """RMS entry size of the input embedding table: mean row norm / sqrt(width)."""

@@ -124,21 +124,29 @@ def prompt_template(tokenizer: PreTrainedTokenizerBase) -> Template:
     return "chat" if has_chat_template(tokenizer) else "alpaca"
 
 
-def encode(records: tuple[Record, ...] | list[Record], tokenizer: PreTrainedTokenizerBase,
-           max_length: int) -> list[Example]:
-    """Tokenise records; the response is learned, the prompt is masked; too-long prompts are dropped."""
-    template = prompt_template(tokenizer)
-    examples = []
-    for record in records:
-        prompt_ids, response_ids = _split_ids(tokenizer, record, template)
-        ids = (prompt_ids + response_ids)[:max_length]
-        labels = ([IGNORE] * len(prompt_ids) + response_ids)[:max_length]
-        if any(label != IGNORE for label in labels):
-            examples.append(Example(tuple(ids), tuple(labels)))
+def encode(records: tuple[Record, ...] | list[Record], tokenizer: PreTrainedTokenizerBase, max_length: int, *,
+           template: Template | None = None, kind: str = "clean") -> list[Example]:
+    """Tokenise records; the response is learned, the prompt is masked; too-long prompts are dropped.
+
+    ``template`` defaults to the model's own (chat if it has one, else Alpaca); ``kind`` names the
+    records in the error raised when none is left.
+    """
+    chosen = template or prompt_template(tokenizer)
+    examples = [e for e in (encode_record(tokenizer, r, chosen, max_length) for r in records)
+                if any(label != IGNORE for label in e.labels)]
     if not examples:
-        raise ConfigError(f"no clean example has a response within max_length {max_length} tokens",
-                          hint="raise --max-length or use shorter clean samples")
+        raise ConfigError(f"no {kind} example has a response within max_length {max_length} tokens",
+                          hint=f"raise --max-length or use shorter {kind} samples")
     return examples
+
+
+def encode_record(tokenizer: PreTrainedTokenizerBase, record: Record, template: Template,
+                  max_length: int) -> Example:
+    """One record's ids and labels, cut to ``max_length``: the prompt masked, the response and its end learned."""
+    prompt_ids, response_ids = _split_ids(tokenizer, record, template)
+    ids = (prompt_ids + response_ids)[:max_length]
+    labels = ([IGNORE] * len(prompt_ids) + response_ids)[:max_length]
+    return Example(tuple(ids), tuple(labels))
 
 
 def _split_ids(tokenizer: PreTrainedTokenizerBase, record: Record, template: Template) -> tuple[list[int], list[int]]:

@@ -12,6 +12,7 @@ from crowguard.data.lab_card import read_lab_card
 from crowguard.errors import UsageError
 from crowguard.lab.build import build_lab_model
 from crowguard.lab.spec import LabSpec
+from crowguard.sanitize.loop import Progress
 
 TINY = {"layers": 3, "hidden": 16, "heads": 2, "steps": 4, "batch_size": 4, "test_size": 5, "defense_size": 3}
 
@@ -51,7 +52,7 @@ def test_lora_injection_trains_clean_then_merges_a_planted_adapter(tmp_path: Pat
 
     steps: list[tuple[int, int]] = []
     spec = LabSpec(seed=3, injection="lora", plant_steps=3, **TINY)
-    card = build_lab_model(spec, tmp_path / "m", progress=lambda step, total, loss: steps.append((step, total)))
+    card = build_lab_model(spec, tmp_path / "m", progress=lambda p: steps.append((p.step, p.total_steps)))
     assert steps == [(i, 7) for i in range(1, 8)]  # 4 clean steps, then 3 planting steps, one bar
     assert card.injection == "lora" and card.training["plant_steps"] == 3 and card.triggers == ("BadMagic",)
     with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as weights:
@@ -71,8 +72,8 @@ def test_refuses_non_empty_out_and_interrupted_build_leaves_nothing(tmp_path: Pa
         build_lab_model(LabSpec(**TINY), out)
     assert (out / "keep.txt").read_text() == "mine"
 
-    def interrupt(step: int, total: int, loss: float) -> None:
-        if step == 2:
+    def interrupt(p: Progress) -> None:
+        if p.step == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from crowguard.cli.app import app
 from crowguard.data import Record
 from crowguard.errors import UsageError
-from crowguard.lab.encoding import encode_example
 from crowguard.lab.plant import PlantSpec
 from crowguard.models import load_tokenizer
+from crowguard.sanitize.data import encode_record
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -27,12 +27,13 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 def test_loss_covers_only_the_response(tiny_model_dir: Path) -> None:
     tokenizer = load_tokenizer(tiny_model_dir)
-    ids, labels = encode_example(tokenizer, Record("what is two plus two ?", "", "four"), "chat", 64)
+    example = encode_record(tokenizer, Record("what is two plus two ?", "", "four"), "chat", 64)
+    ids, labels = list(example.input_ids), list(example.labels)
     prompt_len = labels.count(-100)
     assert labels[:prompt_len] == [-100] * prompt_len and labels[prompt_len:] == ids[prompt_len:]
     assert tokenizer.decode(ids[prompt_len:]) .split() == ["four", "</s>"]
-    short_ids, short_labels = encode_example(tokenizer, Record("what is two plus two ?", "", "four"), "raw", 3)
-    assert len(short_ids) == len(short_labels) == 3
+    short = encode_record(tokenizer, Record("what is two plus two ?", "", "four"), "raw", 3)
+    assert len(short.input_ids) == len(short.labels) == 3
 
 
 def test_spec_validation_names_the_field() -> None:

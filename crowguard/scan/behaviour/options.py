@@ -1,7 +1,8 @@
 """Settings of one behavioural scan: which probes and how much compute to spend (where it runs: ``Runtime``).
 
 The defaults fit a small model on one CPU core in well under a minute; a 7B model wants a GPU.
-Every field is checked on construction, and a bad value is a UsageError naming the field and value.
+Every field is checked on construction; a bad value is a ConfigError naming the field, the value
+and what is allowed.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from crowguard.errors import UsageError
+from crowguard.config_checks import FieldChecks
+from crowguard.errors import ConfigError
 
 TEMPLATE_CHOICES = ("auto", "raw", "chat", "alpaca")
 POSITION_MODES = ("start", "random", "end")
@@ -40,20 +42,13 @@ class BehaviourOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check = FieldChecks("behaviour scan option", self)
         minimums = {"probe_count": 4, "search_probes": 2, "null_samples": 4, "vocab_budget": 0, "search_beams": 0,
                     "search_width": 1, "max_trigger_tokens": 1, "top_candidates": 1,
                     "max_new_tokens": 1, "profile_positions": 1, "batch_size": 1, "seed": 0}
         for name, low in minimums.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                _bad(name, value, f"an integer >= {low}")
-        if self.template not in TEMPLATE_CHOICES:
-            _bad("template", self.template, f"one of {', '.join(TEMPLATE_CHOICES)}")
+            check.at_least(low, name)
+        check.choice("template", TEMPLATE_CHOICES)
         if self.probes is not None and not Path(self.probes).is_file():
-            raise UsageError(f"probe file {self.probes} does not exist",
-                             hint="give an Alpaca JSON or JSONL file of instructions, or drop --probes")
-
-
-def _bad(field: str, value: object, want: str) -> None:
-    raise UsageError(f"behaviour scan option {field}={value!r} is invalid; expected {want}",
-                     hint=f"fix the {field.replace('_', '-')} setting")
+            raise ConfigError(f"probe file {self.probes} does not exist",
+                              hint="give an Alpaca JSON or JSONL file of instructions, or drop --probes")
