@@ -149,12 +149,14 @@ def test_sanitize_report_records_the_file_and_the_flags(tiny_model_dir: Path, tm
                                   "distill_max_new_tokens: 4\nseed: 9\nmax_length: 64\n")
     report = tmp_path / "report.json"
     result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "-o", str(tmp_path / "o"), "--sanitize-config",
-                                 str(path), "--seed", "3", "--no-scan", "--no-eval", "--threads", "1", "-r",
+                                 str(path), "--seed", "3", "--lora-targets", "q_proj, o_proj", "--no-scan", "--no-eval",
+                                 "--threads", "1", "-r",
                                  str(report), "-q"])
     assert result.exit_code == 0, result.output
     settings = json.loads(report.read_text())["settings"]
     assert settings["alpha"] == 2.5 and settings["max_length"] == 64 and settings["max_steps"] == 1
     assert settings["seed"] == 3  # the flag beats the file
+    assert settings["lora_targets"] == ["q_proj", "o_proj"]
 
 
 def test_precedence_defaults_preset_file_flags(tmp_path: Path) -> None:
