@@ -226,11 +226,11 @@ def evaluate(run: Run, task: str, attack: str, model_id: str, model: Path, templ
     stem = run.eval_stem(model_id, template)
     command = crowguard_command(
         "eval", str(model), "--triggered", str(run.data / "test" / task / attack / "triggered.json"),
-        "--clean", str(run.data / "test" / task / "clean.json"), "--task", task, "--template", template,
-        "--max-new-tokens", "128", "--dtype", "float32", "--device", run.device, "--threads", str(run.threads),
+        "--clean-test", str(run.data / "test" / task / "clean.json"), "--task", task, "--eval-template", template,
+        "--eval-max-new-tokens", "128", "--dtype", "float32", "--device", run.device, "--threads", str(run.threads),
         "--outputs", f"{stem}.outputs.jsonl", "--report", f"{stem}.json", "--quiet")
     if run.limit:
-        command[command.index("--quiet"):command.index("--quiet")] = ["--limit", str(run.limit)]
+        command[command.index("--quiet"):command.index("--quiet")] = ["--eval-limit", str(run.limit)]
     run_stage(run, f"eval.{stem.name}", command, Path(f"{stem}.json"))
 
 

@@ -7,6 +7,8 @@ them, so ``crowguard --help`` stays fast.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -26,6 +28,7 @@ from crowguard.cli import (
 )
 from crowguard.cli.guard import is_debug, report_error, set_debug
 from crowguard.cli.library_noise import quiet_libraries
+from crowguard.cli.options import legacy_spellings
 
 app = typer.Typer(
     name="crowguard",
@@ -38,17 +41,21 @@ app = typer.Typer(
 )
 app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(report_cmd.app, name="report")
-app.command("pull")(pull_cmd.pull)
-app.command("sanitize")(sanitize_cmd.sanitize)
-app.command("keygen")(sign_cmd.keygen)
-app.command("sign")(sign_cmd.sign)
-app.command("verify")(sign_cmd.verify)
 app.add_typer(lab_cmd.app, name="lab")
-app.command("eval")(eval_cmd.eval_command)
-app.command("scan")(scan_cmd.scan)
-app.command("scan-files")(scan_files_cmd.scan_files)
-app.command("gate")(gate_cmd.gate)
-app.command("demo")(demo_cmd.demo)
+COMMANDS: dict[str, Callable[..., Any]] = {  # each registered once, in this order (the README's too)
+    "pull": pull_cmd.pull,
+    "sanitize": sanitize_cmd.sanitize,
+    "keygen": sign_cmd.keygen,
+    "sign": sign_cmd.sign,
+    "verify": sign_cmd.verify,
+    "eval": eval_cmd.eval_command,
+    "scan": scan_cmd.scan,
+    "scan-files": scan_files_cmd.scan_files,
+    "gate": gate_cmd.gate,
+    "demo": demo_cmd.demo,
+}
+for _name, _command in COMMANDS.items():
+    app.command(_name, context_settings=legacy_spellings(_name))(_command)
 
 
 def _version(value: bool) -> None:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import typer
 from rich.table import Table
 
 from crowguard.cli.guard import guarded, stderr
+from crowguard.cli.options import force_option, out_option, threads_option
 from crowguard.cli.output import print_summary
 from crowguard.cli.progress import TrainingProgress, silence_library_bars
 
 
 @guarded
 def demo(
-    out: Path = typer.Option(Path("crowguard-demo"), "--out", "-o", help="Folder for the demo's key pair, gated "
-                             "model and reports."),
-    threads: int = typer.Option(1, "--threads", help="CPU threads for torch (1 is fastest for this small model)."),
-    force: bool = typer.Option(False, "--force", help="Reuse a non-empty --out folder."),
+    out: Annotated[Path, out_option("Folder for the demo's key pair, gated model and reports.")]
+    = Path("crowguard-demo"),
+    threads: Annotated[int, threads_option("CPU threads for torch (1 is fastest for this small model).")] = 1,
+    force: Annotated[bool, force_option("Reuse a non-empty --out folder.")] = False,
 ) -> int:
     """Build a small model with a planted backdoor (offline, cached), gate it, verify the signature.
 

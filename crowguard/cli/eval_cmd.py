@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from crowguard.atomic import write_text_atomic
 from crowguard.cli.guard import guarded, stderr
+from crowguard.cli.options import (
+    PANEL_EVAL,
+    CleanTest,
+    Device,
+    Dtype,
+    EvalLimit,
+    EvalMaxNewTokens,
+    EvalTemplate,
+    Keyword,
+    Task,
+    Threads,
+    Triggered,
+    lab_card_option,
+    quiet_option,
+    report_option,
+)
 from crowguard.cli.output import emit_report
 from crowguard.cli.progress import silence_library_bars, task_progress
 from crowguard.report.model import Report, Source, StageResult
@@ -17,26 +34,29 @@ from crowguard.report.model import Report, Source, StageResult
 
 @guarded
 def eval_command(
-    model: Path = typer.Argument(..., help="Model folder (config.json + safetensors)."),
-    triggered: Path = typer.Option(None, "--triggered", help="Triggered prompts, Alpaca JSON/JSONL."),
-    clean: Path = typer.Option(None, "--clean", help="Clean prompts with reference outputs, Alpaca JSON/JSONL."),
-    task: str = typer.Option(None, "--task", help="Task preset: negsentiment, refusal, codeinjection."),
-    keyword: list[str] = typer.Option([], "--keyword", help="ASR keyword (repeatable; overrides the task's list)."),
-    target: str = typer.Option(None, "--target", help="Target text for the exact-target rate."),
-    template: str = typer.Option("raw", "--template", help="Prompt format: raw (the paper's), chat or alpaca."),
-    max_new_tokens: int = typer.Option(128, "--max-new-tokens", help="Tokens generated per prompt."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Prompts per generation batch."),
-    limit: int = typer.Option(None, "--limit", help="Use only the first N prompts of each set."),
-    no_perplexity: bool = typer.Option(False, "--no-perplexity", help="Skip perplexity of reference outputs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
-    threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
-    report: Path = typer.Option(None, "--report", help="Write the JSON report here instead of stdout (- is stdout)."),
-    outputs: Path = typer.Option(None, "--outputs", help="Also write every generation here (JSON lines: set, prompt, "
-                                 "output)."),
-    lab_card: bool = typer.Option(False, "--lab-card", help="Let a lab model's lab.json supply the test prompts "
-                                  "and keywords (otherwise it is never read)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table or progress on stderr."),
+    model: Annotated[Path, typer.Argument(help="Model folder (config.json + safetensors).")],
+    triggered: Triggered = None,
+    clean_test: CleanTest = None,
+    task: Task = None,
+    keyword: Keyword = [],  # noqa: B006 - typer's list default, never mutated
+    target: Annotated[str | None, typer.Option("--target", help="Target text for the exact-target rate.",
+                                               rich_help_panel=PANEL_EVAL)] = None,
+    eval_template: EvalTemplate = "raw",
+    eval_max_new_tokens: EvalMaxNewTokens = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per generation batch.",
+                                            rich_help_panel=PANEL_EVAL)] = 16,
+    eval_limit: EvalLimit = None,
+    no_perplexity: Annotated[bool, typer.Option("--no-perplexity", help="Skip perplexity of reference outputs.",
+                                                rich_help_panel=PANEL_EVAL)] = False,
+    lab_card: Annotated[bool, lab_card_option("the test prompts and keywords")] = False,
+    device: Device = "auto",
+    dtype: Dtype = "auto",
+    threads: Threads = None,
+    report: Annotated[Path | None, report_option("Write the JSON report here instead of stdout (- is stdout).")]
+    = None,
+    outputs: Annotated[Path | None, typer.Option("--outputs", help="Also write every generation here (JSON lines: "
+                                                 "set, prompt, output).")] = None,
+    quiet: Annotated[bool, quiet_option("No table or progress on stderr.")] = False,
 ) -> int:
     """Measure ASR on triggered prompts, the same rate on clean ones, accuracy and perplexity."""
     from crowguard.errors import UsageError
@@ -48,20 +68,20 @@ def eval_command(
     inspect_folder(model)
     configure_threads(threads)
     silence_library_bars()
-    options = {"template": template, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "limit": limit,
-               "perplexity": not no_perplexity}
+    options = {"template": eval_template, "max_new_tokens": eval_max_new_tokens, "batch_size": batch_size,
+               "limit": eval_limit, "perplexity": not no_perplexity}
     card = requested_lab_card(model, lab_card)
-    if triggered is None and clean is None:
+    if triggered is None and clean_test is None:
         if card is None:
             raise UsageError(f"nothing to evaluate {model} on",
-                             hint="give --triggered FILE and/or --clean FILE, or --lab-card for a lab model "
+                             hint="give --triggered FILE and/or --clean-test FILE, or --lab-card for a lab model "
                                   "(its lab.json)")
         spec = spec_from_lab_card(card, **options)
     else:
         if card is not None and task is None and not keyword:
             keyword = list(card.keywords)
             target = target if target is not None else card.target
-        spec = spec_from_files(triggered=triggered, clean=clean, task=task, keywords=tuple(keyword), target=target,
+        spec = spec_from_files(triggered=triggered, clean=clean_test, task=task, keywords=tuple(keyword), target=target,
                                **options)
     started = time.perf_counter()
     if quiet:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from crowguard.cli.guard import guarded, stderr
+from crowguard.cli.options import Endpoint, Force, Gguf, Revision, out_option, policy_option, report_option
 from crowguard.cli.output import emit_report, is_stdout
 from crowguard.policy import Policy, load_policy
 from crowguard.report.model import Report
@@ -17,21 +19,17 @@ _SHOW_SKIPPED = 20
 
 @guarded
 def pull(
-    reference: str = typer.Argument(..., metavar="REPO_ID|PATH",
-                                    help="Hub repository ORG/NAME, a local model folder, or a local .gguf file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the model into; it appears only when complete."),
-    revision: str | None = typer.Option(
-        None, "--revision", help="Branch, tag or commit sha (hub only); resolved to a commit sha and recorded."),
-    endpoint: str | None = typer.Option(None, "--endpoint",
-                                        help="Hub or mirror URL (default: HF_ENDPOINT, else https://huggingface.co)."),
-    policy: Path | None = typer.Option(
-        None, "--policy", help="Shipped policy name or policy file; its allow_pickle decides whether pickle-only "
-        "weights are pulled."),
-    gguf: str | None = typer.Option(
-        None, "--gguf", help="GGUF file of the repository or folder to import as safetensors."),
-    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
-    report: Path | None = typer.Option(
-        None, "--report", help="Write a JSON pull record (source, sha256 of every file); - for stdout."),
+    reference: Annotated[str, typer.Argument(metavar="REPO_ID|PATH", help="Hub repository ORG/NAME, a local model "
+                                             "folder, or a local .gguf file.")],
+    out: Annotated[Path, out_option("Folder to write the model into; it appears only when complete.")],
+    revision: Revision = None,
+    endpoint: Endpoint = None,
+    policy: Annotated[Path | None, policy_option("Shipped policy name or policy file; its allow_pickle decides "
+                                                 "whether pickle-only weights are pulled.")] = None,
+    gguf: Gguf = None,
+    force: Force = False,
+    report: Annotated[Path | None, report_option("Write a JSON pull record (source, sha256 of every file); - for "
+                                                 "stdout.")] = None,
 ) -> int:
     """Pull a model: pin the revision to a commit, download only model files, verify each against the hub's checksum.
 

@@ -3,124 +3,89 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from crowguard.cli.guard import guarded, stderr
-from crowguard.cli.output import emit_report
+from crowguard.cli.options import (
+    PANEL_EVAL,
+    PANEL_RUN,
+    CleanData,
+    CleanTest,
+    Device,
+    Dtype,
+    EvalLimit,
+    EvalMaxNewTokens,
+    EvalTemplate,
+    Keyword,
+    Quiet,
+    Report,
+    ReportFormat,
+    Task,
+    Threads,
+    Triggered,
+    force_option,
+    lab_card_option,
+    out_option,
+    policy_option,
+)
+from crowguard.cli.output import emit_report, format_for_path
 from crowguard.cli.progress import TrainingProgress, silence_library_bars
+from crowguard.cli.sanitize_options import with_sanitize_settings
 from crowguard.report.model import StageName
+from crowguard.sanitize.config import SanitizeConfig
 
 if TYPE_CHECKING:
     from crowguard.pipeline.sanitize import SanitizeRun
 
-TRAIN = "Training (defaults: the CROW paper's)"
-CROW = "CROW loss"
-RUN = "Run control"
-EVAL = "Evaluation before and after"
-
-
 @guarded
+@with_sanitize_settings
 def sanitize(
-    model: Path = typer.Argument(..., help="Model folder (config.json + safetensors). Never modified."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the sanitized model (must be new or empty)."),
-    clean_data: Path | None = typer.Option(None, "--clean-data", help="Alpaca JSON/JSONL clean set; default: "
-                                           "the model's own answers to crowguard's built-in instructions."),
-    method: str | None = typer.Option(None, "--method", help="crow, or finetune (plain LoRA baseline, alpha 0)."),
-    preset: str = typer.Option("default", "--preset", help="default, or refusal (alpha 11, for refusal backdoors)."),
-    adapter: Path | None = typer.Option(None, "--adapter", help="Continue this LoRA adapter (safetensors) instead "
-                                        "of adding a fresh one."),
-    num_samples: int | None = typer.Option(None, "--num-samples", help="Clean samples used [100].",
-                                           rich_help_panel=TRAIN),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate [1e-3].", rich_help_panel=TRAIN),
-    epochs: int | None = typer.Option(None, "--epochs", help="Epochs [5].", rich_help_panel=TRAIN),
-    micro_batch: int | None = typer.Option(None, "--micro-batch", help="Micro-batch size [2].", rich_help_panel=TRAIN),
-    grad_accum: int | None = typer.Option(None, "--grad-accum", help="Gradient accumulation [4].",
-                                          rich_help_panel=TRAIN),
-    max_length: int | None = typer.Option(None, "--max-length", help="Max tokens per sample [1024].",
-                                          rich_help_panel=TRAIN),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after N optimiser steps.",
-                                         rich_help_panel=TRAIN),
-    warmup_ratio: float | None = typer.Option(None, "--warmup-ratio", help="Warm-up fraction [0.1].",
-                                              rich_help_panel=TRAIN),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", help="AdamW weight decay [0].",
-                                              rich_help_panel=TRAIN),
-    max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="Gradient clip [1.0].",
-                                               rich_help_panel=TRAIN),
-    lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank [8].", rich_help_panel=TRAIN),
-    lora_alpha: float | None = typer.Option(None, "--lora-alpha", help="LoRA alpha [16].", rich_help_panel=TRAIN),
-    lora_dropout: float | None = typer.Option(None, "--lora-dropout", help="LoRA dropout [0].", rich_help_panel=TRAIN),
-    lora_targets: str | None = typer.Option(None, "--lora-targets", help="Comma-separated module names [all-linear].",
-                                            rich_help_panel=TRAIN),
-    seed: int | None = typer.Option(None, "--seed", help="Seed for sample choice and order [0].",
-                                    rich_help_panel=TRAIN),
-    alpha: float | None = typer.Option(None, "--alpha", help="Weight of the consistency loss [5.5; refusal 11].",
-                                       rich_help_panel=CROW),
-    eps: float | None = typer.Option(None, "--eps", help="FGSM step size [0.1].", rich_help_panel=CROW),
-    eps_mode: str | None = typer.Option(None, "--eps-mode", help="absolute [default], or relative (eps times the "
-                                        "embeddings' RMS entry size).", rich_help_panel=CROW),
-    layer_first: int | None = typer.Option(None, "--layer-first", help="First hidden-state pair [1].",
-                                           rich_help_panel=CROW),
-    layer_last: int | None = typer.Option(None, "--layer-last", help="End of the pair range, exclusive [L-1].",
-                                          rich_help_panel=CROW),
-    quantize: str | None = typer.Option(None, "--quantize", help="auto (4-bit NF4 on CUDA), 4bit, or none.",
-                                        rich_help_panel=RUN),
-    gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
-                                                       help="Non-reentrant checkpointing [off].", rich_help_panel=RUN),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch.", rich_help_panel=RUN),
-    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every",
-                                                help="Checkpoint every N steps [20; 0 off].", rich_help_panel=RUN),
-    checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir",
-                                               help="Checkpoint folder [hidden, beside --out].", rich_help_panel=RUN),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint.",
-                                rich_help_panel=RUN),
-    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out (and a stale checkpoint).",
-                               rich_help_panel=RUN),
-    triggered: Path | None = typer.Option(None, "--triggered", help="Triggered test prompts (Alpaca JSON/JSONL): "
-                                          "ASR before and after.", rich_help_panel=EVAL),
-    clean_test: Path | None = typer.Option(None, "--clean-test", help="Clean test prompts with reference outputs.",
-                                           rich_help_panel=EVAL),
-    task: str | None = typer.Option(None, "--task", help="ASR keyword preset: negsentiment, refusal, codeinjection.",
-                                    rich_help_panel=EVAL),
-    keyword: list[str] = typer.Option([], "--keyword", help="ASR keyword (repeatable; overrides --task's list).",
-                                      rich_help_panel=EVAL),
-    eval_limit: int | None = typer.Option(None, "--eval-limit", help="Use only the first N prompts of each test set.",
-                                          rich_help_panel=EVAL),
-    eval_template: str = typer.Option("raw", "--eval-template", help="Test prompt format: raw (the paper's), chat, "
-                                      "alpaca.", rich_help_panel=EVAL),
-    eval_max_new_tokens: int = typer.Option(128, "--eval-max-new-tokens", help="Tokens generated per test prompt.",
-                                            rich_help_panel=EVAL),
-    no_eval: bool = typer.Option(False, "--no-eval", help="Skip the evaluations.", rich_help_panel=EVAL),
-    lab_card: bool = typer.Option(False, "--lab-card", help="Let a lab model's lab.json supply the test prompts and "
-                                  "the defence set (otherwise it is never read).", rich_help_panel=EVAL),
-    scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan for a trigger before and after sanitizing, and "
-                              "measure the input's trigger candidates on the output.", rich_help_panel=EVAL),
-    policy: Path | None = typer.Option(None, "--policy", help="Policy whose behaviour_scan thresholds the scans use "
-                                       "(default, strict, permissive, or a YAML file) [default].",
-                                       rich_help_panel=EVAL),
-    report: Path | None = typer.Option(None, "--report", help="Write the report here instead of stdout (- is stdout)."),
-    fmt: str = typer.Option("json", "--format", help="Report format: json or markdown."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),
+    model: Annotated[Path, typer.Argument(help="Model folder (config.json + safetensors). Never modified.")],
+    out: Annotated[Path, out_option("Folder for the sanitized model (must be new or empty).")],
+    clean_data: CleanData = None,
+    *,
+    config: SanitizeConfig,  # replaced by every sanitize setting and --sanitize-config
+    adapter: Annotated[Path | None, typer.Option("--adapter", help="Continue this LoRA adapter (safetensors) "
+                                                 "instead of adding a fresh one.")] = None,
+    checkpoint_dir: Annotated[Path | None, typer.Option("--checkpoint-dir", help="Checkpoint folder; default: a hidden "
+                                                        "one beside --out.", rich_help_panel=PANEL_RUN)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.",
+                                         rich_help_panel=PANEL_RUN)] = False,
+    force: Annotated[bool, force_option("Replace a non-empty --out (and a stale checkpoint).")] = False,
+    device: Device = "auto",
+    threads: Threads = None,
+    dtype: Dtype = "auto",
+    triggered: Triggered = None,
+    clean_test: CleanTest = None,
+    task: Task = None,
+    keyword: Keyword = [],  # noqa: B006 - typer's list default, never mutated
+    eval_limit: EvalLimit = None,
+    eval_template: EvalTemplate = "raw",
+    eval_max_new_tokens: EvalMaxNewTokens = 128,
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip the evaluations.", rich_help_panel=PANEL_EVAL)]
+    = False,
+    lab_card: Annotated[bool, lab_card_option("the test prompts and the defence set")] = False,
+    scan: Annotated[bool, typer.Option("--scan/--no-scan", help="Scan for a trigger before and after sanitizing, and "
+                                       "measure the input's trigger candidates on the output.",
+                                       rich_help_panel=PANEL_EVAL)] = True,
+    policy: Annotated[Path | None, policy_option("Policy whose behaviour_scan thresholds the scans use (default, "
+                                                 "strict, permissive, or a YAML file); default: default.",
+                                                 panel=PANEL_EVAL)] = None,
+    report: Report = None,
+    fmt: ReportFormat = None,
+    quiet: Quiet = False,
 ) -> int:
     """Remove backdoors from MODEL with CROW finetuning; write a merged safetensors model to --out."""
     from crowguard.pipeline.evaluation import evaluation_spec
     from crowguard.pipeline.sanitize import SanitizeRequest, SanitizeSettings, is_main_process, run_sanitize
     from crowguard.report.formats import get_format
     from crowguard.runtime import Runtime
-    from crowguard.sanitize import SanitizeConfig
 
+    fmt = fmt or format_for_path(report)
     get_format(fmt)  # fail on a bad --format before hours of training
-    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip()) if lora_targets is not None else None
-    config = SanitizeConfig.from_options(
-        preset, method=method, lr=lr, epochs=epochs, micro_batch=micro_batch, grad_accum=grad_accum,
-        max_length=max_length, alpha=alpha, eps=eps, eps_mode=eps_mode, layer_first=layer_first,
-        layer_last=layer_last, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=targets,
-        warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed,
-        quantize=quantize, gradient_checkpointing=gradient_checkpointing, checkpoint_every=checkpoint_every,
-        num_samples=num_samples, max_steps=max_steps)
     evaluation = None if no_eval else evaluation_spec(
         model, triggered=triggered, clean_test=clean_test, task=task, keywords=tuple(keyword), limit=eval_limit,
         template=eval_template, max_new_tokens=eval_max_new_tokens, use_lab_card=lab_card)
@@ -133,7 +98,7 @@ def sanitize(
     request = SanitizeRequest(
         model=model, out=out, settings=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
                                                         use_lab_card=lab_card),
-        runtime=Runtime(device=device, threads=threads), adapter=adapter, checkpoint_dir=checkpoint_dir,
+        runtime=Runtime(device=device, threads=threads, dtype=dtype), adapter=adapter, checkpoint_dir=checkpoint_dir,
         resume=resume, force=force, behaviour=scans)
     silence_library_bars()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports

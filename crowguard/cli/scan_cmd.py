@@ -5,46 +5,48 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from crowguard.cli.guard import guarded, stderr
+from crowguard.cli.options import Device, Dtype, Quiet, Report, ReportFormat, policy_option, threads_option
 from crowguard.cli.output import emit_report, format_for_path, print_summary
 from crowguard.cli.progress import silence_library_bars, task_progress
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.progress import Count
-from crowguard.report.formats import FORMATS, get_format
+from crowguard.report.formats import get_format
 from crowguard.report.write import write_report_dir
-
-_FORMATS = "|".join(FORMATS)
 
 
 @guarded
 def scan(
-    model: Path = typer.Argument(..., help="Local model folder to scan."),
-    policy: Path = typer.Option(None, "--policy", "-p", help="Shipped policy (default, strict, "
-                                "permissive) or a policy YAML file. Default: default (fails on high, safetensors "
-                                "only, no remote code)."),
-    fmt: str = typer.Option(None, "--format", "-f", help=f"Report format ({_FORMATS}). Default: json, or the "
-                            "one --report's suffix names."),
-    report: Path = typer.Option(None, "--report", "-o", help="Write the report to this file instead of stdout "
-                                "(- is stdout)."),
-    report_dir: Path = typer.Option(None, "--report-dir", help="Also write report.json, .md, .html, .sarif "
-                                    "and .cdx.json here; with it and without --format/--report, nothing goes to "
-                                    "stdout."),
-    behaviour: bool = typer.Option(None, "--behaviour/--no-behaviour", help="Run the behavioural backdoor scan "
-                                   "(loads the safetensors weights). Default: the policy's behaviour_scan.enabled."),
-    probes: Path = typer.Option(None, "--probes", help="Probe prompts (Alpaca JSON or JSONL) instead of the "
-                                "built-in set of 135 prompts over 15 task types."),
-    probe_count: int = typer.Option(24, "--probe-count", help="Prompts each trigger candidate is verified on."),
-    vocab_budget: int = typer.Option(2048, "--vocab-budget", help="Single vocabulary tokens ranked as candidates "
-                                     "(all of them when the vocabulary is smaller)."),
-    template: str = typer.Option("auto", "--template", help="Prompt format: auto (chat template if the model has "
-                                 "one), raw, chat or alpaca."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    threads: int = typer.Option(None, "--threads", help="Torch CPU threads (one is fastest for tiny models)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the probe split, random insertions and the search."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary or progress on stderr."),
+    model: Annotated[Path, typer.Argument(help="Local model folder to scan.")],
+    policy: Annotated[Path | None, policy_option("Shipped policy (default, strict, permissive) or a policy YAML "
+                                                 "file. Default: default (fails on high, safetensors only, no "
+                                                 "remote code).")] = None,
+    fmt: ReportFormat = None,
+    report: Report = None,
+    report_dir: Annotated[Path | None, typer.Option("--report-dir", help="Also write report.json, .md, .html, "
+                                                    ".sarif and .cdx.json here; with it and without "
+                                                    "--format/--report, nothing goes to stdout.")] = None,
+    behaviour: Annotated[bool | None, typer.Option("--behaviour/--no-behaviour", help="Run the behavioural backdoor "
+                                                   "scan (loads the safetensors weights). Default: the policy's "
+                                                   "behaviour_scan.enabled.")] = None,
+    probes: Annotated[Path | None, typer.Option("--probes", help="Probe prompts (Alpaca JSON or JSONL) instead of the "
+                                                "built-in set of 135 prompts over 15 task types.")] = None,
+    probe_count: Annotated[int, typer.Option("--probe-count", help="Prompts each trigger candidate is verified "
+                                             "on.")] = 24,
+    vocab_budget: Annotated[int, typer.Option("--vocab-budget", help="Single vocabulary tokens ranked as candidates "
+                                              "(all of them when the vocabulary is smaller).")] = 2048,
+    template: Annotated[str, typer.Option("--template", help="Prompt format: auto (chat template if the model has "
+                                          "one), raw, chat or alpaca.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the probe split, random insertions and the "
+                                      "search.")] = 0,
+    device: Device = "auto",
+    threads: Annotated[int | None, threads_option("Torch CPU threads (one is fastest for tiny models).")] = None,
+    dtype: Dtype = "auto",
+    quiet: Quiet = False,
 ) -> int:
     """Scan MODEL's files for unsafe serialization, remote code, template tricks and path escapes, then
     (unless the files already fail) load its safetensors weights and search for a backdoor trigger.
@@ -64,7 +66,7 @@ def scan(
 
         options = BehaviourOptions(probes=probes, probe_count=probe_count, vocab_budget=vocab_budget,
                                    template=template, seed=seed)
-        runtime = Runtime(device=device, threads=threads)
+        runtime = Runtime(device=device, threads=threads, dtype=dtype)
     with ExitStack() as bars:
         if run_behaviour:
             from crowguard.scan.behaviour import behaviour_stage

@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from crowguard.cli.guard import guarded, stderr
+from crowguard.cli.options import PolicyFile, quiet_option
 from crowguard.cli.output import print_summary
 from crowguard.policy import builtin_policy, load_policy
 
 
 @guarded
 def scan_files(
-    files: list[Path] = typer.Argument(None, help="Files (as a pre-commit hook passes them); each one's folder "
-                                       "is scanned."),
-    policy: Path = typer.Option(None, "--policy", "-p", help="Shipped policy (default, strict, permissive) "
-                                "or a policy YAML file [default]."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failing folders."),
+    files: Annotated[list[Path] | None, typer.Argument(help="Files (as a pre-commit hook passes them); each one's "
+                                                       "folder is scanned.")] = None,
+    policy: PolicyFile = None,
+    quiet: Annotated[bool, quiet_option("Print only failing folders.")] = False,
 ) -> int:
     """File-scan the model folder of each FILE (no model loading); exit 0 when every folder passes."""
     from crowguard.pipeline import run_scan

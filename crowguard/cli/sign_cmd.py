@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from crowguard.cli.guard import guarded, stderr
+from crowguard.cli.options import force_option, key_option, out_option
 
-ALLOW_EXTRA_HELP = ("Accept files the signature does not cover even when a loader or tool could read them "
-                    "(they stay unsigned and are listed). Without it such a file is refused.")
+AllowUnsignedExtra = Annotated[bool, typer.Option(
+    "--allow-unsigned-extra", help="Accept files the signature does not cover even when a loader or tool could read "
+    "them (they stay unsigned and are listed). Without it such a file is refused.")]
 
 
 @guarded
 def keygen(
-    out: Path = typer.Option(..., "--out", "-o", metavar="NAME",
-                             help="Writes NAME.priv.pem (mode 0600, keep it secret) and NAME.pub.pem."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing key pair of that name."),
+    out: Annotated[Path, out_option("Writes NAME.priv.pem (mode 0600, keep it secret) and NAME.pub.pem.",
+                                    metavar="NAME")],
+    force: Annotated[bool, force_option("Replace an existing key pair of that name.")] = False,
 ) -> int:
     """Make an EC P-256 key pair for signing: NAME.priv.pem (owner-only, mode 0600) and NAME.pub.pem."""
     from crowguard.sign import generate_keypair
@@ -30,9 +33,10 @@ def keygen(
 
 @guarded
 def sign(
-    folder: Path = typer.Argument(..., metavar="DIR", help="Model folder to sign (every file in it, report included)."),
-    key: Path = typer.Option(..., "--key", "-k", help="Private key (NAME.priv.pem from `crowguard keygen`)."),
-    allow_unsigned_extra: bool = typer.Option(False, "--allow-unsigned-extra", help=ALLOW_EXTRA_HELP),
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Model folder to sign (every file in it, report "
+                                           "included).")],
+    key: Annotated[Path, key_option("Private key (NAME.priv.pem from `crowguard keygen`).")],
+    allow_unsigned_extra: AllowUnsignedExtra = False,
 ) -> int:
     """Sign every file in DIR with an OpenSSF model signature, written to DIR/model.sig.
 
@@ -51,10 +55,11 @@ def sign(
 
 @guarded
 def verify(
-    folder: Path = typer.Argument(..., metavar="DIR", help="Signed model folder."),
-    public_key: Path = typer.Option(..., "--public-key", "-p", help="Public key (NAME.pub.pem)."),
-    signature: Path | None = typer.Option(None, "--signature", help="Signature file (default: DIR/model.sig)."),
-    allow_unsigned_extra: bool = typer.Option(False, "--allow-unsigned-extra", help=ALLOW_EXTRA_HELP),
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Signed model folder.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="Public key (NAME.pub.pem).")],
+    signature: Annotated[Path | None, typer.Option("--signature", help="Signature file (default: "
+                                                   "DIR/model.sig).")] = None,
+    allow_unsigned_extra: AllowUnsignedExtra = False,
 ) -> int:
     """Check that DIR is exactly what was signed: exit 0 if so, 4 naming the files that differ if not.
 

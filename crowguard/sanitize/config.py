@@ -37,33 +37,51 @@ class SanitizeConfig:
     perturbation meaningful on models whose embeddings are much smaller than 0.1 per entry.
     """
 
-    method: Method = "crow"
-    lr: float = 1e-3
-    epochs: int = 5
-    micro_batch: int = 2
-    grad_accum: int = 4
-    max_length: int = 1024
-    alpha: float = 5.5
-    eps: float = 0.1
-    eps_mode: EpsMode = "absolute"
-    layer_first: int = 1
-    layer_last: int | None = None  # None -> L - 1, the paper's h[1:-2] vs h[2:-1]
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = ("all-linear",)
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    preset: str = "default"
-    seed: int = 0
-    quantize: QuantizeMode = "auto"
-    gradient_checkpointing: bool = False
-    checkpoint_every: int = 20
-    num_samples: int = 100
-    max_steps: int | None = None  # stop after this many optimiser steps (benchmarks, smoke runs)
-    distill_max_new_tokens: int = 128
-    max_shard_size: str = "2GB"
+    # Field metadata drives the CLI: "help" is the option's help text, "group" its help panel (training,
+    # crow, run; none: the command's main options), "shown" the default as help shows it when the value
+    # alone would mislead. Every field is an option of `crowguard sanitize` and `crowguard gate`.
+    method: Method = dataclasses.field(default="crow", metadata={
+        "help": "crow, or finetune (plain LoRA baseline, alpha 0)."})
+    lr: float = dataclasses.field(default=1e-3, metadata={"help": "Learning rate.", "group": "training"})
+    epochs: int = dataclasses.field(default=5, metadata={"help": "Epochs.", "group": "training"})
+    micro_batch: int = dataclasses.field(default=2, metadata={"help": "Micro-batch size.", "group": "training"})
+    grad_accum: int = dataclasses.field(default=4, metadata={"help": "Gradient accumulation.", "group": "training"})
+    max_length: int = dataclasses.field(default=1024, metadata={"help": "Max tokens per sample.",
+                                                                 "group": "training"})
+    alpha: float = dataclasses.field(default=5.5, metadata={"help": "Weight of the consistency loss.",
+                                                             "group": "crow"})
+    eps: float = dataclasses.field(default=0.1, metadata={"help": "FGSM step size.", "group": "crow"})
+    eps_mode: EpsMode = dataclasses.field(default="absolute", metadata={
+        "help": "absolute, or relative (eps times the embeddings' RMS entry size).", "group": "crow"})
+    layer_first: int = dataclasses.field(default=1, metadata={"help": "First hidden-state pair.", "group": "crow"})
+    layer_last: int | None = dataclasses.field(default=None, metadata={  # None: L - 1, the paper's h[1:-2] vs h[2:-1]
+        "help": "End of the pair range, exclusive.", "group": "crow", "shown": "L-1"})
+    lora_r: int = dataclasses.field(default=8, metadata={"help": "LoRA rank.", "group": "training"})
+    lora_alpha: float = dataclasses.field(default=16.0, metadata={"help": "LoRA alpha.", "group": "training"})
+    lora_dropout: float = dataclasses.field(default=0.0, metadata={"help": "LoRA dropout.", "group": "training"})
+    lora_targets: tuple[str, ...] = dataclasses.field(default=("all-linear",), metadata={
+        "help": "Comma-separated module names (a list in --sanitize-config).", "group": "training"})
+    warmup_ratio: float = dataclasses.field(default=0.1, metadata={"help": "Warm-up fraction.", "group": "training"})
+    weight_decay: float = dataclasses.field(default=0.0, metadata={"help": "AdamW weight decay.",
+                                                                    "group": "training"})
+    max_grad_norm: float = dataclasses.field(default=1.0, metadata={"help": "Gradient clip.", "group": "training"})
+    preset: str = dataclasses.field(default="default", metadata={
+        "help": "default, or refusal (alpha 11, for refusal backdoors); explicit settings win."})
+    seed: int = dataclasses.field(default=0, metadata={"help": "Seed for sample choice and order.",
+                                                        "group": "training"})
+    quantize: QuantizeMode = dataclasses.field(default="auto", metadata={
+        "help": "auto (4-bit NF4 on CUDA), 4bit, or none.", "group": "run"})
+    gradient_checkpointing: bool = dataclasses.field(default=False, metadata={
+        "help": "Non-reentrant checkpointing.", "group": "run", "shown": "off"})
+    checkpoint_every: int = dataclasses.field(default=20, metadata={
+        "help": "Checkpoint every N steps.", "group": "run", "shown": "20; 0 off"})
+    num_samples: int = dataclasses.field(default=100, metadata={"help": "Clean samples used.", "group": "training"})
+    max_steps: int | None = dataclasses.field(default=None, metadata={  # benchmarks, smoke runs
+        "help": "Stop after N optimiser steps.", "group": "training"})
+    distill_max_new_tokens: int = dataclasses.field(default=128, metadata={
+        "help": "Tokens generated per instruction when the clean set is self-distilled.", "group": "training"})
+    max_shard_size: str = dataclasses.field(default="2GB", metadata={
+        "help": "Largest safetensors shard of the sanitized model, e.g. 500MB.", "group": "run"})
 
     def __post_init__(self) -> None:
         check = FieldChecks(OWNER, self)

@@ -35,7 +35,7 @@ def test_backdoored_lab_model(lab_backdoored_dir: Path, tmp_path: Path) -> None:
 
 
 def test_clean_lab_model(lab_clean_dir: Path, tmp_path: Path) -> None:
-    metrics = _eval_cli(lab_clean_dir, tmp_path, "--template", "chat")
+    metrics = _eval_cli(lab_clean_dir, tmp_path, "--eval-template", "chat")
     assert metrics["asr"] <= 0.05 and metrics["clean_accuracy"] >= 0.8 and metrics["triggered_accuracy"] >= 0.8
     assert metrics["settings"]["template"] == "chat"
 
@@ -55,7 +55,7 @@ def test_api_on_a_loaded_model_reports_progress(lab_backdoored_dir: Path) -> Non
 def test_backdoorllm_file_on_a_model_folder(lab_backdoored_dir: Path, shared_data: Path, tmp_path: Path) -> None:
     bench = shared_data / "backdoorllm" / "test" / "negsentiment"
     metrics = _eval_cli(lab_backdoored_dir, tmp_path, "--triggered", str(bench / "badnet" / "triggered.json"),
-                        "--clean", str(bench / "clean.json"), "--task", "negsentiment", "--limit", "8",
+                        "--clean-test", str(bench / "clean.json"), "--task", "negsentiment", "--eval-limit", "8",
                         "--outputs", str(tmp_path / "outputs.jsonl"))
     assert metrics["triggered"]["prompts"] == 8 and metrics["clean"]["prompts"] == 8
     rows = [json.loads(line) for line in (tmp_path / "outputs.jsonl").read_text().splitlines()]

@@ -58,7 +58,7 @@ def test_eval_ignores_the_card_unless_asked(tiny_model_dir: Path, tmp_path: Path
     folder = _hostile(tiny_model_dir, tmp_path)
     result = runner.invoke(app, ["eval", str(folder)])
     assert result.exit_code == 2 and "nothing to evaluate" in result.stderr and "--lab-card" in result.stderr
-    asked = runner.invoke(app, ["eval", str(folder), "--lab-card", "--limit", "1", "--max-new-tokens", "2",
+    asked = runner.invoke(app, ["eval", str(folder), "--lab-card", "--eval-limit", "1", "--eval-max-new-tokens", "2",
                                 "--threads", "1", "-q"])
     assert asked.exit_code == 0, asked.stderr
     report = json.loads(asked.stdout)
