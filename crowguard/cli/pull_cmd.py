@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,6 @@ from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.options import Endpoint, Force, Gguf, Revision, out_option, policy_option, report_option
 from crowguard.cli.output import emit_report, is_stdout
 from crowguard.policy import Policy, load_policy
-from crowguard.report.model import Report
 
 _SHOW_SKIPPED = 20
 
@@ -37,13 +35,13 @@ def pull(
 
     The hub token comes only from HF_TOKEN or `hf auth login`; it is never printed or recorded.
     """
-    from crowguard.pull import pull as run_pull
+    from crowguard.pipeline.pull import PullRequest, run_pull
+    from crowguard.pull import PullSettings
 
-    loaded = load_policy(policy) if policy is not None else Policy(name="default")
-    started = time.perf_counter()
-    result = run_pull(reference, out, revision=revision, endpoint=endpoint, allow_pickle=loaded.allow_pickle,
-                      gguf_file=gguf, force=force)
-    seconds = time.perf_counter() - started
+    loaded = load_policy(policy) if policy is not None else Policy()
+    run = run_pull(PullRequest(reference, out, source=PullSettings(revision=revision, endpoint=endpoint,
+                                                                   gguf_file=gguf), policy=loaded, force=force))
+    result = run.result
     source = result.source
     size = sum(f.size for f in source.files)
     pinned = f" @ {source.revision}" if source.revision else ""
@@ -58,10 +56,7 @@ def pull(
         if len(result.skipped) > _SHOW_SKIPPED:
             stderr.print(f"  ... and {len(result.skipped) - _SHOW_SKIPPED} more (see --report)")
     if report is not None:
-        record = Report(command="pull", source=source, stages=(result.stage(seconds),), output=str(result.output),
-                        settings={"revision": revision, "gguf": gguf, "policy": loaded.name,
-                                  "allow_pickle": loaded.allow_pickle})
-        emit_report(record, report_path=report, quiet=True)
+        emit_report(run.report, report_path=report, quiet=True)
         if not is_stdout(report):
             stderr.print(f"pull record written to {report}")
     return 0

@@ -19,7 +19,8 @@ from crowguard.secrets import REDACTED
 
 SCHEMA_VERSION: Final = "1.0"
 _RULE_ID = re.compile(r"^CG-[A-Z0-9]+(-[A-Z0-9]+)*$")
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|private|api[_-]?key|credential", re.I)
+# a secret-looking key names a token (``hub_token``, ``token_value``), not a count of tokens (``max_new_tokens``)
+_SECRET_KEY = re.compile(r"token$|token[_-]|secret|password|passwd|private|api[_-]?key|credential", re.I)
 
 
 class Severity(str, Enum):

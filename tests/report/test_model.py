@@ -51,3 +51,14 @@ def test_severity_order() -> None:
 def test_every_format_renders_findings(name: str) -> None:
     text = get_format(name).render(_report())
     assert "CG-PICKLE-GLOBAL" in text and "pytorch_model.bin" in text
+
+
+@pytest.mark.parametrize("key", ["hub_token", "HF_TOKEN", "access_token", "token_value", "api_key", "password"])
+def test_secret_keys_are_redacted(key: str) -> None:
+    report = Report(command="scan", settings={key: "s3cret"})
+    assert report.settings[key] != "s3cret"
+
+
+@pytest.mark.parametrize("key", ["max_new_tokens", "distill_max_new_tokens", "perplexity_tokens"])
+def test_token_counts_are_not_secrets(key: str) -> None:
+    assert Report(command="scan", settings={key: 128}).settings[key] == 128
