@@ -61,12 +61,16 @@ def scan(model: str | Path, *, policy: PolicyLike = "default", behaviour: bool |
 
 
 def sanitize(model: str | Path, out: str | Path, *, settings: SanitizeSettings = SanitizeSettings(),
-             policy: PolicyLike | None = "default", options: BehaviourOptions | None = None,
+             policy: PolicyLike = "default", scan: bool = True, options: BehaviourOptions | None = None,
              runtime: Runtime = Runtime(), adapter: str | Path | None = None, resume: bool = False,
              force: bool = False, progress: ProgressSink = NO_PROGRESS) -> Report:
-    """Remove backdoors from ``model`` with CROW into ``out``; ``policy`` sets the before/after scans (None: none)."""
-    scans = None if policy is None else BehaviourScans(resolve_policy(policy), options or BehaviourOptions())
+    """Remove backdoors from ``model`` with CROW into ``out``; ``report.verdict`` is the policy's over the output.
+
+    ``scan`` runs the behavioural scans before and after; the policy sets their thresholds and decides.
+    """
+    scans = BehaviourScans(options or BehaviourOptions()) if scan else None
     request = SanitizeRequest(model=Path(model), out=Path(out), settings=settings, runtime=runtime,
+                              policy=resolve_policy(policy),
                               adapter=Path(adapter) if adapter is not None else None, resume=resume, force=force,
                               behaviour=scans)
     return run_sanitize(request, progress).report

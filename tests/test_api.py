@@ -92,11 +92,12 @@ def test_sanitize_writes_a_merged_model(tiny_model_dir: Path, tmp_path: Path) ->
     config = api.SanitizeConfig(max_steps=1, epochs=1, num_samples=2, micro_batch=1, grad_accum=1,
                                 distill_max_new_tokens=4, checkpoint_every=0)
     steps: list[int] = []
-    report = api.sanitize(tiny_model_dir, tmp_path / "out", settings=api.SanitizeSettings(config), policy=None,
+    report = api.sanitize(tiny_model_dir, tmp_path / "out", settings=api.SanitizeSettings(config), scan=False,
                           runtime=api.Runtime(device="cpu", threads=1),
                           progress=api.Callbacks(on_step=lambda p: steps.append(p.step)))
     stage = report.stage(api.StageName.SANITIZE)
     assert stage is not None and stage.metrics["steps"] == 1 and steps == [1]
+    assert report.verdict is not None and report.verdict.passed  # no scan, no test prompts: nothing fails
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 

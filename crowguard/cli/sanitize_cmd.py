@@ -71,8 +71,10 @@ def sanitize(
     scan: Annotated[bool, typer.Option("--scan/--no-scan", help="Scan for a trigger before and after sanitizing, and "
                                        "measure the input's trigger candidates on the output.",
                                        rich_help_panel=PANEL_EVAL)] = True,
-    policy: Annotated[Path | None, policy_option("Policy whose behaviour_scan thresholds the scans use (default, "
-                                                 "strict, permissive, or a YAML file); default: default.",
+    policy: Annotated[Path | None, policy_option("Policy that decides the exit code over the sanitized model "
+                                                 "(re-scans, utility, attack success) and sets the scans' "
+                                                 "thresholds: default, strict, permissive, or a YAML file; "
+                                                 "default: default.",
                                                  panel=PANEL_EVAL)] = None,
     report: Report = None,
     fmt: ReportFormat = None,
@@ -89,17 +91,15 @@ def sanitize(
     evaluation = None if no_eval else evaluation_spec(
         model, triggered=triggered, clean_test=clean_test, task=task, keywords=tuple(keyword), limit=eval_limit,
         template=eval_template, max_new_tokens=eval_max_new_tokens, use_lab_card=lab_card)
-    scans = None
-    if scan:
-        from crowguard.pipeline.sanitize import BehaviourScans
-        from crowguard.policy import builtin_policy, load_policy
+    from crowguard.pipeline.sanitize import BehaviourScans
+    from crowguard.policy import builtin_policy, load_policy
 
-        scans = BehaviourScans(load_policy(policy if policy is not None else builtin_policy("default")))
+    loaded = load_policy(policy if policy is not None else builtin_policy("default"))
     request = SanitizeRequest(
         model=model, out=out, settings=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
                                                         use_lab_card=lab_card),
         runtime=Runtime(device=device, threads=threads, dtype=dtype), adapter=adapter, checkpoint_dir=checkpoint_dir,
-        resume=resume, force=force, behaviour=scans)
+        policy=loaded, resume=resume, force=force, behaviour=BehaviourScans() if scan else None)
     silence_library_bars()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
     try:

@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ from crowguard.data.lab_card import LAB_CARD, read_lab_card
 from crowguard.errors import UsageError
 from crowguard.evaluate import EvalResult, EvalSpec
 from crowguard.models import inspect_folder
-from crowguard.pipeline.evaluation import evaluation_stage
+from crowguard.pipeline.checks import attack_success_check, utility_check
+from crowguard.pipeline.evaluation import Evaluation, evaluation_stage
 from crowguard.policy import Policy
 from crowguard.progress import NO_PROGRESS, Prefixed, ProgressSink
 from crowguard.report.model import Report, Source, StageName, StageResult
@@ -56,7 +57,6 @@ class SanitizeSettings:
 class BehaviourScans:
     """Scan for a trigger before and after sanitizing (``before`` reuses a scan already made)."""
 
-    policy: Policy
     options: BehaviourOptions = field(default_factory=BehaviourOptions)
     before: BehaviourScanResult | None = None
 
@@ -69,6 +69,7 @@ class SanitizeRequest:
     out: Path
     settings: SanitizeSettings = field(default_factory=SanitizeSettings)
     runtime: Runtime = field(default_factory=Runtime)
+    policy: Policy = field(default_factory=Policy)  # the scans' thresholds and the verdict over the output
     adapter: Path | None = None
     checkpoint_dir: Path | None = None
     resume: bool = False
@@ -104,6 +105,7 @@ class SanitizeRun:
     scan_before: BehaviourScanResult | None = None
     rescan: BehaviourScanResult | None = None  # a fresh scan of the sanitized model
     recheck: BehaviourScanResult | None = None  # the input's candidates measured on the sanitized model
+    checks: tuple[StageResult, ...] = ()  # utility kept and (with test prompts) attack success, vs the policy
 
     @property
     def effect(self) -> tuple[Effect, ...]:
@@ -116,6 +118,11 @@ class SanitizeRun:
     def scans_after(self) -> tuple[BehaviourScanResult, ...]:
         """The scans of the sanitized model (these, not the input's scan, speak for the output)."""
         return tuple(s for s in (self.rescan, self.recheck) if s is not None)
+
+    @property
+    def counted(self) -> tuple[StageResult, ...]:
+        """What the verdict counts: the re-scans and the checks (the input's findings are what was answered)."""
+        return (*(s.stage for s in self.scans_after), *self.checks)
 
 
 def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS) -> SanitizeRun:
@@ -132,7 +139,7 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
         scan_before = scans.before
         if scan_before is None:
             progress.phase("scanning the input model for a trigger")
-            scan_before = behaviour_scan(request.model, scans.policy, options=scans.options, runtime=runtime,
+            scan_before = behaviour_scan(request.model, request.policy, options=scans.options, runtime=runtime,
                                          progress=Prefixed(progress, "behaviour scan").count)
             stages.append(scan_before.stage)
     before = after = None
@@ -160,30 +167,43 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
             stages.append(after.stage)
         if scans is not None and tmp is not None:
             progress.phase("re-scanning the sanitized model")
-            rescan, recheck = _scans_after(tmp, scans, scan_before, runtime, progress)
+            rescan, recheck = _scans_after(tmp, scans, request.policy, scan_before, runtime, progress)
             stages += [s.stage for s in (rescan, recheck) if s is not None]
+        checks = _checks(before, after, request.policy) if main else ()
+        stages += checks
     if main:
         shutil.rmtree(checkpoints, ignore_errors=True)
     report_settings = {**settings.settings(), "adapter": _str(request.adapter), "device": runtime.device,
-                       "resume": request.resume, "lab_card": lab_card_setting(request.model, settings.use_lab_card)}
+                       "resume": request.resume, "lab_card": lab_card_setting(request.model, settings.use_lab_card),
+                       "policy": request.policy.name}
+    run = SanitizeRun(report=Report(command="sanitize"), outcome=outcome if main else None,
+                      before=before.result if before is not None else None,
+                      after=after.result if after is not None else None,
+                      scan_before=scan_before, rescan=rescan, recheck=recheck, checks=checks)
     report = Report(command="sanitize", source=Source(reference=str(request.model), kind="local"),
-                    stages=tuple(stages), settings=report_settings, output=str(request.out.absolute()))
-    return SanitizeRun(report=report, outcome=outcome if main else None,
-                       before=before.result if before is not None else None,
-                       after=after.result if after is not None else None,
-                       scan_before=scan_before, rescan=rescan, recheck=recheck)
+                    stages=tuple(stages), settings=report_settings, output=str(request.out.absolute()),
+                    verdict=request.policy.verdict(list(run.counted)))
+    return replace(run, report=report)
 
 
-def _scans_after(folder: Path, scans: BehaviourScans, before: BehaviourScanResult | None, runtime: Runtime,
-                 progress: ProgressSink) -> tuple[BehaviourScanResult, BehaviourScanResult | None]:
+def _checks(before: Evaluation | None, after: Evaluation | None, policy: Policy) -> tuple[StageResult, ...]:
+    """Utility kept and, when the test prompts were evaluated, attack success: the gate's checks."""
+    checks = [utility_check(before.result if before else None, after.result if after else None, policy)]
+    if after is not None:
+        checks.append(attack_success_check(after.result, policy))
+    return tuple(checks)
+
+
+def _scans_after(folder: Path, scans: BehaviourScans, policy: Policy, before: BehaviourScanResult | None,
+                 runtime: Runtime, progress: ProgressSink) -> tuple[BehaviourScanResult, BehaviourScanResult | None]:
     """A fresh scan of the sanitized model, and the input's own candidates measured on it again."""
     count = Prefixed(progress, "behaviour scan").count
-    fresh = behaviour_scan(folder, scans.policy, options=scans.options, runtime=runtime, progress=count)
+    fresh = behaviour_scan(folder, policy, options=scans.options, runtime=runtime, progress=count)
     rescan = BehaviourScanResult(fresh.stage.model_copy(update={"name": StageName.BEHAVIOUR_RESCAN.value}),
                                  fresh.candidates)
     recheck = None
     if before is not None and before.candidates:
-        recheck = measure_candidates(folder, before.candidates, scans.policy, options=scans.options,
+        recheck = measure_candidates(folder, before.candidates, policy, options=scans.options,
                                      runtime=runtime, progress=count)
     return rescan, recheck
 

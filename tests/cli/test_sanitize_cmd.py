@@ -35,6 +35,8 @@ def test_sanitize_writes_a_loadable_model_and_a_report(tiny_model_dir: Path, tmp
     data = json.loads(report.read_text())
     stage = data["stages"][0]
     assert data["command"] == "sanitize" and stage["name"] == "sanitize" and data["output"] == str(out)
+    # no scan and no test prompts: utility is unmeasured (medium), which the default policy passes: exit 0
+    assert data["verdict"]["passed"] and [s["name"] for s in data["stages"]] == ["sanitize", "utility"]
     m = stage["metrics"]
     assert m["clean_set"]["source"] == "self-distilled" and m["clean_set"]["decoding"] == "greedy"
     assert m["steps"] == 2 and len(m["curve"]) == 2 and m["peak_memory"]["bytes"] > 0
@@ -77,14 +79,20 @@ def test_missing_model_folder(tmp_path: Path) -> None:
 def test_sanitize_a_backdoored_lab_model_reports_before_and_after(lab_backdoored_dir: Path, tmp_path: Path) -> None:
     before = _digest(lab_backdoored_dir)
     out, report = tmp_path / "sanitized", tmp_path / "report.json"
+    # lr 1e-9: the weights barely move, so the backdoor survives and sanitize's own verdict must say so
     result = runner.invoke(app, ["sanitize", str(lab_backdoored_dir), "--out", str(out), "--max-steps", "3",
-                                 "--eps-mode", "relative", "--eval-limit", "12", "--eval-max-new-tokens", "12",
-                                 "--threads", "1", "--report", str(report), "--lab-card"])
-    assert result.exit_code == 0, result.stderr[-2000:]
+                                 "--lr", "1e-9", "--eps-mode", "relative", "--eval-limit", "12",
+                                 "--eval-max-new-tokens", "12", "--threads", "1", "--report", str(report),
+                                 "--lab-card"])
+    assert result.exit_code == 1, result.stderr[-2000:]
     data = json.loads(report.read_text())
     names = [s["name"] for s in data["stages"]]
     assert names[:5] == ["behaviour-scan", "eval-before", "sanitize", "eval-after", "behaviour-rescan"]
-    assert names[5:] in ([], ["behaviour-recheck"])  # the input's candidates, measured again on the output
+    # the input's candidates, measured again on the output; then the gate's checks
+    assert names[5:] in (["utility", "attack-success"], ["behaviour-recheck", "utility", "attack-success"])
+    assert data["verdict"] is not None and not data["verdict"]["passed"] and data["verdict"]["exit_code"] == 1
+    by_rule = {f["rule_id"] for s in data["stages"] if s["name"] == "attack-success" for f in s["findings"]}
+    assert by_rule == {"CG-BACKDOOR-ATTACK-SUCCESS"}
     by_name = {s["name"]: s for s in data["stages"]}
     first, middle, last = by_name["eval-before"], by_name["sanitize"], by_name["eval-after"]
     assert by_name["behaviour-scan"]["status"] == by_name["behaviour-rescan"]["status"] == "completed"

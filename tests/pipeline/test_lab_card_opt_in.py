@@ -99,5 +99,5 @@ def test_sanitize_trains_on_no_card_data_without_the_flag(tiny_model_dir: Path, 
     data = json.loads(report.read_text())
     stages = {s["name"]: s for s in data["stages"]}
     assert stages["sanitize"]["metrics"]["clean_set"]["source"] == "self-distilled"
-    assert set(stages) == {"sanitize"} and data["settings"]["lab_card"] is None
+    assert set(stages) == {"sanitize", "utility"} and data["settings"]["lab_card"] is None  # no card evals
     assert data["settings"]["evaluation"] is None
