@@ -49,14 +49,16 @@ def format_for_path(path: Path | None, default: str = "json") -> str:
 
 def print_summary(report: Report) -> None:
     """A readable table of findings and the verdict, on stderr."""
-    findings = sorted(report.findings, key=lambda f: -f.severity.rank)
-    if findings:
+    findings = report.findings
+    if findings:  # grouped by stage (the same trigger may be found before and after sanitizing), worst first
         table = Table(title=f"crowguard {report.command}: findings", title_justify="left")
-        for column in ("severity", "rule", "file", "finding"):
+        for column in ("stage", "severity", "rule", "file", "finding"):
             table.add_column(column, overflow="fold")
-        for f in findings:
-            style = _STYLE[f.severity.value]
-            table.add_row(f"[{style}]{f.severity.value}[/]", f.rule_id, f.file or "", f"{f.title}: {f.evidence}")
+        for stage in report.stages:
+            for f in sorted(stage.findings, key=lambda f: -f.severity.rank):
+                style = _STYLE[f.severity.value]
+                table.add_row(stage.name, f"[{style}]{f.severity.value}[/]", f.rule_id, f.file or "",
+                              f"{f.title}: {f.evidence}")
         stderr.print(table)
     for stage in report.stages:
         for err in stage.errors:

@@ -35,6 +35,8 @@ from crowguard.sanitize import CleanSet, SanitizeConfig, SanitizeOutcome, saniti
 from crowguard.sanitize.data import clean_set_from_records
 from crowguard.scan.behaviour import BehaviourOptions, BehaviourScanResult, behaviour_scan, measure_candidates
 
+AFTER_SANITIZING = ("Sanitizing did not remove this: do not deploy the model. Reject it, or sanitize again with "
+                    "stronger settings (more epochs, a higher lr or alpha, more clean data) and check utility.")
 EFFECT_KEYS = ("asr", "clean_trigger_rate", "clean_accuracy", "triggered_accuracy", "perplexity")
 
 
@@ -199,13 +201,19 @@ def _scans_after(folder: Path, scans: BehaviourScans, policy: Policy, before: Be
     """A fresh scan of the sanitized model, and the input's own candidates measured on it again."""
     count = Prefixed(progress, "behaviour scan").count
     fresh = behaviour_scan(folder, policy, options=scans.options, runtime=runtime, progress=count)
-    rescan = BehaviourScanResult(fresh.stage.model_copy(update={"name": StageName.BEHAVIOUR_RESCAN.value}),
-                                 fresh.candidates)
+    rescan = _after_sanitizing(fresh, StageName.BEHAVIOUR_RESCAN)
     recheck = None
     if before is not None and before.candidates:
-        recheck = measure_candidates(folder, before.candidates, policy, options=scans.options,
-                                     runtime=runtime, progress=count)
+        recheck = _after_sanitizing(measure_candidates(folder, before.candidates, policy, options=scans.options,
+                                                       runtime=runtime, progress=count), StageName.BEHAVIOUR_RECHECK)
     return rescan, recheck
+
+
+def _after_sanitizing(scan: BehaviourScanResult, name: StageName) -> BehaviourScanResult:
+    """A scan of the sanitized model, named as such, its findings advising what fits after sanitizing."""
+    findings = tuple(f.model_copy(update={"remediation": AFTER_SANITIZING}) for f in scan.stage.findings)
+    return BehaviourScanResult(scan.stage.model_copy(update={"name": name.value, "findings": findings}),
+                               scan.candidates)
 
 
 def effects(before: EvalResult, after: EvalResult) -> tuple[Effect, ...]:
