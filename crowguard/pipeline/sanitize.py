@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,14 +178,14 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
     report_settings = {**settings.settings(), "adapter": _str(request.adapter), "device": runtime.device,
                        "resume": request.resume, "lab_card": lab_card_setting(request.model, settings.use_lab_card),
                        "policy": request.policy.name}
-    run = SanitizeRun(report=Report(command="sanitize"), outcome=outcome if main else None,
-                      before=before.result if before is not None else None,
-                      after=after.result if after is not None else None,
-                      scan_before=scan_before, rescan=rescan, recheck=recheck, checks=checks)
+    counted = [s.stage for s in (rescan, recheck) if s is not None] + list(checks)  # as SanitizeRun.counted
     report = Report(command="sanitize", source=Source(reference=str(request.model), kind="local"),
                     stages=tuple(stages), settings=report_settings, output=str(request.out.absolute()),
-                    verdict=request.policy.verdict(list(run.counted)))
-    return replace(run, report=report)
+                    verdict=request.policy.verdict(counted))
+    return SanitizeRun(report=report, outcome=outcome if main else None,
+                       before=before.result if before is not None else None,
+                       after=after.result if after is not None else None,
+                       scan_before=scan_before, rescan=rescan, recheck=recheck, checks=checks)
 
 
 def _checks(before: Evaluation | None, after: Evaluation | None, policy: Policy) -> tuple[StageResult, ...]:
