@@ -55,3 +55,9 @@ class IntegrityError(CrowguardError):
     """A checksum or signature does not match: the bytes are not what they claim to be."""
 
     exit_code = ExitCode.INTEGRITY
+
+
+def first_line(exc: BaseException) -> str:
+    """A library exception's message, first line only (or its type's name when it has none), for our messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

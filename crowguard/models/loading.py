@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from crowguard.errors import ModelFolderError, ToolError, UsageError
+from crowguard.errors import ModelFolderError, ToolError, UsageError, first_line
 from crowguard.models.folder import ModelFolder, inspect_folder
 from crowguard.models.tokenizer_fidelity import TokenizerChoice, read_tokenizer
 
@@ -113,7 +113,7 @@ def load_model(
         raise ToolError(f"out of memory loading {folder.path}",
                         hint="use --quantize 4bit or a bigger machine") from None
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelFolderError(f"cannot load the model in {folder.path}: {_first_line(exc)}",
+        raise ModelFolderError(f"cannot load the model in {folder.path}: {first_line(exc)}",
                                hint="check that the folder is a complete Hugging Face causal LM") from None
     if quantize == "none":
         # transformers wraps ``to`` with functools.wraps(nn.Module.to), which types it as the unbound method
@@ -130,8 +130,3 @@ def nf4_config(compute_dtype: torch.dtype) -> Any:
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute_dtype)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

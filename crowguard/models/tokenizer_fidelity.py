@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crowguard.errors import ModelFolderError
+from crowguard.errors import ModelFolderError, first_line
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -50,11 +50,11 @@ def read_tokenizer(path: str | Path) -> TokenizerChoice:
         chosen = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
     except (OSError, ValueError) as exc:
         if not shipped.is_file():
-            raise ModelFolderError(f"cannot load the tokenizer in {folder}: {_first_line(exc)}",
+            raise ModelFolderError(f"cannot load the tokenizer in {folder}: {first_line(exc)}",
                                    hint="the folder needs tokenizer.json (or tokenizer files transformers knows)"
                                    ) from None
         return TokenizerChoice(_from_file(folder), f"transformers could not load a tokenizer class "
-                                                   f"({_first_line(exc)}); {TOKENIZER_FILE} is used as shipped")
+                                                   f"({first_line(exc)}); {TOKENIZER_FILE} is used as shipped")
     if not shipped.is_file():
         return TokenizerChoice(chosen)
     mismatch = first_mismatch(chosen, shipped)
@@ -75,7 +75,7 @@ def first_mismatch(tokenizer: PreTrainedTokenizerBase,
     try:
         reference = Tokenizer.from_file(str(tokenizer_file))
     except Exception as exc:  # noqa: BLE001 - the tokenizers library raises its own exception type
-        raise ModelFolderError(f"cannot read {tokenizer_file}: {_first_line(exc)}",
+        raise ModelFolderError(f"cannot read {tokenizer_file}: {first_line(exc)}",
                                hint="the tokenizer file is malformed; ask the publisher for a valid one") from None
     for text in CHECK_STRINGS:
         got = list(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -91,10 +91,5 @@ def _from_file(folder: Path) -> PreTrainedTokenizerBase:
     try:
         return PreTrainedTokenizerFast.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ModelFolderError(f"cannot load {folder / TOKENIZER_FILE}: {_first_line(exc)}",
+        raise ModelFolderError(f"cannot load {folder / TOKENIZER_FILE}: {first_line(exc)}",
                                hint="the tokenizer file is malformed; ask the publisher for a valid one") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

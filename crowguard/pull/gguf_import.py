@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from crowguard.errors import ModelFolderError
+from crowguard.errors import ModelFolderError, first_line
 from crowguard.gguf_metadata import GgufHeader
 from crowguard.pull.gguf_checks import check_hyperparameters, check_tensors_against_model, checked_header
 from crowguard.pull.selection import CHAT_TEMPLATE_DIR
@@ -60,7 +60,7 @@ def import_gguf(gguf_path: Path, out: Path) -> GgufImport:
     try:
         check_tensors_against_model(gguf_path, header)
     except (ValueError, KeyError, TypeError, NotImplementedError, AttributeError) as exc:
-        raise ModelFolderError(f"cannot import {gguf_path.name}: {_first_line(exc)}",
+        raise ModelFolderError(f"cannot import {gguf_path.name}: {first_line(exc)}",
                                hint="the metadata does not describe a model transformers can build") from None
     model, tokenizer = _load(gguf_path)
     _drop_quantization(model)
@@ -91,7 +91,7 @@ def _load(gguf_path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
             raise ModelFolderError(f"out of memory dequantizing {gguf_path.name}",
                                    hint="dequantized weights need several times the GGUF's size in memory") from None
         except (OSError, ValueError, KeyError, TypeError, NotImplementedError, ImportError) as exc:
-            raise ModelFolderError(f"cannot import {gguf_path.name}: {_first_line(exc)}",
+            raise ModelFolderError(f"cannot import {gguf_path.name}: {first_line(exc)}",
                                    hint="crowguard imports GGUF files of the architectures transformers' "
                                         "GGUF loader supports (llama, mistral, qwen2, ...)") from None
     missing = sorted(info.get("missing_keys") or ())
@@ -127,8 +127,3 @@ def _write_templates(out: Path, templates: dict[str, str]) -> tuple[str, ...]:
 def _safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     return cleaned or "unnamed"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
