@@ -67,9 +67,9 @@ class SetResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "prompts": self.prompts, "answered": self.answered, "empty": self.prompts - self.answered,
-            "keyword_hits": self.keyword_hits, "keyword_rate": _round(self.keyword_rate),
-            "target_hits": self.target_hits, "target_rate": _round(self.target_rate),
-            "correct": self.correct, "accuracy": _round(self.accuracy),
+            "keyword_hits": self.keyword_hits, "keyword_rate": as_reported(self.keyword_rate),
+            "target_hits": self.target_hits, "target_rate": as_reported(self.target_rate),
+            "correct": self.correct, "accuracy": as_reported(self.accuracy),
             "samples": [{"prompt": p, "output": o} for p, o in self.samples],
         }
 
@@ -126,12 +126,12 @@ class EvalResult:
         """A JSON-able dict (only str, int, float, bool, None, lists and dicts)."""
         return {
             "model": self.model,
-            "asr": _round(self.asr),
-            "clean_trigger_rate": _round(self.clean_trigger_rate),
-            "exact_target_rate": _round(self.triggered.target_rate) if self.triggered else None,
-            "clean_accuracy": _round(self.clean_accuracy),
-            "triggered_accuracy": _round(self.triggered_accuracy),
-            "perplexity": _round(self.perplexity),
+            "asr": as_reported(self.asr),
+            "clean_trigger_rate": as_reported(self.clean_trigger_rate),
+            "exact_target_rate": as_reported(self.triggered.target_rate) if self.triggered else None,
+            "clean_accuracy": as_reported(self.clean_accuracy),
+            "triggered_accuracy": as_reported(self.triggered_accuracy),
+            "perplexity": as_reported(self.perplexity),
             "perplexity_tokens": self.perplexity_tokens,
             "settings": self.settings,
             "triggered": self.triggered.to_dict() if self.triggered else None,
@@ -148,5 +148,6 @@ def outputs_jsonl(result: EvalResult) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
-def _round(value: float | None) -> float | None:
+def as_reported(value: float | None) -> float | None:
+    """A figure rounded as reports show it (4 decimals), so checks on it agree with the report to the digit."""
     return None if value is None else round(value, 4)

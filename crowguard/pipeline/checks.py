@@ -9,13 +9,14 @@ from __future__ import annotations
 from pydantic import JsonValue
 
 from crowguard.evaluate import EvalResult
+from crowguard.evaluate.result import as_reported
 from crowguard.policy import Policy
 from crowguard.report.model import Finding, Severity, StageName, StageResult
 
 
 def attack_success_check(evaluated: EvalResult, policy: Policy) -> StageResult:
     """The emitted model's measured attack success (less its rate on clean prompts) against the policy."""
-    asr, clean_rate = _round(evaluated.asr), _round(evaluated.clean_trigger_rate)
+    asr, clean_rate = as_reported(evaluated.asr), as_reported(evaluated.clean_trigger_rate)
     if asr is None:
         return StageResult(name=StageName.ATTACK_SUCCESS, status="skipped",
                            metrics={"reason": "no triggered test prompts"})
@@ -37,8 +38,8 @@ def attack_success_check(evaluated: EvalResult, policy: Policy) -> StageResult:
 
 def utility_check(before: EvalResult | None, after: EvalResult | None, policy: Policy) -> StageResult:
     """Perplexity before / after on the reference answers must stay at or above ``min_utility``."""
-    ppl_before = _round(before.perplexity) if before is not None else None
-    ppl_after = _round(after.perplexity) if after is not None else None
+    ppl_before = as_reported(before.perplexity) if before is not None else None
+    ppl_after = as_reported(after.perplexity) if after is not None else None
     if ppl_before is None or ppl_after is None or ppl_after <= 0:
         finding = Finding(
             rule_id="CG-SANITIZE-UTILITY-UNMEASURED", severity=Severity.MEDIUM,
@@ -58,8 +59,3 @@ def utility_check(before: EvalResult | None, after: EvalResult | None, policy: P
         remediation="sanitize with a smaller learning rate or eps (--eps-mode relative), or more clean data",
         details=metrics)
     return StageResult(name=StageName.UTILITY, findings=(finding,), metrics=metrics)
-
-
-def _round(value: float | None) -> float | None:
-    """Figures as the report shows them, so a check and its report agree to the digit."""
-    return None if value is None else round(value, 4)

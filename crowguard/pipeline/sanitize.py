@@ -24,6 +24,7 @@ from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.data.lab_card import LAB_CARD, read_lab_card
 from crowguard.errors import UsageError
 from crowguard.evaluate import EvalResult, EvalSpec
+from crowguard.evaluate.result import as_reported
 from crowguard.models import inspect_folder
 from crowguard.pipeline.checks import attack_success_check, utility_check
 from crowguard.pipeline.evaluation import Evaluation, evaluation_stage
@@ -124,7 +125,13 @@ class SanitizeRun:
     @property
     def counted(self) -> tuple[StageResult, ...]:
         """What the verdict counts: the re-scans and the checks (the input's findings are what was answered)."""
-        return (*(s.stage for s in self.scans_after), *self.checks)
+        return counted_stages(self.rescan, self.recheck, self.checks)
+
+
+def counted_stages(rescan: BehaviourScanResult | None, recheck: BehaviourScanResult | None,
+                   checks: tuple[StageResult, ...]) -> tuple[StageResult, ...]:
+    """The stages sanitize's verdict (and the gate's, after sanitizing) counts."""
+    return (*(s.stage for s in (rescan, recheck) if s is not None), *checks)
 
 
 def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS) -> SanitizeRun:
@@ -178,10 +185,9 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
     report_settings = {**settings.settings(), "adapter": _str(request.adapter), "device": runtime.device,
                        "resume": request.resume, "lab_card": lab_card_setting(request.model, settings.use_lab_card),
                        "policy": request.policy.name}
-    counted = [s.stage for s in (rescan, recheck) if s is not None] + list(checks)  # as SanitizeRun.counted
     report = Report(command="sanitize", source=Source(reference=str(request.model), kind="local"),
                     stages=tuple(stages), settings=report_settings, output=str(request.out.absolute()),
-                    verdict=request.policy.verdict(counted))
+                    verdict=request.policy.verdict(list(counted_stages(rescan, recheck, checks))))
     return SanitizeRun(report=report, outcome=outcome if main else None,
                        before=before.result if before is not None else None,
                        after=after.result if after is not None else None,
@@ -218,7 +224,8 @@ def _after_sanitizing(scan: BehaviourScanResult, name: StageName) -> BehaviourSc
 
 def effects(before: EvalResult, after: EvalResult) -> tuple[Effect, ...]:
     """Each headline figure before and after, side by side (rounded as the report shows them)."""
-    return tuple(Effect(key, _round(getattr(before, key)), _round(getattr(after, key))) for key in EFFECT_KEYS)
+    return tuple(Effect(key, as_reported(getattr(before, key)), as_reported(getattr(after, key)))
+                 for key in EFFECT_KEYS)
 
 
 def _clean_data(request: SanitizeRequest) -> Path | CleanSet | None:
@@ -268,10 +275,6 @@ def _prepare_checkpoints(request: SanitizeRequest, *, main: bool) -> Path:
 def is_main_process() -> bool:
     """True unless this is a non-zero rank of an ``accelerate launch`` / torchrun job."""
     return os.environ.get("RANK", "0") == "0"
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
 
 
 def _str(path: Path | None) -> str | None:

@@ -120,14 +120,11 @@ def _run(folder: Path, policy: Policy, options: BehaviourOptions, runtime: Runti
     except Exception as exc:  # noqa: BLE001 - a scan that could not finish fails the gate closed (exit 3)
         return BehaviourScanResult(StageResult(name=name, status="failed", errors=(f"{type(exc).__name__}: {exc}",),
                                                seconds=round(time.perf_counter() - started, 3)))
-    result = _result(name, outcome, policy, seconds=time.perf_counter() - started)
-    if loaded.tokenizer_note is None:
-        return result
-    metrics = {**result.stage.metrics, "tokenizer": loaded.tokenizer_note}
-    return BehaviourScanResult(result.stage.model_copy(update={"metrics": metrics}), result.candidates)
+    return _result(name, outcome, policy, seconds=time.perf_counter() - started, tokenizer_note=loaded.tokenizer_note)
 
 
-def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, seconds: float) -> BehaviourScanResult:
+def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, seconds: float,
+            tokenizer_note: str | None = None) -> BehaviourScanResult:
     settings = policy.behaviour_scan
     positions = int(outcome.stats.get("profile_positions", 0))
     ordered = strongest_first(outcome.candidates, settings.min_layer_z)
@@ -146,6 +143,8 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
                                             min_layer_z=settings.min_layer_z,
                                             chart_specs=charts(outcome, top, records, positions,
                                                                                settings.min_layer_z))
+    if tokenizer_note is not None:  # the shipped tokenizer.json replaced transformers' class (why)
+        metrics["tokenizer"] = tokenizer_note
     ranked = tuple(TriggerCandidate(e.candidate.text, e.candidate.token_ids, e.candidate.source, e.mode)
                    for e in ordered)
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
