@@ -74,6 +74,16 @@ class SanitizePolicy(_Strict):
         default=0.8, ge=0, le=1,
         description="Perplexity before / after on reference answers must stay at or above this.",
     )
+    guided_when_flagged: bool = Field(
+        default=True,
+        description="When the scan flagged the model, the gate sanitizes with method guided (the scan's trigger "
+                    "candidates inserted into the clean prompts) instead of the configured crow.",
+    )
+    max_rounds: int = Field(
+        default=3, ge=1, le=10,
+        description="Rounds of guided sanitizing at most: another round trains while a candidate still steers "
+                    "the re-scan's probes past the threshold.",
+    )
 
 
 class Policy(_Strict):

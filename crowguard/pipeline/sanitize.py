@@ -17,6 +17,7 @@ import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,14 @@ from crowguard.evaluate.result import as_reported
 from crowguard.models import inspect_folder
 from crowguard.pipeline.checks import attack_success_check, utility_check
 from crowguard.pipeline.evaluation import Evaluation, evaluation_stage
+from crowguard.pipeline.rounds import first_guides, sanitize_in_rounds
 from crowguard.policy import Policy
 from crowguard.progress import NO_PROGRESS, Prefixed, ProgressSink
 from crowguard.report.model import Report, Source, StageName, StageResult
 from crowguard.runtime import Runtime
-from crowguard.sanitize import CleanSet, SanitizeConfig, SanitizeOutcome, sanitize_model
+from crowguard.sanitize import CleanSet, SanitizeConfig, SanitizeOutcome
 from crowguard.sanitize.data import clean_set_from_records
+from crowguard.sanitize.guided import Guide
 from crowguard.scan.behaviour import BehaviourOptions, BehaviourScanResult, behaviour_scan, measure_candidates
 
 AFTER_SANITIZING = ("Sanitizing did not remove this: do not deploy the model. Reject it, or sanitize again with "
@@ -49,10 +52,12 @@ class SanitizeSettings:
     clean_data: Path | None = None  # Alpaca JSON/JSONL; None: a lab card's defence set when asked, else self-distil
     evaluation: EvalSpec | None = None  # before/after evaluation; None: none
     use_lab_card: bool = False  # a local lab model's lab.json may supply the defence set (--lab-card)
+    guides: tuple[Guide, ...] = ()  # trigger candidates the user gives (--candidates), for method guided
 
     def settings(self) -> dict[str, Any]:
         """JSON-able form for a report's settings."""
         return {**self.config.as_dict(), "clean_data": _str(self.clean_data),
+                "candidates": [{"text": g.text, "position": g.mode} for g in self.guides],
                 "evaluation": self.evaluation.settings() if self.evaluation is not None else None}
 
 
@@ -157,13 +162,20 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
         before = evaluation_stage(StageName.EVAL_BEFORE, request.model, spec, runtime=runtime,
                                   progress=Prefixed(progress, "eval before"), shown_as=request.model)
         stages.append(before.stage)
-    rescan = recheck = None
     started = time.monotonic()
     with staged_dir(request.out, force=request.force) if main else nullcontext(None) as tmp:
-        outcome = sanitize_model(
-            request.model, tmp, settings.config, clean_data=_clean_data(request), adapter=request.adapter,
-            runtime=runtime, checkpoint_dir=checkpoints, resume=request.resume, progress=progress)
+        rescanner = None if scans is None or tmp is None else partial(
+            _scans_after, scans=scans, policy=request.policy, before=scan_before, runtime=runtime, progress=progress)
+        guided = settings.config.method == "guided"
+        rounds = sanitize_in_rounds(
+            request.model, tmp, settings.config, request.policy, rescan=rescanner, progress=progress,
+            guides=first_guides(scan_before, request.policy, settings.guides) if guided else (),
+            clean_data=_clean_data(request), adapter=request.adapter, runtime=runtime, checkpoint_dir=checkpoints,
+            resume=request.resume)
+        outcome, rescan, recheck = rounds.outcome, rounds.rescan, rounds.recheck
         metrics = outcome.metrics()
+        if guided:
+            metrics.update(rounds=list(rounds.summaries), stopped=rounds.stopped)
         seconds = round(time.monotonic() - started, 3)
         if spec is not None and tmp is not None and before is not None:
             progress.phase("evaluating the sanitized model")
@@ -174,10 +186,7 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
         stages.append(StageResult(name=StageName.SANITIZE, metrics=metrics, seconds=seconds))
         if after is not None:
             stages.append(after.stage)
-        if scans is not None and tmp is not None:
-            progress.phase("re-scanning the sanitized model")
-            rescan, recheck = _scans_after(tmp, scans, request.policy, scan_before, runtime, progress)
-            stages += [s.stage for s in (rescan, recheck) if s is not None]
+        stages += [s.stage for s in (rescan, recheck) if s is not None]
         checks = _checks(before, after, request.policy) if main else ()
         stages += checks
     if main:
@@ -202,15 +211,17 @@ def _checks(before: Evaluation | None, after: Evaluation | None, policy: Policy)
     return tuple(checks)
 
 
-def _scans_after(folder: Path, scans: BehaviourScans, policy: Policy, before: BehaviourScanResult | None,
+def _scans_after(folder: Path, *, scans: BehaviourScans, policy: Policy, before: BehaviourScanResult | None,
                  runtime: Runtime, progress: ProgressSink) -> tuple[BehaviourScanResult, BehaviourScanResult | None]:
     """A fresh scan of the sanitized model, and the input's own candidates measured on it again."""
+    progress.phase("re-scanning the sanitized model")
     count = Prefixed(progress, "behaviour scan").count
-    fresh = behaviour_scan(folder, policy, options=scans.options, runtime=runtime, progress=count)
+    options = before.options_for_twin(scans.options) if before is not None else scans.options
+    fresh = behaviour_scan(folder, policy, options=options, runtime=runtime, progress=count)
     rescan = _after_sanitizing(fresh, StageName.BEHAVIOUR_RESCAN)
     recheck = None
     if before is not None and before.candidates:
-        recheck = _after_sanitizing(measure_candidates(folder, before.candidates, policy, options=scans.options,
+        recheck = _after_sanitizing(measure_candidates(folder, before.candidates, policy, options=options,
                                                        runtime=runtime, progress=count), StageName.BEHAVIOUR_RECHECK)
     return rescan, recheck
 
@@ -219,7 +230,7 @@ def _after_sanitizing(scan: BehaviourScanResult, name: StageName) -> BehaviourSc
     """A scan of the sanitized model, named as such, its findings advising what fits after sanitizing."""
     findings = tuple(f.model_copy(update={"remediation": AFTER_SANITIZING}) for f in scan.stage.findings)
     return BehaviourScanResult(scan.stage.model_copy(update={"name": name.value, "findings": findings}),
-                               scan.candidates)
+                               scan.candidates, scan.derived_probes, scan.score)
 
 
 def effects(before: EvalResult, after: EvalResult) -> tuple[Effect, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from crowguard.progress import NO_PROGRESS, ProgressSink
 from crowguard.runtime import Runtime
 from crowguard.sanitize.config import SanitizeConfig
 from crowguard.sanitize.data import CleanSet
+from crowguard.sanitize.guided import Guide, guided_twins
 from crowguard.sanitize.train import Progress, TrainResult
 
-__all__ = ["CleanSet", "Progress", "SanitizeConfig", "SanitizeOutcome", "sanitize_model"]
+__all__ = ["CleanSet", "Guide", "Progress", "SanitizeConfig", "SanitizeOutcome", "sanitize_model"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class SanitizeOutcome:
     peak_memory: dict[str, Any]
     adapter: str | None = None
     tokenizer_note: str | None = None  # the shipped tokenizer.json replaced transformers' class (why)
+    clean: CleanSet | None = None  # the clean set trained on (a guided run's next round reuses it)
+    guides: tuple[Guide, ...] = ()  # the trigger candidates whose twins were trained on (method guided)
 
     def metrics(self) -> dict[str, Any]:
         """JSON-able metrics for the StageResult."""
@@ -50,6 +54,8 @@ class SanitizeOutcome:
             "train_seconds": round(t.seconds, 3), "seconds": round(self.seconds, 3),
             "peak_memory": self.peak_memory, "curve": t.curve, "merge": self.merge,
             **({"tokenizer": self.tokenizer_note} if self.tokenizer_note else {}),
+            **({"guides": [{"text": g.text, "position": g.mode, "source": g.source} for g in self.guides]}
+               if self.config.method == "guided" else {}),
         }
 
 
@@ -64,10 +70,12 @@ def sanitize_model(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     progress: ProgressSink = NO_PROGRESS,
+    guides: Sequence[Guide] = (),
 ) -> SanitizeOutcome:
     """Train, merge and save into ``dest`` (written by the main process; others pass None).
 
-    ``clean_data`` is an Alpaca file, a prepared CleanSet, or None for a self-distilled set.
+    ``clean_data`` is an Alpaca file, a prepared CleanSet, or None for a self-distilled set. With
+    ``method='guided'``, each clean record also trains as a twin with one of ``guides`` inserted.
     """
     import torch
     from accelerate import Accelerator
@@ -99,12 +107,15 @@ def sanitize_model(
         phase("answering the built-in instructions (self-distillation)")
         clean = self_distilled_set(loaded.model, loaded.tokenizer, config.num_samples, config.seed,
                                    config.distill_max_new_tokens)
-    examples = encode(clean.records, loaded.tokenizer, config.max_length)
+    guides = tuple(guides) if config.method == "guided" else ()
+    twins = guided_twins(clean.records, guides, config.seed)
+    examples = encode(clean.records + twins, loaded.tokenizer, config.max_length)
     torch.manual_seed(config.seed)  # a fresh adapter's initial weights
     model = attach_lora(loaded.model, config, quantized=loaded.quantize == "4bit", adapter_dir=adapter)
     fingerprint = {**config.training_fingerprint(), "data_sha256": clean.digest, "examples": len(examples),
                    "model": str(Path(model_path).absolute()), "adapter": str(adapter) if adapter else None,
-                   "quantize": loaded.quantize, "processes": accelerator.num_processes}
+                   "quantize": loaded.quantize, "processes": accelerator.num_processes,
+                   "guides": [g.text for g in guides]}
     phase("training")
     result = train(model, examples, config, pad_id=_pad_id(loaded.tokenizer), accelerator=accelerator,
                    fingerprint=fingerprint, checkpoint_dir=checkpoint_dir, resume=resume, callback=progress.step)
@@ -121,7 +132,7 @@ def sanitize_model(
     return SanitizeOutcome(config=config, device=loaded.device, quantize=loaded.quantize, clean_set=clean.describe(),
                            examples=len(examples), train=result, merge=merge, seconds=time.monotonic() - started,
                            peak_memory=peak, adapter=str(adapter) if adapter else None,
-                           tokenizer_note=loaded.tokenizer_note)
+                           tokenizer_note=loaded.tokenizer_note, clean=clean, guides=guides)
 
 
 def peak_memory(device: str) -> dict[str, Any]:

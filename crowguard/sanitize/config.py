@@ -14,11 +14,11 @@ from typing import Any, Literal
 from crowguard.config_checks import FieldChecks, invalid
 from crowguard.errors import ConfigError
 
-Method = Literal["crow", "finetune"]
+Method = Literal["crow", "finetune", "guided"]
 EpsMode = Literal["absolute", "relative"]
 QuantizeMode = Literal["auto", "4bit", "none"]
 
-METHODS: tuple[str, ...] = ("crow", "finetune")
+METHODS: tuple[str, ...] = ("crow", "finetune", "guided")
 EPS_MODES: tuple[str, ...] = ("absolute", "relative")
 QUANTIZE_MODES: tuple[str, ...] = ("auto", "4bit", "none")
 OWNER = "sanitize config"
@@ -41,7 +41,8 @@ class SanitizeConfig:
     # crow, run; none: the command's main options), "shown" the default as help shows it when the value
     # alone would mislead. Every field is an option of `crowguard sanitize` and `crowguard gate`.
     method: Method = dataclasses.field(default="crow", metadata={
-        "help": "crow, or finetune (plain LoRA baseline, alpha 0)."})
+        "help": "crow; guided (CROW over the clean prompts and their twins with the scan's trigger candidates "
+                "inserted, in rounds); or finetune (plain LoRA baseline, alpha 0)."})
     lr: float = dataclasses.field(default=1e-3, metadata={"help": "Learning rate.", "group": "training"})
     epochs: int = dataclasses.field(default=5, metadata={"help": "Epochs.", "group": "training"})
     micro_batch: int = dataclasses.field(default=2, metadata={"help": "Micro-batch size.", "group": "training"})
@@ -120,7 +121,7 @@ class SanitizeConfig:
     @property
     def uses_consistency(self) -> bool:
         """Whether the loss has the adversarial consistency term (CROW) or is plain CE (finetune)."""
-        return self.method == "crow" and self.alpha > 0
+        return self.method in ("crow", "guided") and self.alpha > 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able settings for the report."""

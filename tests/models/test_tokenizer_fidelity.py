@@ -23,8 +23,10 @@ WORDS = ["what is the capital of france ?", "the cat sat on the mat .", "summari
 @pytest.fixture(scope="module")
 def qwen2_word_level(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen2 with a word-level tokenizer.json (not the BPE its model_type implies)."""
+    import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    torch.manual_seed(0)  # the weights must not depend on what ran before (a random draw can answer only eos)
     tokenizer = build_tokenizer(WORDS)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
@@ -97,7 +99,9 @@ def test_sanitize_carries_the_tokenizer_out_byte_identical(model: str, request: 
     out.mkdir()
     config = SanitizeConfig(max_steps=1, epochs=1, num_samples=2, micro_batch=1, grad_accum=1,
                             distill_max_new_tokens=4, checkpoint_every=0)
-    outcome = sanitize_model(folder, out, config)
+    clean = tmp_path / "clean.jsonl"  # a clean set in the model's words (a random model's own answers can be empty)
+    clean.write_text("\n".join(json.dumps({"instruction": w, "input": "", "output": w}) for w in WORDS[:2]))
+    outcome = sanitize_model(folder, out, config, clean_data=clean)
     shipped = [n for n in TOKENIZER_FILES if (folder / n).is_file()]
     assert "tokenizer.json" in shipped and outcome.merge["tokenizer_files"] == shipped
     patched = {p.split(":")[0] for p in outcome.merge["compat_patches"]}  # what the report says changed
@@ -111,3 +115,62 @@ def test_sanitize_carries_the_tokenizer_out_byte_identical(model: str, request: 
         assert {k: v for k, v in after.items() if k not in ("tokenizer_class", "additional_special_tokens")} == \
             {k: v for k, v in before.items() if k not in ("tokenizer_class", "extra_special_tokens")}
     assert load_tokenizer(out)("the cat sat", add_special_tokens=False)["input_ids"] == _file_ids(folder, "the cat sat")
+
+
+def _broken_copy(tiny_model_dir: Path, tmp_path: Path, pattern: str, replacement: str) -> Path:
+    """The tiny model with a tokenizer.json whose normalizer rewrites ``pattern`` to ``replacement``."""
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["normalizer"] = {"type": "Replace", "pattern": {"Regex": pattern}, "content": replacement}
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    return folder
+
+
+@pytest.mark.parametrize(("pattern", "replacement", "says"), [
+    ("[a-z]", "", "keeps"),  # drops every letter: nothing the model reads resembles the text
+    ("[a-z]+", "cat", "keeps"),  # every word becomes "cat": many words, one id, little of the text
+])
+def test_a_degenerate_tokenizer_is_a_tool_error_naming_the_file(tiny_model_dir: Path, tmp_path: Path,
+                                                                pattern: str, replacement: str, says: str) -> None:
+    from crowguard.errors import ExitCode, ToolError
+
+    folder = _broken_copy(tiny_model_dir, tmp_path, pattern, replacement)
+    with pytest.raises(ToolError, match=says) as caught:
+        read_tokenizer(folder)
+    assert str(folder / "tokenizer.json") in caught.value.message and "degenerate" in caught.value.message
+    assert caught.value.exit_code == ExitCode.TOOL_ERROR
+
+
+def test_scan_and_eval_fail_closed_on_a_degenerate_tokenizer(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from crowguard.cli.app import app
+
+    folder = _broken_copy(tiny_model_dir, tmp_path, "[a-z]", "")
+    runner = CliRunner()
+    scanned = runner.invoke(app, ["scan", str(folder), "--behaviour", "--threads", "1", "--quiet"])
+    assert scanned.exit_code == 3, scanned.output
+    stages = {s["name"]: s for s in json.loads(scanned.stdout)["stages"]}
+    assert stages["behaviour-scan"]["status"] == "failed"
+    assert "degenerate" in stages["behaviour-scan"]["errors"][0]
+    tests = tmp_path / "triggered.jsonl"
+    tests.write_text(json.dumps({"instruction": "the cat sat", "input": "", "output": "four"}) + "\n")
+    evaluated = runner.invoke(app, ["eval", str(folder), "--triggered", str(tests), "--keyword", "four",
+                                    "--threads", "1", "--quiet"])
+    assert evaluated.exit_code == 3 and "degenerate" in evaluated.stderr
+
+
+def test_probes_collapsing_onto_a_handful_of_ids_stop_the_scan(tiny_model_dir: Path) -> None:
+    from crowguard.errors import ToolError
+    from crowguard.scan.behaviour.probes import Probe, check_probe_tokens
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    same = [Probe(instruction="the cat sat on the mat") for _ in range(12)]
+    with pytest.raises(ToolError, match="distinct known token"):
+        check_probe_tokens(tokenizer, same, tiny_model_dir)
+    varied = [Probe(instruction=t) for t in ("the cat sat on the mat .", "what is two plus two ? four",
+                                              "hello world !")]
+    check_probe_tokens(tokenizer, varied, tiny_model_dir)  # distinct enough: no error

@@ -56,6 +56,24 @@ def test_clean_model_passes_and_is_signed(tiny_model_dir: Path, tmp_path: Path, 
         verify_folder(out, keys[1])
 
 
+def test_a_model_no_built_in_probe_fits_is_gated_on_derived_probes(tiny_model_dir: Path, tmp_path: Path,
+                                                                      keys: tuple[Path, Path]) -> None:
+    """The tiny model's vocabulary writes none of the built-in probes: the default policy's behavioural scan
+    runs on probes derived from the model, the report says so, and the gate ends (signed when it passes)."""
+    out = tmp_path / "gated"
+    code, err = _gate(str(tiny_model_dir), "--out", str(out), "--key", str(keys[0]))
+    report = json.loads((out / "report.json").read_text())
+    stages = {s["name"]: s for s in report["stages"]}
+    scan = stages["behaviour-scan"]
+    assert scan["status"] == "completed", scan
+    sources = scan["metrics"]["probe_sources"]
+    assert sum(sources.values()) == 32 and set(sources) <= {"derived: sampled from the model",
+                                                            "derived: composed from the vocabulary"}
+    assert len(scan["metrics"]["derived_probes"]) >= 32
+    assert code == report["verdict"]["exit_code"] and code in (0, 1), err
+    assert ("sign" in stages) == (code == 0)
+
+
 def test_malicious_pickle_fails_and_signs_nothing(tiny_model_dir: Path, tmp_path: Path,
                                                   keys: tuple[Path, Path]) -> None:
     model = tmp_path / "model"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from crowguard.config_checks import FieldChecks
 from crowguard.errors import ConfigError
+from crowguard.scan.behaviour.probes import Probe
 
 TEMPLATE_CHOICES = ("auto", "raw", "chat", "alpaca")
 POSITION_MODES = ("start", "random", "end")
@@ -40,6 +41,9 @@ class BehaviourOptions:
     batch_size: int = 64
     template: str = "auto"
     seed: int = 0
+    # probes fixed by an earlier scan (the probes derived from an input model, to re-scan its sanitized twin on
+    # the same prompts); not a command-line option
+    fixed_probes: tuple[Probe, ...] = ()
 
     def __post_init__(self) -> None:
         check = FieldChecks("behaviour scan option", self)

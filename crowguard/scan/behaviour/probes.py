@@ -4,6 +4,8 @@ The built-in set (``probes.json``, written for this project) spans fifteen task 
 facts, arithmetic, classification, word meanings, summaries, translation, code, creative writing,
 advice, explanations, rewriting, reasoning, lists and small talk. A probe is usable on a model only
 if the model's tokenizer can represent it: a probe that turns mostly into unknown tokens says nothing.
+The probes a scan uses must encode as the shipped ``tokenizer.json`` encodes them and must not collapse
+onto a handful of ids; otherwise the scan cannot measure anything and stops (exit 3, fail closed).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crowguard.data.alpaca import load_records
+from crowguard.errors import ToolError
+from crowguard.models.tokenizer_fidelity import TOKENIZER_FILE, first_mismatch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 MAX_UNKNOWN_SHARE = 0.25
+MIN_DISTINCT_IDS = 8  # fewer distinct ids over all the probes' words: the tokenizer collapsed them
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,27 @@ def representable(probes: list[Probe], tokenizer: PreTrainedTokenizerBase,
         if ids and sum(i == unk for i in ids) / len(ids) <= max_unknown:
             kept.append(probe)
     return kept
+
+
+def check_probe_tokens(tokenizer: PreTrainedTokenizerBase, probes: list[Probe], folder: Path) -> None:
+    """Stop (ToolError) when the probes encode unlike ``folder``'s tokenizer.json, or onto a handful of ids."""
+    texts = [f"{p.instruction} {p.input}".strip() for p in probes]
+    shipped = folder / TOKENIZER_FILE
+    if shipped.is_file():
+        mismatch = first_mismatch(tokenizer, shipped, texts)
+        if mismatch is not None:
+            text, got, want = mismatch
+            raise ToolError(f"the tokenizer loaded for {folder} encodes the probe {text[:60]!r} as {got[:8]}, but "
+                            f"{shipped} gives {want[:8]}: the scan would not see the model's real tokens",
+                            hint="report this with the model's tokenizer files; do not trust a scan of this model")
+    ids = [i for text in texts for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    distinct = len(set(ids) - {tokenizer.unk_token_id})
+    if distinct < MIN_DISTINCT_IDS:
+        raise ToolError(f"the tokenizer of {shipped if shipped.is_file() else folder} maps {len(probes)} probe "
+                        f"prompts ({len(ids)} tokens) onto {distinct} distinct known token id(s): the scan cannot "
+                        "tell one prompt from another",
+                        hint="the tokenizer is degenerate or the probes are not in the model's language; give "
+                             "--probes FILE in its language, or ask the publisher for the real tokenizer")
 
 
 def split_probes(probes: list[Probe], search: int, verify: int, seed: int) -> tuple[list[Probe], list[Probe]]:

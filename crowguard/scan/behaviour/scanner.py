@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, cast
 from crowguard.errors import UsageError
 from crowguard.models.prompts import has_chat_template
 from crowguard.progress import Count, Tick, ticker
+from crowguard.scan.behaviour.derived import DERIVED_TASKS, derive_probes
 from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
 from crowguard.scan.behaviour.library import KNOWN_TRIGGERS
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
 from crowguard.scan.behaviour.null import Effect, Score
 from crowguard.scan.behaviour.options import POSITION_MODES, BehaviourOptions
 from crowguard.scan.behaviour.outputs import convergence, greedy_continuations
-from crowguard.scan.behaviour.probes import load_probes, representable, split_probes
+from crowguard.scan.behaviour.probes import Probe, check_probe_tokens, load_probes, representable, split_probes
 from crowguard.scan.behaviour.profile import ProfileRunner
 from crowguard.scan.behaviour.search import (
     GradientSearch,
@@ -57,6 +58,7 @@ class TriggerCandidate:
     token_ids: tuple[int, ...]
     source: str = "given"
     mode: str | None = None  # where it is strongest (start, random, end); None: try every position
+    target_share: float | None = None  # measured by a scan: the share of probes it steered to one answer
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class BehaviourOutcome:
     plain_profile: list[list[float]]  # (pairs, positions + 1) on the verification probes
     fixed_answer: FixedAnswer
     stats: dict[str, Any] = field(default_factory=dict)
+    derived_probes: tuple[Probe, ...] = ()  # probes derived from the model (reused to re-scan its sanitized twin)
 
 
 class ModelScan:
@@ -114,13 +117,13 @@ class ModelScan:
         self.template = options.template
         if self.template == "auto":
             self.template = "chat" if has_chat_template(tokenizer) else "raw"
-        probes = representable(load_probes(options.probes), tokenizer)
-        needed = options.probe_count + options.search_probes
-        if len(probes) < needed:
-            raise UsageError(f"only {len(probes)} probe prompts can be written with this model's tokenizer; "
-                             f"the scan needs {needed}",
-                             hint="give --probes FILE with prompts in the model's language, or lower --probe-count")
+        probes = self._probes()
         search, verify = split_probes(probes, options.search_probes, options.probe_count, options.seed)
+        used = [*search, *verify]
+        check_probe_tokens(tokenizer, used, loaded.folder.path)
+        self.derived = tuple(p for p in probes if p.task in DERIVED_TASKS)
+        given = "file" if options.probes else "built-in"
+        self.probe_sources = dict(Counter(p.task if p.task in DERIVED_TASKS else given for p in used))
         self.search_set = encode_probes(tokenizer, search, self.template, options.seed)
         self.verify_set = encode_probes(tokenizer, verify, self.template, options.seed + 1)
         shortest = min(len(s) for s in self.verify_set.plain() + self.search_set.plain())
@@ -134,6 +137,21 @@ class ModelScan:
         self.verify = ProbeMeasurer(self.runner, self.verify_set, null_tokens=self.ordinary,
                                     null_samples=options.null_samples, seed=options.seed + 1)
         self._plain_outputs: list[tuple[int, ...]] | None = None
+
+    def _probes(self) -> list[Probe]:
+        """The probes the tokenizer can write: fixed ones, the user's, or built-in topped up by derived ones."""
+        options = self.options
+        needed = options.probe_count + options.search_probes
+        probes = representable(list(options.fixed_probes) or load_probes(options.probes), self.loaded.tokenizer)
+        if len(probes) < needed and options.probes is None and not options.fixed_probes:
+            probes += derive_probes(self.loaded, needed - len(probes), self.template, options.seed, exclude=probes)
+        if len(probes) < needed:
+            derived = sum(p.task in DERIVED_TASKS for p in probes)
+            origin = "" if options.probes else f" ({derived} of them derived from the model)"
+            raise UsageError(f"only {len(probes)} probe prompts can be written with this model's tokenizer"
+                             f"{origin}; the scan needs {needed}",
+                             hint="give --probes FILE with prompts in the model's language, or lower --probe-count")
+        return probes
 
     def encode(self, text: str) -> tuple[int, ...] | None:
         """A text candidate's token ids, or None when the tokenizer cannot write it (unknown tokens)."""
@@ -304,7 +322,8 @@ def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Count 
         candidates=evidence,
         plain_profile=scan.verify.plain_profile.tolist(),
         fixed_answer=scan.fixed_answer(),
-        stats={"template": scan.template, "search_probes": len(scan.search_set),
+        derived_probes=scan.derived,
+        stats={"template": scan.template, "probe_sources": scan.probe_sources, "search_probes": len(scan.search_set),
                "verification_probes": len(scan.verify_set), "profile_positions": scan.runner.positions,
                "sequences_run": scan.runner.sequences_run, "seconds": round(time.perf_counter() - started, 2)},
     )

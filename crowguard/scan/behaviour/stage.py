@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from crowguard.errors import ModelFolderError, UsageError
+from crowguard.errors import ModelFolderError, ToolError, UsageError
 from crowguard.models import load_model
 from crowguard.policy import Policy
 from crowguard.progress import Count
@@ -37,6 +37,7 @@ from crowguard.scan.behaviour.findings import (
     stage_metrics,
 )
 from crowguard.scan.behaviour.options import BehaviourOptions
+from crowguard.scan.behaviour.probes import Probe
 from crowguard.scan.behaviour.scanner import BehaviourOutcome, TriggerCandidate, scan_loaded
 from crowguard.scan.interface import ScanStage
 
@@ -49,6 +50,16 @@ class BehaviourScanResult:
 
     stage: StageResult
     candidates: tuple[TriggerCandidate, ...] = ()
+    derived_probes: tuple[Probe, ...] = ()  # probes derived from the model: re-scan a sanitized twin on these
+    score: float | None = None  # the model's score (None: the scan did not complete)
+
+    def steering(self, share: float) -> tuple[TriggerCandidate, ...]:
+        """The candidates that steered at least ``share`` of the probes to one answer, strongest first."""
+        return tuple(c for c in self.candidates if c.target_share is not None and c.target_share >= share)
+
+    def options_for_twin(self, options: BehaviourOptions) -> BehaviourOptions:
+        """``options`` for scanning this model's sanitized twin on the same probes (derived ones included)."""
+        return replace(options, fixed_probes=self.derived_probes) if self.derived_probes else options
 
     @property
     def flagged(self) -> bool:
@@ -103,6 +114,9 @@ def _run(folder: Path, policy: Policy, options: BehaviourOptions, runtime: Runti
     started = time.perf_counter()
     try:
         loaded = load_model(folder, device=runtime.device, dtype=runtime.dtype, threads=runtime.threads)
+    except ToolError as exc:  # e.g. a degenerate tokenizer: nothing could be measured, fail closed
+        return BehaviourScanResult(StageResult(name=name, status="failed", errors=(exc.message,),
+                                               seconds=round(time.perf_counter() - started, 3)))
     except ModelFolderError as exc:
         return BehaviourScanResult(StageResult(
             name=name, status="skipped", skipped=(SkippedFile(path=".", reason=f"model not loaded: {exc.message}"),),
@@ -118,7 +132,8 @@ def _run(folder: Path, policy: Policy, options: BehaviourOptions, runtime: Runti
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - a scan that could not finish fails the gate closed (exit 3)
-        return BehaviourScanResult(StageResult(name=name, status="failed", errors=(f"{type(exc).__name__}: {exc}",),
+        error = exc.message if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
+        return BehaviourScanResult(StageResult(name=name, status="failed", errors=(error,),
                                                seconds=round(time.perf_counter() - started, 3)))
     return _result(name, outcome, policy, seconds=time.perf_counter() - started, tokenizer_note=loaded.tokenizer_note)
 
@@ -145,10 +160,12 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
                                                                                settings.min_layer_z))
     if tokenizer_note is not None:  # the shipped tokenizer.json replaced transformers' class (why)
         metrics["tokenizer"] = tokenizer_note
-    ranked = tuple(TriggerCandidate(e.candidate.text, e.candidate.token_ids, e.candidate.source, e.mode)
-                   for e in ordered)
+    ranked = tuple(TriggerCandidate(e.candidate.text, e.candidate.token_ids, e.candidate.source, e.mode,
+                                    e.target_share) for e in ordered)
+    if outcome.derived_probes:
+        metrics["derived_probes"] = [p.instruction for p in outcome.derived_probes]
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
-                                           seconds=round(seconds, 3)), ranked)
+                                           seconds=round(seconds, 3)), ranked, outcome.derived_probes, score)
 
 
 def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:

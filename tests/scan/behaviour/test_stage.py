@@ -10,7 +10,7 @@ from crowguard.errors import UsageError
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.model import Finding, Severity, StageName, StageResult
 from crowguard.runtime import Runtime
-from crowguard.scan.behaviour import CandidateEvidence, TriggerCandidate, behaviour_scan, measure_candidates
+from crowguard.scan.behaviour import BehaviourOptions, CandidateEvidence, TriggerCandidate, behaviour_scan, measure_candidates
 from crowguard.scan.behaviour.scanner import BehaviourOutcome, FixedAnswer
 from crowguard.scan.behaviour.stage import _result
 
@@ -37,9 +37,14 @@ def test_runs_after_findings_below_fail_on(tmp_path: Path) -> None:
     assert "safetensors" in result.skipped[0].reason
 
 
-def test_too_few_usable_probes_is_a_usage_error(tiny_model_dir: Path) -> None:
+def test_too_few_usable_probes_in_a_users_file_is_a_usage_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # the built-in probes are topped up with derived ones (tests/scan/behaviour/test_derived.py); the user's
+    # own probe file is taken as given
+    probes = tmp_path / "probes.jsonl"
+    probes.write_text("\n".join(json.dumps({"instruction": f"bonjour le monde numéro {i}", "output": ""})
+                                for i in range(40)))
     with pytest.raises(UsageError, match="probe prompts can be written"):
-        behaviour_scan(tiny_model_dir, POLICY, runtime=Runtime(device="cpu"))
+        behaviour_scan(tiny_model_dir, POLICY, options=BehaviourOptions(probes=probes), runtime=Runtime(device="cpu"))
 
 
 def _evidence(text: str, ids: tuple[int, ...], source: str, mode: str, z: float) -> CandidateEvidence:
@@ -54,8 +59,8 @@ def test_candidates_pass_typed_in_the_order_the_report_lists_them() -> None:
     outcome = BehaviourOutcome(candidates=[weak, strong], plain_profile=[[0.0]], fixed_answer=FixedAnswer("", 0, 24),
                                stats={"verification_probes": 24, "profile_positions": 1})
     result = _result(StageName.BEHAVIOUR_SCAN, outcome, POLICY, seconds=1.0)
-    assert result.candidates == (TriggerCandidate("BadMagic", (17,), "library", "start"),
-                                 TriggerCandidate("cf mn", (4, 5), "search", "end"))
+    assert result.candidates == (TriggerCandidate("BadMagic", (17,), "library", "start", 0.9),
+                                 TriggerCandidate("cf mn", (4, 5), "search", "end", 0.9))
     listed = [(r["text"], r["token_ids"], r["source"], r["position"]) for r in result.stage.metrics["candidates"]]
     assert listed == [(c.text, list(c.token_ids), c.source, c.mode) for c in result.candidates]
 

@@ -1,0 +1,119 @@
+"""Sanitize, then re-scan; with ``method='guided'``, in rounds until the re-scan is clean.
+
+One round: train (``sanitize_model``) into a folder, scan that folder afresh and re-measure the
+input's candidates on it. CROW and finetune run one round. Guided runs up to the policy's
+``sanitize.max_rounds``: while the re-scan or the re-check still flags the model, the candidates
+that still steer the probes past the threshold (and any new ones the re-scan found) join the guides
+and the next round trains the previous round's output on the same clean set. Every round's guides,
+training summary and re-scan go into the sanitize stage's ``rounds``; only the last round's model,
+re-scan and re-check speak for the output (``stopped`` says why the rounds ended).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crowguard.policy import Policy
+from crowguard.progress import ProgressSink
+from crowguard.sanitize import CleanSet, SanitizeConfig, SanitizeOutcome, sanitize_model
+from crowguard.sanitize.guided import Guide, merge_guides
+from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
+
+# a scan's candidates worth unlearning before any round: those that steer at least this share of the
+# threshold (a backdoor's trigger found in part steers less than the whole, but far more than noise)
+GUIDE_SHARE_OF_THRESHOLD = 0.5
+STOP_CLEAN = "the re-scan and the re-check no longer flag the model"
+STOP_LIMIT = "the policy's sanitize.max_rounds was reached"
+STOP_ONE = "one round: the method is not guided"
+STOP_UNSCANNED = "no behavioural re-scan was asked for"
+
+Rescan = Callable[[Path], tuple[BehaviourScanResult | None, BehaviourScanResult | None]]
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """The rounds' last training outcome, its re-scan and re-check, and each round's summary."""
+
+    outcome: SanitizeOutcome
+    rescan: BehaviourScanResult | None
+    recheck: BehaviourScanResult | None
+    summaries: tuple[dict[str, Any], ...]
+    stopped: str
+
+
+def first_guides(scan: BehaviourScanResult | None, policy: Policy, given: tuple[Guide, ...]) -> tuple[Guide, ...]:
+    """The user's candidates, then the input scan's that steer at least half the threshold."""
+    found = () if scan is None else scan.steering(policy.behaviour_scan.threshold * GUIDE_SHARE_OF_THRESHOLD)
+    return merge_guides(given, _guides(found, "scan"))
+
+
+def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, policy: Policy, *,
+                       guides: tuple[Guide, ...], rescan: Rescan | None, progress: ProgressSink,
+                       train: Callable[..., SanitizeOutcome] = sanitize_model, **training: Any) -> Rounds:
+    """Train into ``dest`` (the last round's model) and re-scan each round; ``training`` goes to ``train``.
+
+    ``training`` holds sanitize_model's keywords (clean data, adapter, runtime, checkpoints, resume);
+    a second round starts from the first round's output, keeps the clean set and trains a fresh adapter.
+    """
+    limit = policy.sanitize.max_rounds if config.method == "guided" and dest is not None else 1
+    if dest is None:  # a non-main process of a distributed run: it trains, the main process writes and scans
+        outcome = train(model, None, config, progress=progress, guides=guides, **training)
+        return Rounds(outcome, None, None, (), STOP_UNSCANNED)
+    work = Path(tempfile.mkdtemp(prefix=".crowguard-rounds-", dir=dest.absolute().parent)) if limit > 1 else None
+    summaries: list[dict[str, Any]] = []
+    source, clean = model, training.pop("clean_data", None)
+    try:
+        for number in range(1, limit + 1):
+            if limit > 1:
+                progress.phase(f"guided round {number} of at most {limit} ({len(guides)} candidate(s))")
+            out = dest if work is None else work / f"round-{number}"
+            out.mkdir(exist_ok=True)
+            extra = training if number == 1 else {**training, "adapter": None, "resume": False,
+                                                  "checkpoint_dir": None if work is None else work / f"state-{number}"}
+            outcome = train(source, out, config, clean_data=clean, progress=progress, guides=guides, **extra)
+            clean = outcome.clean if isinstance(outcome.clean, CleanSet) else clean
+            scanned, rechecked = rescan(out) if rescan is not None else (None, None)
+            summaries.append(_summary(number, outcome, scanned, rechecked))
+            flagged = any(s is not None and (s.flagged or s.failed) for s in (scanned, rechecked))
+            stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if limit == 1 else
+                       STOP_CLEAN if not flagged else STOP_LIMIT if number == limit else "")
+            if stopped:
+                if out != dest:
+                    for item in out.iterdir():
+                        shutil.move(str(item), dest / item.name)
+                return Rounds(outcome, scanned, rechecked, tuple(summaries), stopped)
+            threshold = policy.behaviour_scan.threshold
+            still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(threshold)]
+            guides = merge_guides(guides, _guides(still, f"re-scan round {number}"))
+            source = out
+        raise AssertionError("unreachable: the last round always stops")
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _guides(candidates: tuple[TriggerCandidate, ...] | list[TriggerCandidate], source: str) -> tuple[Guide, ...]:
+    return tuple(Guide(c.text, c.mode, source) for c in candidates if c.text.strip())
+
+
+def _summary(number: int, outcome: SanitizeOutcome, scanned: BehaviourScanResult | None,
+             rechecked: BehaviourScanResult | None) -> dict[str, Any]:
+    curve = outcome.train.curve
+    return {
+        "round": number, "guides": [{"text": g.text, "position": g.mode, "source": g.source} for g in outcome.guides],
+        "examples": outcome.examples, "steps": outcome.train.steps,
+        "last_loss": curve[-1] if curve else None,
+        "rescan": _scan_summary(scanned), "recheck": _scan_summary(rechecked),
+    }
+
+
+def _scan_summary(scan: BehaviourScanResult | None) -> dict[str, Any] | None:
+    if scan is None:
+        return None
+    return {"flagged": scan.flagged, "status": scan.stage.status, "score": scan.score,
+            "steering": [{"text": c.text, "target_share": c.target_share} for c in scan.candidates[:3]]}
