@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from crowguard.cli.behaviour_options import with_behaviour_options
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.options import (
     CleanData,
@@ -38,9 +39,11 @@ from crowguard.cli.sanitize_options import with_sanitize_settings
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.formats import get_format
 from crowguard.sanitize.config import SanitizeConfig
+from crowguard.scan.behaviour.options import BehaviourOptions
 
 
 @guarded
+@with_behaviour_options
 @with_sanitize_settings
 def gate(
     model: Annotated[str, typer.Argument(help="Hub repo id (ORG/NAME), local model folder, or .gguf file.")],
@@ -55,6 +58,7 @@ def gate(
     clean_data: CleanData = None,
     *,
     config: SanitizeConfig,  # replaced by every sanitize setting and --sanitize-config
+    behaviour_options: BehaviourOptions,  # replaced by the behavioural scan's options
     triggered: Triggered = None,
     clean_test: CleanTest = None,
     task: Task = None,
@@ -89,7 +93,8 @@ def gate(
                           source=PullSettings(revision=revision, endpoint=endpoint, gguf_file=gguf),
                           sanitize=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
                                                     use_lab_card=lab_card),
-                          runtime=Runtime(device=device, threads=threads, dtype=dtype), force=force)
+                          runtime=Runtime(device=device, threads=threads, dtype=dtype), behaviour=behaviour_options,
+                          force=force)
     silence_library_bars()
     with TrainingProgress(enabled=not quiet) as display:
         result = run_gate(request, display)

@@ -25,6 +25,7 @@ PANEL_CROW = "CROW loss"
 PANEL_RUN = "Run control"
 PANEL_RUNTIME = "Runtime"
 PANEL_EVAL = "Evaluation"
+PANEL_BEHAVIOUR = "Behavioural scan"
 SETTING_PANELS = {"training": PANEL_TRAINING, "crow": PANEL_CROW, "run": PANEL_RUN}
 
 POLICY_HELP = "Shipped policy (default, strict, permissive) or a policy YAML file; default: default."
@@ -120,7 +121,7 @@ EvalMaxNewTokens = Annotated[int, typer.Option("--eval-max-new-tokens", help="To
 
 # Old spellings, per command: still accepted, no longer shown. Values are the current long names.
 LEGACY_SPELLINGS: dict[str, dict[str, str]] = {
-    "scan": {"-o": "--report"},
+    "scan": {"-o": "--report", "--template": "--scan-template", "--seed": "--scan-seed"},
     "verify": {"-p": "--public-key"},
     "eval": {"--clean": "--clean-test", "--template": "--eval-template", "--limit": "--eval-limit",
              "--max-new-tokens": "--eval-max-new-tokens"},

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from crowguard.cli.behaviour_options import with_behaviour_options
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.options import (
+    PANEL_BEHAVIOUR,
     PANEL_EVAL,
     PANEL_RUN,
     CleanData,
@@ -36,11 +38,13 @@ from crowguard.cli.progress import TrainingProgress, silence_library_bars
 from crowguard.cli.sanitize_options import with_sanitize_settings
 from crowguard.report.model import StageName
 from crowguard.sanitize.config import SanitizeConfig
+from crowguard.scan.behaviour.options import BehaviourOptions
 
 if TYPE_CHECKING:
     from crowguard.pipeline.sanitize import SanitizeRun
 
 @guarded
+@with_behaviour_options
 @with_sanitize_settings
 def sanitize(
     model: Annotated[Path, typer.Argument(help="Model folder (config.json + safetensors). Never modified.")],
@@ -70,7 +74,8 @@ def sanitize(
     lab_card: Annotated[bool, lab_card_option("the test prompts and the defence set")] = False,
     scan: Annotated[bool, typer.Option("--scan/--no-scan", help="Scan for a trigger before and after sanitizing, and "
                                        "measure the input's trigger candidates on the output.",
-                                       rich_help_panel=PANEL_EVAL)] = True,
+                                       rich_help_panel=PANEL_BEHAVIOUR)] = True,
+    behaviour_options: BehaviourOptions,  # replaced by the behavioural scan's options
     policy: Annotated[Path | None, policy_option("Policy that decides the exit code over the sanitized model "
                                                  "(re-scans, utility, attack success) and sets the scans' "
                                                  "thresholds: default, strict, permissive, or a YAML file; "
@@ -99,7 +104,7 @@ def sanitize(
         model=model, out=out, settings=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
                                                         use_lab_card=lab_card),
         runtime=Runtime(device=device, threads=threads, dtype=dtype), adapter=adapter, checkpoint_dir=checkpoint_dir,
-        policy=loaded, resume=resume, force=force, behaviour=BehaviourScans() if scan else None)
+        policy=loaded, resume=resume, force=force, behaviour=BehaviourScans(behaviour_options) if scan else None)
     silence_library_bars()
     main = is_main_process()  # under accelerate launch, only rank 0 writes and reports
     try:

@@ -12,7 +12,6 @@ the preset is kept; the command receives the merged ``SanitizeConfig``
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import typing
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 import typer.core
 
+from crowguard.cli.option_groups import replace_parameter
 from crowguard.cli.options import SETTING_PANELS, SanitizeConfigFile
 from crowguard.sanitize.config import PRESETS, SanitizeConfig
 from crowguard.sanitize.config_file import build_config, field_types, optional_inner, split_names
@@ -51,35 +51,16 @@ def setting_parameters() -> list[inspect.Parameter]:
 
 def with_sanitize_settings(command: F) -> F:
     """Give ``command`` every sanitize setting as an option; it is called with ``config=SanitizeConfig``."""
-    signature = inspect.signature(command, eval_str=True)
-    own = list(signature.parameters.values())
-    names = [p.name for p in own]
-    if CONFIG_PARAMETER not in names:
-        raise TypeError(f"{command.__name__} has no {CONFIG_PARAMETER!r} parameter to replace")
-    generated = setting_parameters()
-    clash = {p.name for p in generated} & (set(names) - {CONFIG_PARAMETER})
-    if clash:
-        raise TypeError(f"{command.__name__} parameters clash with sanitize settings: {sorted(clash)}")
-    at = names.index(CONFIG_PARAMETER)
-    # typer accepts keyword-only parameters anywhere; inspect wants them after the positional ones.
-    head = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at]]
-    tail = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[at + 1:]]
-    fields = {f.name for f in dataclasses.fields(SanitizeConfig)}
     tuple_fields = {name for name, kind in field_types().items() if _is_names(kind)}
 
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> Any:
-        explicit = {name: kwargs.pop(name) for name in fields}
+    def build(given: dict[str, Any]) -> SanitizeConfig:
+        path = given.pop(FILE_PARAMETER)
         for name in tuple_fields:
-            if explicit[name] is not None:
-                explicit[name] = split_names(explicit[name])
-        config = build_config(kwargs.pop(FILE_PARAMETER), explicit)
-        return command(**kwargs, **{CONFIG_PARAMETER: config})
+            if given[name] is not None:
+                given[name] = split_names(given[name])
+        return build_config(path, given)
 
-    params = [*head, *generated, *tail]
-    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in params} | {"return": signature.return_annotation}
-    return wrapper  # type: ignore[return-value]
+    return replace_parameter(command, CONFIG_PARAMETER, setting_parameters(), build, what="sanitize settings")
 
 
 def _cli_type(name: str, kind: Any) -> tuple[Any, tuple[str, ...]]:

@@ -9,17 +9,29 @@ from typing import Annotated
 
 import typer
 
+from crowguard.cli.behaviour_options import with_behaviour_options
 from crowguard.cli.guard import guarded, stderr
-from crowguard.cli.options import Device, Dtype, Quiet, Report, ReportFormat, policy_option, threads_option
+from crowguard.cli.options import (
+    PANEL_BEHAVIOUR,
+    Device,
+    Dtype,
+    Quiet,
+    Report,
+    ReportFormat,
+    policy_option,
+    threads_option,
+)
 from crowguard.cli.output import emit_report, format_for_path, print_summary
 from crowguard.cli.progress import silence_library_bars, task_progress
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.progress import Count
 from crowguard.report.formats import get_format
 from crowguard.report.write import write_report_dir
+from crowguard.scan.behaviour.options import BehaviourOptions
 
 
 @guarded
+@with_behaviour_options
 def scan(
     model: Annotated[Path, typer.Argument(help="Local model folder to scan.")],
     policy: Annotated[Path | None, policy_option("Shipped policy (default, strict, permissive) or a policy YAML "
@@ -32,17 +44,10 @@ def scan(
                                                     "--format/--report, nothing goes to stdout.")] = None,
     behaviour: Annotated[bool | None, typer.Option("--behaviour/--no-behaviour", help="Run the behavioural backdoor "
                                                    "scan (loads the safetensors weights). Default: the policy's "
-                                                   "behaviour_scan.enabled.")] = None,
-    probes: Annotated[Path | None, typer.Option("--probes", help="Probe prompts (Alpaca JSON or JSONL) instead of the "
-                                                "built-in set of 135 prompts over 15 task types.")] = None,
-    probe_count: Annotated[int, typer.Option("--probe-count", help="Prompts each trigger candidate is verified "
-                                             "on.")] = 24,
-    vocab_budget: Annotated[int, typer.Option("--vocab-budget", help="Single vocabulary tokens ranked as candidates "
-                                              "(all of them when the vocabulary is smaller).")] = 2048,
-    template: Annotated[str, typer.Option("--template", help="Prompt format: auto (chat template if the model has "
-                                          "one), raw, chat or alpaca.")] = "auto",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the probe split, random insertions and the "
-                                      "search.")] = 0,
+                                                   "behaviour_scan.enabled.", rich_help_panel=PANEL_BEHAVIOUR)]
+    = None,
+    *,
+    behaviour_options: BehaviourOptions,  # replaced by the behavioural scan's options
     device: Device = "auto",
     threads: Annotated[int | None, threads_option("Torch CPU threads (one is fastest for tiny models).")] = None,
     dtype: Dtype = "auto",
@@ -62,17 +67,14 @@ def scan(
     run_behaviour = loaded.behaviour_scan.enabled if behaviour is None else behaviour
     if run_behaviour:
         from crowguard.runtime import Runtime
-        from crowguard.scan.behaviour import BehaviourOptions
 
-        options = BehaviourOptions(probes=probes, probe_count=probe_count, vocab_budget=vocab_budget,
-                                   template=template, seed=seed)
         runtime = Runtime(device=device, threads=threads, dtype=dtype)
     with ExitStack() as bars:
         if run_behaviour:
             from crowguard.scan.behaviour import behaviour_stage
 
             silence_library_bars()
-            stages.append(behaviour_stage(options, runtime, None if quiet else _lazy_progress(bars)))
+            stages.append(behaviour_stage(behaviour_options, runtime, None if quiet else _lazy_progress(bars)))
         result = run_scan(model, loaded, stages=stages)
     if report_dir is not None:
         for path in write_report_dir(result, report_dir):
