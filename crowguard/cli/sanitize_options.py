@@ -1,4 +1,4 @@
-"""One command-line option per ``SanitizeConfig`` field, generated from the field's metadata.
+"""One command-line option per ``SanitizeConfig`` setting, generated from the field's metadata.
 
 ``@with_sanitize_settings`` replaces a command's ``config: SanitizeConfig`` parameter with
 ``--sanitize-config FILE`` and one option per field (``lora_targets`` -> ``--lora-targets``), its help
@@ -22,7 +22,7 @@ import typer
 import typer.core
 
 from crowguard.cli.options import SETTING_PANELS, SanitizeConfigFile
-from crowguard.sanitize.config import PRESETS, SanitizeConfig
+from crowguard.sanitize.config import PRESETS, setting_fields
 from crowguard.sanitize.config_file import build_config, field_types, optional_inner, split_names
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +40,7 @@ def setting_parameters() -> list[inspect.Parameter]:
     params = [inspect.Parameter(FILE_PARAMETER, inspect.Parameter.KEYWORD_ONLY, default=None,
                                 annotation=SanitizeConfigFile)]
     kinds = field_types()
-    for field in dataclasses.fields(SanitizeConfig):
+    for field in setting_fields():
         cli_type, decls = _cli_type(field.name, kinds[field.name])
         panel = SETTING_PANELS.get(field.metadata.get("group", ""))
         option = typer.Option(*decls, help=_help(field), rich_help_panel=panel)
@@ -64,7 +64,7 @@ def with_sanitize_settings(command: F) -> F:
     # typer accepts keyword-only parameters anywhere; inspect wants them after the positional ones.
     head = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at]]
     tail = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[at + 1:]]
-    fields = {f.name for f in dataclasses.fields(SanitizeConfig)}
+    fields = {f.name for f in setting_fields()}
     tuple_fields = {name for name, kind in field_types().items() if _is_names(kind)}
 
     @functools.wraps(command)
