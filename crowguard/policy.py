@@ -121,10 +121,11 @@ class Policy(_Strict):
         findings: list[Finding] = [f for s in stages for f in s.findings]
         counts = severity_counts(findings)
         failed_stages = [s for s in stages if s.status == "failed"]
-        blocking = [f for f in findings if f.severity >= self.fail_on]
+        blocking = [(s.name, f) for s in stages for f in s.findings if f.severity >= self.fail_on]
         reasons = [f"stage {s.name} could not finish: {'; '.join(s.errors) or 'no detail'}" for s in failed_stages]
-        reasons += [f"{f.rule_id} ({f.severity.value}) {f.title}" + (f" in {f.file}" if f.file else "")
-                    for f in blocking]
+        # the stage last: the same trigger can block from the re-scan and the re-check (the rule id stays first)
+        reasons += [f"{f.rule_id} ({f.severity.value}) {f.title}" + (f" in {f.file}" if f.file else "") + f" [{name}]"
+                    for name, f in blocking]
         if failed_stages:
             code = ExitCode.TOOL_ERROR
         elif blocking:

@@ -132,14 +132,15 @@ def _type_text(info: FieldInfo, *, markdown: bool) -> str:
     if typing.get_origin(annotation) is tuple:
         (literal, _) = typing.get_args(annotation)
         return "list of " + ", ".join(quote(v) for v in typing.get_args(literal))
-    if annotation is float:
+    if annotation in (float, int):
+        noun = "number" if annotation is float else "integer"
         low = [f"{m.gt} <" for m in info.metadata if isinstance(m, Gt)] + [
             f"{m.ge} <=" for m in info.metadata if isinstance(m, Ge)]
         high = [f"<= {m.le}" for m in info.metadata if isinstance(m, Le)]
         if low and not high:  # "number >= 0" reads better than "0 <= number"
             bound, _, op = low[0].partition(" ")
-            return f"number {op.replace('<', '>')} {bound}"
-        return " ".join([*low, "number", *high])
+            return f"{noun} {op.replace('<', '>')} {bound}"
+        return " ".join([*low, noun, *high])
     raise TypeError(f"policy_docs cannot describe the type of a field annotated {annotation!r}: teach _type_text")
 
 

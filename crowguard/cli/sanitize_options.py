@@ -1,4 +1,4 @@
-"""One command-line option per ``SanitizeConfig`` field, generated from the field's metadata.
+"""One command-line option per ``SanitizeConfig`` setting, generated from the field's metadata.
 
 ``@with_sanitize_settings`` replaces a command's ``config: SanitizeConfig`` parameter with
 ``--sanitize-config FILE`` and one option per field (``lora_targets`` -> ``--lora-targets``), its help
@@ -22,7 +22,7 @@ import typer.core
 
 from crowguard.cli.option_groups import replace_parameter
 from crowguard.cli.options import SETTING_PANELS, SanitizeConfigFile
-from crowguard.sanitize.config import PRESETS, SanitizeConfig
+from crowguard.sanitize.config import PRESETS, SanitizeConfig, setting_fields
 from crowguard.sanitize.config_file import build_config, field_types, optional_inner, split_names
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +40,7 @@ def setting_parameters() -> list[inspect.Parameter]:
     params = [inspect.Parameter(FILE_PARAMETER, inspect.Parameter.KEYWORD_ONLY, default=None,
                                 annotation=SanitizeConfigFile)]
     kinds = field_types()
-    for field in dataclasses.fields(SanitizeConfig):
+    for field in setting_fields():
         cli_type, decls = _cli_type(field.name, kinds[field.name])
         panel = SETTING_PANELS.get(field.metadata.get("group", ""))
         option = typer.Option(*decls, help=_help(field), rich_help_panel=panel)

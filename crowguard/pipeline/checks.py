@@ -1,7 +1,8 @@
 """The checks over what sanitizing left: attack success against the policy, and utility kept.
 
 Both take typed evaluation results and return a report stage whose finding (if any) the verdict
-counts; ``sanitize`` and ``gate`` run the same checks, so they decide alike.
+counts; ``sanitize`` and ``gate`` run the same checks, so they decide alike. The gate also checks
+attack success on a model it did not sanitize; the finding's advice says which case it is.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from pydantic import JsonValue
 
 from crowguard.evaluate import EvalResult
 from crowguard.evaluate.result import as_reported
+from crowguard.pipeline.remediation import AFTER_SANITIZING, BEFORE_SANITIZING_ATTACK
 from crowguard.policy import Policy
 from crowguard.report.model import Finding, Severity, StageName, StageResult
 
 
-def attack_success_check(evaluated: EvalResult, policy: Policy) -> StageResult:
-    """The emitted model's measured attack success (less its rate on clean prompts) against the policy."""
+def attack_success_check(evaluated: EvalResult, policy: Policy, *, sanitized: bool) -> StageResult:
+    """The emitted model's measured attack success (less its rate on clean prompts) against the policy.
+
+    ``sanitized``: the model was sanitized in this run (the advice is then to reject it or sanitize harder).
+    """
     asr, clean_rate = as_reported(evaluated.asr), as_reported(evaluated.clean_trigger_rate)
     if asr is None:
         return StageResult(name=StageName.ATTACK_SUCCESS, status="skipped",
@@ -30,8 +35,7 @@ def attack_success_check(evaluated: EvalResult, policy: Policy) -> StageResult:
         title="the model still follows the trigger on the test prompts",
         evidence=f"attack success {asr:.2f} on triggered prompts against {clean_rate or 0:.2f} on clean ones "
                  f"(excess {excess:.2f} > max_attack_success {policy.max_attack_success})",
-        remediation="do not deploy this model; sanitize with stronger settings (more epochs, higher lr or alpha) "
-                    "and check utility, or reject the model",
+        remediation=AFTER_SANITIZING if sanitized else BEFORE_SANITIZING_ATTACK,
         details=metrics)
     return StageResult(name=StageName.ATTACK_SUCCESS, findings=(finding,), metrics=metrics)
 
@@ -45,7 +49,8 @@ def utility_check(before: EvalResult | None, after: EvalResult | None, policy: P
             rule_id="CG-SANITIZE-UTILITY-UNMEASURED", severity=Severity.MEDIUM,
             title="utility after sanitizing was not measured",
             evidence="no clean test set with reference answers was given, so perplexity could not be compared",
-            remediation="pass --clean-test FILE (Alpaca records with outputs) so the gate can check utility")
+            remediation="pass --clean-test FILE (Alpaca records with outputs) so that utility after sanitizing can "
+                        "be measured")
         return StageResult(name=StageName.UTILITY, findings=(finding,))
     ratio = ppl_before / ppl_after
     metrics: dict[str, JsonValue] = {"perplexity_before": ppl_before, "perplexity_after": ppl_after,

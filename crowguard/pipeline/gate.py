@@ -24,6 +24,7 @@ from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.errors import UsageError
 from crowguard.pipeline.checks import attack_success_check
 from crowguard.pipeline.evaluation import evaluation_stage
+from crowguard.pipeline.remediation import answered_by_sanitizing
 from crowguard.pipeline.sanitize import (
     BehaviourScans,
     SanitizeRequest,
@@ -151,12 +152,14 @@ def _model_stages(request: GateRequest, progress: ProgressSink, work: Path, fold
             progress.phase("evaluating the model")
             evaluated = evaluation_stage(StageName.EVAL, folder, settings.evaluation, runtime=request.runtime,
                                          progress=Prefixed(progress, "eval model"))
-            check = attack_success_check(evaluated.result, policy)
+            check = attack_success_check(evaluated.result, policy, sanitized=False)
             stages += [evaluated.stage, check]
             counted.append(check)
         return folder
     progress.phase("sanitizing with CROW" + (" (the scan flagged the model)" if flagged else
                                              " (the policy requires it)"))
+    if scan is not None:  # its advice (sanitize) is what the gate now does
+        stages[stages.index(scan.stage)] = answered_by_sanitizing(scan.stage)
     sanitized = work / "sanitized"
     scans = None if scan is None or request.behaviour is None else BehaviourScans(request.behaviour, scan)
     run = run_sanitize(SanitizeRequest(model=folder, out=sanitized, settings=settings, runtime=request.runtime,

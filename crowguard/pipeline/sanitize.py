@@ -29,6 +29,7 @@ from crowguard.evaluate.result import as_reported
 from crowguard.models import inspect_folder
 from crowguard.pipeline.checks import attack_success_check, utility_check
 from crowguard.pipeline.evaluation import Evaluation, evaluation_stage
+from crowguard.pipeline.remediation import after_sanitizing, answered_by_sanitizing
 from crowguard.pipeline.rounds import first_guides, sanitize_in_rounds
 from crowguard.policy import Policy
 from crowguard.progress import NO_PROGRESS, Prefixed, ProgressSink
@@ -39,8 +40,6 @@ from crowguard.sanitize.data import clean_set_from_records
 from crowguard.sanitize.guided import Guide
 from crowguard.scan.behaviour import BehaviourOptions, BehaviourScanResult, behaviour_scan, measure_candidates
 
-AFTER_SANITIZING = ("Sanitizing did not remove this: do not deploy the model. Reject it, or sanitize again with "
-                    "stronger settings (more epochs, a higher lr or alpha, more clean data) and check utility.")
 EFFECT_KEYS = ("asr", "clean_trigger_rate", "clean_accuracy", "triggered_accuracy", "perplexity")
 
 
@@ -155,7 +154,7 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
             progress.phase("scanning the input model for a trigger")
             scan_before = behaviour_scan(request.model, request.policy, options=scans.options, runtime=runtime,
                                          progress=Prefixed(progress, "behaviour scan").count)
-            stages.append(scan_before.stage)
+            stages.append(answered_by_sanitizing(scan_before.stage))
     before = after = None
     if spec is not None:
         progress.phase("evaluating the input model")
@@ -207,7 +206,7 @@ def _checks(before: Evaluation | None, after: Evaluation | None, policy: Policy)
     """Utility kept and, when the test prompts were evaluated, attack success: the gate's checks."""
     checks = [utility_check(before.result if before else None, after.result if after else None, policy)]
     if after is not None:
-        checks.append(attack_success_check(after.result, policy))
+        checks.append(attack_success_check(after.result, policy, sanitized=True))
     return tuple(checks)
 
 
@@ -228,9 +227,7 @@ def _scans_after(folder: Path, *, scans: BehaviourScans, policy: Policy, before:
 
 def _after_sanitizing(scan: BehaviourScanResult, name: StageName) -> BehaviourScanResult:
     """A scan of the sanitized model, named as such, its findings advising what fits after sanitizing."""
-    findings = tuple(f.model_copy(update={"remediation": AFTER_SANITIZING}) for f in scan.stage.findings)
-    return BehaviourScanResult(scan.stage.model_copy(update={"name": name.value, "findings": findings}),
-                               scan.candidates, scan.derived_probes, scan.score)
+    return BehaviourScanResult(after_sanitizing(scan.stage, name), scan.candidates, scan.derived_probes, scan.score)
 
 
 def effects(before: EvalResult, after: EvalResult) -> tuple[Effect, ...]:

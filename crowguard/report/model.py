@@ -218,6 +218,11 @@ class Report(_Frozen):
         """All findings of all stages, in stage order."""
         return tuple(f for stage in self.stages for f in stage.findings)
 
+    @property
+    def staged_findings(self) -> tuple[tuple[str, Finding], ...]:
+        """Each finding with the name of the stage that found it, in stage order (for formats that list flat)."""
+        return tuple((stage.name, f) for stage in self.stages for f in stage.findings)
+
     def stage(self, name: StageName | str) -> StageResult | None:
         """The last stage result of that name, or None."""
         found = [s for s in self.stages if s.name == name]

@@ -29,6 +29,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    """The ``--sanitize-config`` file a config was read from: the path as given and the sha256 of its bytes."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class SanitizeConfig:
     """Training settings. ``eps_mode='relative'`` scales eps by the embedding rows' RMS entry size.
 
@@ -83,6 +91,8 @@ class SanitizeConfig:
         "help": "Tokens generated per instruction when the clean set is self-distilled.", "group": "training"})
     max_shard_size: str = dataclasses.field(default="2GB", metadata={
         "help": "Largest safetensors shard of the sanitized model, e.g. 500MB.", "group": "run"})
+    # where the settings came from, for the report: not a setting (no option, not in a file, not compared)
+    config_file: ConfigFile | None = dataclasses.field(default=None, compare=False, metadata={"setting": False})
 
     def __post_init__(self) -> None:
         check = FieldChecks(OWNER, self)
@@ -112,7 +122,7 @@ class SanitizeConfig:
         if preset not in PRESETS:
             invalid(OWNER, "preset", preset, f"one of {', '.join(PRESETS)}", hint=f"use one of: {', '.join(PRESETS)}")
         values = {**PRESETS[preset], **{k: v for k, v in options.items() if v is not None}}
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in setting_fields()}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ConfigError(f"unknown sanitize option(s): {', '.join(unknown)}", hint="check the option names")
@@ -132,7 +142,11 @@ class SanitizeConfig:
     def training_fingerprint(self) -> dict[str, Any]:
         """The settings that must match for a checkpoint to be resumed."""
         data = self.as_dict()
-        for name in ("checkpoint_every", "max_shard_size", "distill_max_new_tokens"):
+        for name in ("checkpoint_every", "max_shard_size", "distill_max_new_tokens", "config_file"):
             data.pop(name)
         return data
 
+
+def setting_fields() -> tuple[dataclasses.Field[Any], ...]:
+    """The fields of ``SanitizeConfig`` that are settings (each an option and a file key), in order."""
+    return tuple(f for f in dataclasses.fields(SanitizeConfig) if f.metadata.get("setting", True))

@@ -3,12 +3,14 @@
 The file is a mapping whose keys are ``SanitizeConfig`` field names (``preset`` included), read with
 the strict loader. Precedence, lowest first: the defaults, the preset, the file, explicit command-line
 values. An unknown key, a value of the wrong type or one out of range is a ``ConfigError`` (exit 2)
-naming the file, the key and what is allowed.
+naming the file, the key and what is allowed. The config records the file it was read from (path
+as given, sha256), which the sanitize and gate reports carry in their settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import types
 import typing
 from functools import cache
@@ -17,7 +19,7 @@ from typing import Any
 
 from crowguard.errors import ConfigError
 from crowguard.safe_yaml import load_yaml_file
-from crowguard.sanitize.config import SanitizeConfig
+from crowguard.sanitize.config import ConfigFile, SanitizeConfig, setting_fields
 
 WHAT = "sanitize config file"
 EXAMPLE = "the README's `--sanitize-config` example"
@@ -27,7 +29,7 @@ EXAMPLE = "the README's `--sanitize-config` example"
 def field_types() -> dict[str, Any]:
     """Each SanitizeConfig field's resolved type (``Literal``, ``int | None``, ``tuple[str, ...]``...)."""
     hints = typing.get_type_hints(SanitizeConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(SanitizeConfig)}
+    return {f.name: hints[f.name] for f in setting_fields()}
 
 
 def optional_inner(kind: Any) -> tuple[Any, bool]:
@@ -72,7 +74,11 @@ def build_config(path: Path | None, explicit: dict[str, Any]) -> SanitizeConfig:
             raise ConfigError(f"{WHAT} {path}: {exc.message}", hint=exc.hint) from None
         given.setdefault("preset", file_preset)
     preset = given.pop("preset", "default")
-    return SanitizeConfig.from_options(preset, **{**from_file, **given})
+    config = SanitizeConfig.from_options(preset, **{**from_file, **given})
+    if path is None:
+        return config
+    record = ConfigFile(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    return dataclasses.replace(config, config_file=record)
 
 
 def _checked(path: Path, name: str, value: Any, kind: Any) -> Any:

@@ -3,7 +3,7 @@ and ``gate`` (generated from ``SanitizeConfig``), and the old spellings still ac
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from crowguard.cli.app import app
 from crowguard.cli.options import LEGACY_SPELLINGS
 from crowguard.cli.sanitize_options import flag
-from crowguard.sanitize.config import SanitizeConfig
+from crowguard.sanitize.config import SanitizeConfig, setting_fields
 
 runner = CliRunner()
 SHORT_FLAGS = {"-o": "--out", "-r": "--report", "-f": "--format", "-p": "--policy", "-k": "--key",
@@ -65,10 +65,11 @@ def test_no_command_is_registered_twice() -> None:
 @pytest.mark.parametrize("name", ["sanitize", "gate"])
 def test_every_sanitize_setting_is_an_option(name: str) -> None:
     longs = _long_names(_command(name))
-    assert {flag(f.name) for f in dataclasses.fields(SanitizeConfig)} <= longs
+    assert {flag(f.name) for f in setting_fields()} <= longs
+    assert "--config-file" not in longs  # where the settings came from is a record, not a setting
     assert "--sanitize-config" in longs
     shown = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"}).stdout
-    for field in dataclasses.fields(SanitizeConfig):
+    for field in setting_fields():
         assert flag(field.name) in shown, field.name
     assert "--sanitize-config" in shown and "[default: 5.5; refusal 11]" in shown
 
@@ -140,6 +141,7 @@ def test_gate_report_records_the_file_and_the_flags(tiny_model_dir: Path, tmp_pa
     assert settings["lr"] == 1e-4 and settings["lora_targets"] == ["q_proj", "v_proj"]
     assert settings["max_shard_size"] == "500MB"
     assert settings["epochs"] == 3  # the flag beats the file
+    assert settings["config_file"] == {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def test_sanitize_report_records_the_file_and_the_flags(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -157,6 +159,7 @@ def test_sanitize_report_records_the_file_and_the_flags(tiny_model_dir: Path, tm
     assert settings["alpha"] == 2.5 and settings["max_length"] == 64 and settings["max_steps"] == 1
     assert settings["seed"] == 3  # the flag beats the file
     assert settings["lora_targets"] == ["q_proj", "o_proj"]
+    assert settings["config_file"] == {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def test_precedence_defaults_preset_file_flags(tmp_path: Path) -> None:
@@ -165,5 +168,21 @@ def test_precedence_defaults_preset_file_flags(tmp_path: Path) -> None:
     path = _config_file(tmp_path, "alpha: 8\nlr: 0.002\n")
     assert build_config(None, {"preset": "refusal"}).alpha == 11.0
     assert build_config(path, {"preset": "refusal"}).alpha == 8.0  # a value the file names beats the preset
-    assert build_config(path, {"alpha": 3.0, "lr": None}).as_dict() | {} == \
-        SanitizeConfig(alpha=3.0, lr=0.002).as_dict()  # None means "not given"
+    assert build_config(path, {"alpha": 3.0, "lr": None}) == \
+        SanitizeConfig(alpha=3.0, lr=0.002)  # None means "not given"
+
+
+def test_the_config_records_its_file_by_path_and_sha256(tmp_path: Path) -> None:
+    import hashlib
+
+    from crowguard.sanitize.config_file import build_config
+
+    path = _config_file(tmp_path, "alpha: 8\n")
+    config = build_config(path, {})
+    assert config.config_file is not None and config.config_file.path == str(path)
+    assert config.config_file.sha256 == hashlib.sha256(b"alpha: 8\n").hexdigest()
+    assert config.as_dict()["config_file"] == {"path": str(path), "sha256": config.config_file.sha256}
+    assert build_config(None, {}).as_dict()["config_file"] is None
+    assert "config_file" not in config.training_fingerprint()  # a resume may name the same settings elsewhere
+    empty = _config_file(tmp_path, "")
+    assert build_config(empty, {}).config_file.sha256 == hashlib.sha256(b"").hexdigest()

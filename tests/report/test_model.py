@@ -5,9 +5,11 @@ import json
 import pydantic
 import pytest
 
+from crowguard.pipeline.remediation import AFTER_SANITIZING, ANSWERED_BY_SANITIZING
 from crowguard.report.formats import FORMATS, get_format
 from crowguard.report.model import Finding, Report, Severity, Source, StageResult
 from crowguard.report.schema import SCHEMA_PATH, generate_schema
+from tests.report.gate_report import TRIGGER, surviving_trigger_report
 
 
 def _report() -> Report:
@@ -62,3 +64,22 @@ def test_secret_keys_are_redacted(key: str) -> None:
 @pytest.mark.parametrize("key", ["max_new_tokens", "distill_max_new_tokens", "perplexity_tokens"])
 def test_token_counts_are_not_secrets(key: str) -> None:
     assert Report(command="scan", settings={key: 128}).settings[key] == 128
+
+
+def test_json_keeps_each_finding_under_the_stage_that_found_it() -> None:
+    report = surviving_trigger_report()
+    stages = json.loads(get_format("json").render(report))["stages"]
+    found = {s["name"]: [(f["rule_id"], f["remediation"]) for f in s["findings"]] for s in stages if s["findings"]}
+    assert found["behaviour-scan"] == [(TRIGGER.rule_id, ANSWERED_BY_SANITIZING)]
+    assert found["behaviour-rescan"] == found["behaviour-recheck"] == [(TRIGGER.rule_id, AFTER_SANITIZING)]
+    pairs = report.staged_findings
+    assert [name for name, _ in pairs] == [s["name"] for s in stages for _ in s["findings"]]
+    assert tuple(f for _, f in pairs) == report.findings
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_every_format_names_each_findings_stage_and_its_advice(name: str) -> None:
+    text = get_format(name).render(surviving_trigger_report())
+    for stage in ("behaviour-scan", "behaviour-rescan", "behaviour-recheck", "attack-success"):
+        assert stage in text, stage
+    assert ANSWERED_BY_SANITIZING.split(":")[0] in text and AFTER_SANITIZING.split(":")[0] in text

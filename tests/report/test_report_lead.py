@@ -1,14 +1,17 @@
-"""Markdown and HTML lead with the answer: verdict, before/after table, why, then stages in fitting words."""
+"""Markdown and HTML lead with the answer: verdict, before/after table, why, findings by stage, then stages in
+fitting words."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
 
+from crowguard.pipeline.remediation import AFTER_SANITIZING, ANSWERED_BY_SANITIZING
 from crowguard.report.formats import get_format
 from crowguard.report.model import Report, StageResult
-from tests.report.gate_report import gate_report
+from tests.report.gate_report import TRIGGER, gate_report, surviving_trigger_report
 
 FILE_SCAN_WORDING = "no known-unsafe construct"
 
@@ -60,3 +63,56 @@ def test_a_plain_scan_has_no_comparison_table() -> None:
     stages = tuple(s for s in report.stages if s.name in ("pull", "file-scan"))
     md = get_format("markdown").render(Report(**{**report.__dict__, "stages": stages}))
     assert "before sanitizing" not in md and "measured" not in md and "**Why:**" in md
+
+
+GROUPED = ["file-scan", "behaviour-scan", "behaviour-rescan", "behaviour-recheck", "attack-success"]
+
+
+def _markdown_groups(md: str) -> dict[str, str]:
+    """The findings-by-stage section's groups, by the stage name each heading gives."""
+    section = md.split("## Findings by stage\n", 1)[1].split("\n## ", 1)[0]
+    return {re.search(r"\(`([a-z-]+)`\)", part).group(1): part for part in section.split("### ")[1:]}
+
+
+def _html_groups(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<section class="findings" data-stage="([a-z-]+)">(.*?)</section>', page, flags=re.S))
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_findings_are_grouped_by_stage_in_pipeline_order_with_each_stages_advice(fmt: str) -> None:
+    text = get_format(fmt).render(surviving_trigger_report())
+    groups = (_markdown_groups if fmt == "markdown" else _html_groups)(text)
+    assert list(groups) == GROUPED  # pipeline order; stages without findings (pull, sanitize, ...) have no group
+    quoted = html.escape if fmt == "html" else str
+    titles = {"file-scan": "File scan", "behaviour-scan": "Behaviour scan of the input model",
+              "behaviour-rescan": "Behaviour re-scan of the sanitized model",
+              "behaviour-recheck": quoted("Re-check of the input's trigger candidates on the sanitized model"),
+              "attack-success": "Attack-success check"}
+    for stage, group in groups.items():
+        assert titles[stage] in group and "1 finding, worst" in group, stage
+    for stage in ("behaviour-scan", "behaviour-rescan", "behaviour-recheck"):  # the same finding, three times
+        assert "CG-BACKDOOR-TRIGGER" in groups[stage] and quoted(TRIGGER.evidence) in groups[stage], stage
+    assert ANSWERED_BY_SANITIZING in groups["behaviour-scan"] and AFTER_SANITIZING not in groups["behaviour-scan"]
+    assert "crowguard sanitize" not in groups["behaviour-scan"]  # the run already did that
+    for stage in ("behaviour-rescan", "behaviour-recheck", "attack-success"):
+        assert AFTER_SANITIZING in groups[stage] and "did not remove" in groups[stage], stage
+        assert ANSWERED_BY_SANITIZING not in groups[stage], stage
+    assert "before sanitizing" in groups["behaviour-scan"] and "sanitized model" in groups["behaviour-rescan"]
+
+
+def test_findings_section_says_so_when_there_are_none() -> None:
+    report = gate_report()
+    clean = Report(**{**report.__dict__, "stages": tuple(s.model_copy(update={"findings": ()})
+                                                           for s in report.stages)})
+    assert "## Findings by stage\n\nNo stage reported a finding." in get_format("markdown").render(clean)
+    assert "No stage reported a finding." in get_format("html").render(clean)
+
+
+def test_stage_sections_point_at_the_groups_and_why_names_each_blocking_stage() -> None:
+    md = get_format("markdown").render(surviving_trigger_report())
+    rescan = md.split("## behaviour-rescan (", 1)[1].split("\n## ", 1)[0]
+    assert "1 finding, listed under the findings by stage." in rescan and "| severity |" not in rescan
+    why = md.split("**Why:**", 1)[1].split("**Findings by severity", 1)[0]
+    assert "- CG-BACKDOOR-TRIGGER (high) Backdoor trigger candidate 'cf' [behaviour-rescan]" in why
+    assert "- CG-BACKDOOR-TRIGGER (high) Backdoor trigger candidate 'cf' [behaviour-recheck]" in why
+    assert "[behaviour-scan]" not in why  # the input's scan is not what the verdict counts after sanitizing

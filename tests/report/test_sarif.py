@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from crowguard.pipeline import run_scan
+from crowguard.pipeline.remediation import AFTER_SANITIZING, ANSWERED_BY_SANITIZING
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.formats import get_format
+from crowguard.report.formats.sarif import FINGERPRINT_KEY
 from crowguard.report.model import Report
+from tests.report.gate_report import TRIGGER, surviving_trigger_report
 from tests.scan import payloads
 
 
@@ -38,7 +41,8 @@ def test_sarif_validates_against_schema(malicious_report: Report, tiny_model_dir
     jsonschema = pytest.importorskip("jsonschema")
     schema = _sarif_schema()
     validator = jsonschema.Draft4Validator(schema)
-    for report in (malicious_report, run_scan(tiny_model_dir, load_policy(builtin_policy("default")))):
+    for report in (malicious_report, run_scan(tiny_model_dir, load_policy(builtin_policy("default"))),
+                   surviving_trigger_report()):
         validator.validate(_sarif(report))
     broken = _sarif(malicious_report)
     broken["runs"][0]["results"][0]["level"] = "fatal"  # the schema must be able to say no
@@ -55,7 +59,8 @@ def test_rules_results_and_locations(malicious_report: Report) -> None:
     assert uris["CG-SAFETENSORS-HEADER-BOUNDS"] == "sub/model.safetensors"  # relative, never absolute
     for result in run["results"]:
         assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
-        assert len(result["partialFingerprints"]["crowguardFinding/v1"]) == 32
+        assert len(result["partialFingerprints"][FINGERPRINT_KEY]) == 32
+        assert result["properties"]["stage"] == "file-scan" and result["message"]["text"].startswith("File scan: ")
     assert run["invocations"][0] == {"executionSuccessful": True, "exitCode": 1}
     assert {a["location"]["uri"] for a in run["artifacts"]} == {"pytorch_model.bin", "sub/model.safetensors",
                                                                 "config.json"}
@@ -66,7 +71,7 @@ def test_fingerprints_stable_across_runs(malicious_report: Report) -> None:
     again = run_scan(folder, load_policy(builtin_policy("default")))
 
     def prints(report: Report) -> list[str]:
-        return sorted(r["partialFingerprints"]["crowguardFinding/v1"] for r in _sarif(report)["runs"][0]["results"])
+        return sorted(r["partialFingerprints"][FINGERPRINT_KEY] for r in _sarif(report)["runs"][0]["results"])
 
     assert prints(again) == prints(malicious_report)
     assert len(set(prints(again))) == len(prints(again))
@@ -78,3 +83,27 @@ def test_stage_errors_become_notifications(malicious_report: Report) -> None:
     invocation = _sarif(report)["runs"][0]["invocations"][0]
     assert invocation["executionSuccessful"] is False
     assert invocation["toolExecutionNotifications"][0]["message"]["text"] == "file-scan: disk error"
+
+
+def test_each_result_carries_its_stage_and_that_stages_advice() -> None:
+    """The same trigger found by the scan, the re-scan and the re-check: three results, none collapsed."""
+    run = _sarif(surviving_trigger_report())["runs"][0]
+    twins = [r for r in run["results"] if r["ruleId"] == TRIGGER.rule_id]
+    assert [r["properties"]["stage"] for r in twins] == ["behaviour-scan", "behaviour-rescan", "behaviour-recheck"]
+    assert len({r["partialFingerprints"][FINGERPRINT_KEY] for r in twins}) == 3  # three alerts, not one
+    scan, rescan, recheck = twins
+    assert scan["message"]["text"].startswith("Behaviour scan of the input model: ")
+    assert rescan["message"]["text"].startswith("Behaviour re-scan of the sanitized model: ")
+    assert recheck["message"]["text"].startswith("Re-check of the input's trigger candidates on the sanitized model")
+    assert all(TRIGGER.evidence in r["message"]["text"] for r in twins)
+    assert scan["properties"]["remediation"] == ANSWERED_BY_SANITIZING
+    assert rescan["properties"]["remediation"] == recheck["properties"]["remediation"] == AFTER_SANITIZING
+    rule = run["tool"]["driver"]["rules"][scan["ruleIndex"]]
+    assert rule["id"] == TRIGGER.rule_id  # the rule id stays stable: the stage is not part of it
+    assert rule["help"]["text"] == (f"Behaviour scan of the input model: {ANSWERED_BY_SANITIZING}\n"
+                                    f"Behaviour re-scan of the sanitized model: {AFTER_SANITIZING}\n"
+                                    "Re-check of the input's trigger candidates on the sanitized model: "
+                                    f"{AFTER_SANITIZING}")
+    attack = next(r for r in run["results"] if r["ruleId"] == "CG-BACKDOOR-ATTACK-SUCCESS")
+    assert attack["properties"]["stage"] == "attack-success"
+    assert run["tool"]["driver"]["rules"][attack["ruleIndex"]]["help"]["text"] == AFTER_SANITIZING  # one stage

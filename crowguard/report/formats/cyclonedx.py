@@ -10,8 +10,11 @@ component as CycloneDX 1.6 defines it: ``modelParameters`` (task, inputs, output
 Findings are CycloneDX ``vulnerabilities``, not properties: a vulnerability is what CycloneDX
 defines for "a security defect affecting a component", with a severity rating, a source (the tool
 and rule), a recommendation and ``affects`` pointing at the file's bom-ref, which is what a finding
-is; properties are untyped name-value strings that no BOM consumer reads as risk. The verdict is a
-set of ``crowguard:verdict:*`` properties on the BOM's metadata.
+is; properties are untyped name-value strings that no BOM consumer reads as risk. Each vulnerability
+names the stage that found it (the ``crowguard:stage`` property) and carries that stage's advice as
+its recommendation, so a trigger found on the input and again on the sanitized model stays two
+vulnerabilities, each attributed. The verdict is a set of ``crowguard:verdict:*`` properties on the
+BOM's metadata.
 
 The serial number and timestamp come from the report, so the same report always renders the same BOM.
 """
@@ -67,7 +70,8 @@ def _bom(report: Report) -> Any:
     metadata = BomMetaData(component=_model_component(report, file_components), tools=tools,
                            timestamp=report.created_at, properties=_verdict_properties(report))
     bom = Bom(metadata=metadata, serial_number=_serial(report),
-              vulnerabilities=[_vulnerability(f, n, report) for n, f in enumerate(report.findings)])
+              vulnerabilities=[_vulnerability(stage, f, n, report)
+                                for n, (stage, f) in enumerate(report.staged_findings)])
     return bom
 
 
@@ -110,7 +114,7 @@ def _verdict_properties(report: Report) -> list[Any]:
     return props
 
 
-def _vulnerability(finding: Finding, index: int, report: Report) -> Any:
+def _vulnerability(stage: str, finding: Finding, index: int, report: Report) -> Any:
     from cyclonedx.model import Property
     from cyclonedx.model.vulnerability import (
         BomTarget,
@@ -122,7 +126,8 @@ def _vulnerability(finding: Finding, index: int, report: Report) -> Any:
 
     known = {f"file:{f.path}" for f in (report.source.files if report.source else ())}
     target = f"file:{finding.file}" if finding.file and f"file:{finding.file}" in known else _MODEL_REF
-    properties = [Property(name="crowguard:fingerprint", value=fingerprint(finding))]
+    properties = [Property(name="crowguard:stage", value=stage),
+                  Property(name="crowguard:fingerprint", value=fingerprint(finding, stage))]
     if finding.file:
         properties.append(Property(name="crowguard:file", value=finding.file))
     if finding.location:

@@ -35,13 +35,15 @@ table.compare{width:auto;min-width:50%;font-size:1rem}table.compare td:first-chi
 
 
 class HtmlFormat(ReportFormat):
-    """Verdict, before/after table and why first; then findings by stage, charts and the file inventory."""
+    """Verdict, before/after table and why first; then findings grouped by stage, the stages with their charts,
+    and the file inventory."""
 
     name = "html"
     suffix = ".html"
 
     def render(self, report: Report) -> str:
-        body = [self._header(report), self._comparison(report), self._why(report), self._severity_chart(report)]
+        body = [self._header(report), self._comparison(report), self._why(report), self._severity_chart(report),
+                self._findings(report)]
         body += [self._stage(stage) for stage in report.stages]
         body.append(self._inventory(report))
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -94,13 +96,28 @@ class HtmlFormat(ReportFormat):
                                  colors=[SEVERITY_COLORS[s.value] for s in order])
         return f"<figure>{chart}</figure>"
 
+    def _findings(self, report: Report) -> str:
+        """One sub-section per stage with findings, in pipeline order, each finding with its stage's advice."""
+        parts = ['<h2 id="findings">Findings by stage</h2>']
+        groups = summary.finding_groups(report)
+        if not groups:
+            parts.append("<p>No stage reported a finding.</p>")
+        for group in groups:
+            stage = group.stage
+            parts.append(f'<section class="findings" data-stage="{escape(stage.name)}"><h3>{escape(group.title)} '
+                         f'<code>{escape(stage.name)}</code>: {escape(group.count)}</h3>')
+            if group.note is not None:
+                parts.append(f"<p>{escape(group.note)}</p>")
+            rows = "".join(self._finding(f) for f in sorted(stage.findings, key=lambda f: -f.severity.rank))
+            parts.append("<table><tr><th>severity</th><th>rule</th><th>file</th><th>location</th><th>finding</th>"
+                         f"<th>remediation</th></tr>{rows}</table></section>")
+        return "".join(parts)
+
     def _stage(self, stage: StageResult) -> str:
         parts = [f"<h2>{escape(stage.name)} <span class=\"muted\">({escape(stage.status)}, {stage.seconds:.1f} s)"
                  "</span></h2>"]
-        if stage.findings:
-            rows = "".join(self._finding(f) for f in stage.findings)
-            parts.append("<table><tr><th>severity</th><th>rule</th><th>file</th><th>location</th><th>finding</th>"
-                         f"<th>remediation</th></tr>{rows}</table>")
+        if (sentence := summary.findings_sentence(stage)) is not None:
+            parts.append(f"<p>{escape(sentence)}</p>")
         if (sentence := summary.no_findings_sentence(stage)) is not None:
             parts.append(f"<p>{escape(sentence)}</p>")
         if (reason := summary.skipped_reason(stage)) is not None:

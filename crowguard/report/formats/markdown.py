@@ -12,7 +12,7 @@ def _cell(text: object) -> str:
 
 
 class MarkdownFormat(ReportFormat):
-    """Verdict, before/after table, why, then per-stage findings and metrics."""
+    """Verdict, before/after table, why, findings grouped by stage, then each stage's outcome and metrics."""
 
     name = "markdown"
     suffix = ".md"
@@ -35,6 +35,7 @@ class MarkdownFormat(ReportFormat):
             lines += ["**Why:**", ""] + [f"- {_cell(r)}" for r in summary.why(report)] + [""]
             counts = ", ".join(f"{s.value}: {report.verdict.counts.get(s, 0)}" for s in reversed(list(Severity)))
             lines += [f"**Findings by severity (counted for the verdict):** {counts}", ""]
+        lines += self._findings(report)
         for stage in report.stages:
             lines += self._stage(stage)
         if report.output:
@@ -42,9 +43,17 @@ class MarkdownFormat(ReportFormat):
         return "\n".join(lines).rstrip() + "\n"
 
     @staticmethod
-    def _stage(stage: StageResult) -> list[str]:
-        lines = [f"## {stage.name} ({stage.status}, {stage.seconds:.1f} s)", ""]
-        if stage.findings:
+    def _findings(report: Report) -> list[str]:
+        """One sub-section per stage with findings, in pipeline order, each finding with its stage's advice."""
+        lines = ["## Findings by stage", ""]
+        groups = summary.finding_groups(report)
+        if not groups:
+            return [*lines, "No stage reported a finding.", ""]
+        for group in groups:
+            stage = group.stage
+            lines += [f"### {_cell(group.title)} (`{_cell(stage.name)}`): {group.count}", ""]
+            if group.note is not None:
+                lines += [group.note, ""]
             lines += ["| severity | rule | file | location | finding | remediation |",
                       "| --- | --- | --- | --- | --- | --- |"]
             for f in sorted(stage.findings, key=lambda f: -f.severity.rank):
@@ -52,6 +61,13 @@ class MarkdownFormat(ReportFormat):
                              f"{_cell(f.location or '')} | {_cell(f.title)}: {_cell(f.evidence)} | "
                              f"{_cell(f.remediation)} |")
             lines.append("")
+        return lines
+
+    @staticmethod
+    def _stage(stage: StageResult) -> list[str]:
+        lines = [f"## {stage.name} ({stage.status}, {stage.seconds:.1f} s)", ""]
+        if (sentence := summary.findings_sentence(stage)) is not None:
+            lines += [sentence, ""]
         if (sentence := summary.no_findings_sentence(stage)) is not None:
             lines += [sentence, ""]
         if (reason := summary.skipped_reason(stage)) is not None:

@@ -3,14 +3,16 @@
 Markdown and HTML both read this module so they say the same things in the same order: the
 verdict, then a before/after table (attack success, clean target rate, accuracy, accuracy under
 the trigger, perplexity, behaviour re-scan) where the report has evaluation or re-scan stages,
-then why, then the stages, each with a sentence that fits what the stage does.
+then why, then the findings grouped by the stage that found them (the same trigger may be found on
+the input and again on the sanitized model), then the stages, each with a sentence that fits what
+the stage does. Every format names a stage in words with ``stage_title``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crowguard.report.model import Report, Severity, StageResult
+from crowguard.report.model import Report, Severity, StageName, StageResult
 
 BACKDOOR_PREFIX = "CG-BACKDOOR"
 _METRICS = (("asr", "attack success rate (triggered prompts)"),
@@ -20,6 +22,21 @@ _METRICS = (("asr", "attack success rate (triggered prompts)"),
             ("perplexity", "perplexity (reference answers)"))
 _FILE_STAGES = {"pull", "file-scan"}
 _BEHAVIOUR_STAGES = {"behaviour-scan", "behaviour-rescan", "behaviour-recheck"}
+STAGE_TITLES: dict[str, str] = {
+    StageName.PULL: "Pull (download of the model)",
+    StageName.FILE_SCAN: "File scan",
+    StageName.BEHAVIOUR_SCAN: "Behaviour scan of the input model",
+    StageName.BEHAVIOUR_RESCAN: "Behaviour re-scan of the sanitized model",
+    StageName.BEHAVIOUR_RECHECK: "Re-check of the input's trigger candidates on the sanitized model",
+    StageName.EVAL: "Evaluation",
+    StageName.EVAL_BEFORE: "Evaluation before sanitizing",
+    StageName.EVAL_AFTER: "Evaluation after sanitizing",
+    StageName.SANITIZE: "Sanitizing (CROW)",
+    StageName.ATTACK_SUCCESS: "Attack-success check",
+    StageName.UTILITY: "Utility check (after against before sanitizing)",
+    StageName.SIGN: "Signing",
+    StageName.VERIFY: "Signature verification",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,52 @@ class Comparison:
 
     columns: tuple[str, ...]
     rows: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    """The findings of one stage, under a heading that names the stage in words and counts them."""
+
+    stage: StageResult
+    note: str | None  # what these findings mean where the stage stands in the run
+
+    @property
+    def title(self) -> str:
+        """The stage in words."""
+        return stage_title(self.stage.name)
+
+    @property
+    def count(self) -> str:
+        """``2 findings, worst high``."""
+        count = len(self.stage.findings)
+        worst = max(f.severity for f in self.stage.findings)
+        return f"{count} finding{'s' if count != 1 else ''}, worst {worst.value}"
+
+
+def stage_title(name: str) -> str:
+    """A stage's name in words (``behaviour-rescan`` -> ``Behaviour re-scan of the sanitized model``)."""
+    return STAGE_TITLES.get(name, name)
+
+
+def finding_groups(report: Report) -> tuple[FindingGroup, ...]:
+    """One group per stage that has findings, in pipeline order."""
+    sanitized = report.stage(StageName.SANITIZE) is not None
+    return tuple(FindingGroup(stage, _group_note(stage.name, sanitized)) for stage in report.stages if stage.findings)
+
+
+def _group_note(name: str, sanitized: bool) -> str | None:
+    if name == StageName.BEHAVIOUR_SCAN and sanitized:
+        return ("Found on the input model, before sanitizing. The run went on to sanitize it, so the verdict "
+                "counts the scans of the sanitized model instead.")
+    if name == StageName.BEHAVIOUR_RESCAN:
+        return "Found on the sanitized model by a fresh scan: sanitizing did not remove these."
+    if name == StageName.BEHAVIOUR_RECHECK:
+        return ("The input model's trigger candidates, measured again on the sanitized model, still change it: "
+                "sanitizing did not remove these.")
+    if name == StageName.ATTACK_SUCCESS:
+        return ("Measured on the sanitized model with the triggered test prompts." if sanitized else
+                "Measured on the model as received (not sanitized) with the triggered test prompts.")
+    return None
 
 
 def headline(report: Report) -> str:
@@ -46,7 +109,7 @@ def why(report: Report) -> tuple[str, ...]:
         return verdict.reasons
     below = sum(n for s, n in verdict.counts.items() if Severity(s) < verdict.fail_on)
     return (f"no finding at {verdict.fail_on.value} or above in the stages the policy counts"
-            + (f" ({below} below that, listed under the stages)" if below else ""),)
+            + (f" ({below} below that, listed under the findings by stage)" if below else ""),)
 
 
 def comparison(report: Report) -> Comparison | None:
@@ -81,6 +144,14 @@ def scan_result(stage: StageResult | None) -> str:
         return "no trigger found"
     worst = max(f.severity for f in flagged)
     return f"flagged: {len(flagged)} backdoor finding{'s' if len(flagged) != 1 else ''} (worst {worst.value})"
+
+
+def findings_sentence(stage: StageResult) -> str | None:
+    """Where a stage's findings are listed (None: it has none)."""
+    count = len(stage.findings)
+    if not count:
+        return None
+    return f"{count} finding{'s' if count != 1 else ''}, listed under the findings by stage."
 
 
 def no_findings_sentence(stage: StageResult) -> str | None:

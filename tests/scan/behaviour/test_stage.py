@@ -10,7 +10,13 @@ from crowguard.errors import UsageError
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.model import Finding, Severity, StageName, StageResult
 from crowguard.runtime import Runtime
-from crowguard.scan.behaviour import BehaviourOptions, CandidateEvidence, TriggerCandidate, behaviour_scan, measure_candidates
+from crowguard.scan.behaviour import (
+    BehaviourOptions,
+    CandidateEvidence,
+    TriggerCandidate,
+    behaviour_scan,
+    measure_candidates,
+)
 from crowguard.scan.behaviour.scanner import BehaviourOutcome, FixedAnswer
 from crowguard.scan.behaviour.stage import _result
 
