@@ -20,7 +20,7 @@ from typing import Any
 
 from crowguard.policy import Policy
 from crowguard.progress import ProgressSink
-from crowguard.sanitize import CleanSet, SanitizeConfig, SanitizeOutcome, sanitize_model
+from crowguard.sanitize import SanitizeConfig, SanitizeOutcome, sanitize_model
 from crowguard.sanitize.guided import Guide, merge_guides
 from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
 
@@ -54,15 +54,15 @@ def first_guides(scan: BehaviourScanResult | None, policy: Policy, given: tuple[
 
 def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, policy: Policy, *,
                        guides: tuple[Guide, ...], rescan: Rescan | None, progress: ProgressSink,
-                       train: Callable[..., SanitizeOutcome] = sanitize_model, **training: Any) -> Rounds:
-    """Train into ``dest`` (the last round's model) and re-scan each round; ``training`` goes to ``train``.
+                       **training: Any) -> Rounds:
+    """Train into ``dest`` (the last round's model) and re-scan each round; ``training`` goes to ``sanitize_model``.
 
     ``training`` holds sanitize_model's keywords (clean data, adapter, runtime, checkpoints, resume);
     a second round starts from the first round's output, keeps the clean set and trains a fresh adapter.
     """
     limit = policy.sanitize.max_rounds if config.method == "guided" and dest is not None else 1
     if dest is None:  # a non-main process of a distributed run: it trains, the main process writes and scans
-        outcome = train(model, None, config, progress=progress, guides=guides, **training)
+        outcome = sanitize_model(model, None, config, progress=progress, guides=guides, **training)
         return Rounds(outcome, None, None, (), STOP_UNSCANNED)
     work = Path(tempfile.mkdtemp(prefix=".crowguard-rounds-", dir=dest.absolute().parent)) if limit > 1 else None
     summaries: list[dict[str, Any]] = []
@@ -75,10 +75,11 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             out.mkdir(exist_ok=True)
             extra = training if number == 1 else {**training, "adapter": None, "resume": False,
                                                   "checkpoint_dir": None if work is None else work / f"state-{number}"}
-            outcome = train(source, out, config, clean_data=clean, progress=progress, guides=guides, **extra)
-            clean = outcome.clean if isinstance(outcome.clean, CleanSet) else clean
+            outcome = sanitize_model(source, out, config, clean_data=clean, progress=progress, guides=guides, **extra)
+            clean = outcome.clean if outcome.clean is not None else clean
             scanned, rechecked = rescan(out) if rescan is not None else (None, None)
-            summaries.append(_summary(number, outcome, scanned, rechecked))
+            if config.method == "guided":
+                summaries.append(_summary(number, outcome, scanned, rechecked))
             flagged = any(s is not None and (s.flagged or s.failed) for s in (scanned, rechecked))
             stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if limit == 1 else
                        STOP_CLEAN if not flagged else STOP_LIMIT if number == limit else "")

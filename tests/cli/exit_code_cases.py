@@ -181,17 +181,17 @@ def _sanitize_missing(ctx: Ctx) -> list[Any]:
 
 @case("sanitize", 3)
 def _sanitize_out_of_memory(ctx: Ctx) -> list[Any]:
-    import crowguard.pipeline.sanitize
+    import crowguard.pipeline.rounds
 
-    ctx.fail(crowguard.pipeline.sanitize, "sanitize_model", MemoryError())
+    ctx.fail(crowguard.pipeline.rounds, "sanitize_model", MemoryError())
     return ["sanitize", ctx.tiny, "--out", ctx.tmp / "out", "--no-scan", "--no-eval"]
 
 
 @case("sanitize", 130)
 def _sanitize_interrupted(ctx: Ctx) -> list[Any]:
-    import crowguard.pipeline.sanitize
+    import crowguard.pipeline.rounds
 
-    ctx.fail(crowguard.pipeline.sanitize, "sanitize_model", KeyboardInterrupt())
+    ctx.fail(crowguard.pipeline.rounds, "sanitize_model", KeyboardInterrupt())
     return ["sanitize", ctx.tiny, "--out", ctx.tmp / "out", "--no-scan", "--no-eval"]
 
 

@@ -13,6 +13,7 @@ import pytest
 from crowguard.evaluate import EvalResult
 from crowguard.evaluate.result import SetResult
 from crowguard.pipeline import gate as gate_module
+from crowguard.pipeline import rounds as rounds_module
 from crowguard.pipeline import sanitize as sanitize_module
 from crowguard.pipeline.checks import attack_success_check
 from crowguard.pipeline.gate import GateRequest, run_gate
@@ -100,12 +101,14 @@ def test_the_gate_rewrites_the_inputs_scan_once_it_sanitizes(tiny_model_dir: Pat
 def test_sanitize_rewrites_its_own_scan_of_the_input(tiny_model_dir: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     class Outcome:
+        clean = None
+
         def metrics(self) -> dict[str, Any]:
             return {"method": "crow"}
 
     monkeypatch.setattr(sanitize_module, "behaviour_scan", lambda *args, **kwargs: FLAGGED)
     monkeypatch.setattr(sanitize_module, "measure_candidates", lambda *args, **kwargs: FLAGGED)
-    monkeypatch.setattr(sanitize_module, "sanitize_model", lambda *args, **kwargs: Outcome())
+    monkeypatch.setattr(rounds_module, "sanitize_model", lambda *args, **kwargs: Outcome())
     run = run_sanitize(SanitizeRequest(model=tiny_model_dir, out=tmp_path / "out",
                                        behaviour=sanitize_module.BehaviourScans()))
     remediations = {s.name: [f.remediation for f in s.findings] for s in run.report.stages if s.findings}
