@@ -10,6 +10,7 @@ import typer
 from crowguard.cli.behaviour_options import with_behaviour_options
 from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.options import (
+    Candidates,
     CleanData,
     CleanTest,
     Device,
@@ -56,6 +57,7 @@ def gate(
     endpoint: Endpoint = None,
     gguf: Gguf = None,
     clean_data: CleanData = None,
+    candidates: Candidates = None,
     *,
     config: SanitizeConfig,  # replaced by every sanitize setting and --sanitize-config
     behaviour_options: BehaviourOptions,  # replaced by the behavioural scan's options
@@ -84,6 +86,9 @@ def gate(
 
     fmt = fmt or format_for_path(report)
     get_format(fmt)
+    from crowguard.sanitize.guided import load_guides
+
+    guides = load_guides(candidates) if candidates is not None else ()
     loaded = load_policy(policy if policy is not None else builtin_policy("default"))
     local = Path(model)
     evaluation = evaluation_spec(local, triggered=triggered, clean_test=clean_test, task=task,
@@ -91,7 +96,7 @@ def gate(
                                  max_new_tokens=eval_max_new_tokens, use_lab_card=lab_card)
     request = GateRequest(model=model, out=out, policy=loaded, key=key,
                           source=PullSettings(revision=revision, endpoint=endpoint, gguf_file=gguf),
-                          sanitize=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
+                          sanitize=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation, guides=guides,
                                                     use_lab_card=lab_card),
                           runtime=Runtime(device=device, threads=threads, dtype=dtype), behaviour=behaviour_options,
                           force=force)

@@ -100,6 +100,10 @@ Gguf = Annotated[str | None, typer.Option("--gguf", help="GGUF file of the repos
 CleanData = Annotated[Path | None, typer.Option("--clean-data", help="Alpaca JSON/JSONL clean set for sanitizing; "
                                                 "default: the model's own answers to crowguard's built-in "
                                                 "instructions.")]
+Candidates = Annotated[Path | None, typer.Option(
+    "--candidates", help="Trigger candidates to unlearn with --method guided (a JSON list of strings or of "
+    "{text, position} objects, or one per line), beside those the scan finds.", metavar="FILE",
+    rich_help_panel=PANEL_TRAINING)]
 SanitizeConfigFile = Annotated[Path | None, typer.Option(
     "--sanitize-config", help="YAML file of sanitize settings (keys: the setting names below with _, and preset); "
     "explicit options win over it.", metavar="FILE")]

@@ -14,6 +14,7 @@ from crowguard.cli.options import (
     PANEL_BEHAVIOUR,
     PANEL_EVAL,
     PANEL_RUN,
+    Candidates,
     CleanData,
     CleanTest,
     Device,
@@ -50,6 +51,7 @@ def sanitize(
     model: Annotated[Path, typer.Argument(help="Model folder (config.json + safetensors). Never modified.")],
     out: Annotated[Path, out_option("Folder for the sanitized model (must be new or empty).")],
     clean_data: CleanData = None,
+    candidates: Candidates = None,
     *,
     config: SanitizeConfig,  # replaced by every sanitize setting and --sanitize-config
     adapter: Annotated[Path | None, typer.Option("--adapter", help="Continue this LoRA adapter (safetensors) "
@@ -93,6 +95,9 @@ def sanitize(
 
     fmt = fmt or format_for_path(report)
     get_format(fmt)  # fail on a bad --format before hours of training
+    from crowguard.sanitize.guided import load_guides
+
+    guides = load_guides(candidates) if candidates is not None else ()
     evaluation = None if no_eval else evaluation_spec(
         model, triggered=triggered, clean_test=clean_test, task=task, keywords=tuple(keyword), limit=eval_limit,
         template=eval_template, max_new_tokens=eval_max_new_tokens, use_lab_card=lab_card)
@@ -102,7 +107,7 @@ def sanitize(
     loaded = load_policy(policy if policy is not None else builtin_policy("default"))
     request = SanitizeRequest(
         model=model, out=out, settings=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
-                                                        use_lab_card=lab_card),
+                                                        guides=guides, use_lab_card=lab_card),
         runtime=Runtime(device=device, threads=threads, dtype=dtype), adapter=adapter, checkpoint_dir=checkpoint_dir,
         policy=loaded, resume=resume, force=force, behaviour=BehaviourScans(behaviour_options) if scan else None)
     silence_library_bars()

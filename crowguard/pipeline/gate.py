@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from crowguard.atomic import check_output_dir, staged_dir
@@ -156,8 +156,11 @@ def _model_stages(request: GateRequest, progress: ProgressSink, work: Path, fold
             stages += [evaluated.stage, check]
             counted.append(check)
         return folder
-    progress.phase("sanitizing with CROW" + (" (the scan flagged the model)" if flagged else
-                                             " (the policy requires it)"))
+    if flagged and policy.sanitize.guided_when_flagged and settings.config.method == "crow":
+        # the scan knows what steers the model: unlearn its candidates (CROW's objective, guided)
+        settings = replace(settings, config=replace(settings.config, method="guided"))
+    progress.phase(f"sanitizing ({settings.config.method})" + (" (the scan flagged the model)" if flagged else
+                                                                " (the policy requires it)"))
     if scan is not None:  # its advice (sanitize) is what the gate now does
         stages[stages.index(scan.stage)] = answered_by_sanitizing(scan.stage)
     sanitized = work / "sanitized"
