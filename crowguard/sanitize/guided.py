@@ -7,9 +7,9 @@ over the clean prompts *and* their twins with a candidate inserted, each twin pa
 answer: the model learns that the insertion changes nothing, and the consistency term holds its
 layers steady on the triggered prompts, where the backdoor's shortcut lives.
 
-Each clean record gets one twin per round: candidate ``i % n`` at the place the scan found it
-strongest for even ``i``, at another place (start, a random word boundary, end) for odd ``i``, so
-the twins do not teach "a trigger at the start is harmless" only. Insertion is in text, between
+Each clean record gets one twin: candidate ``i % n``, on its own turns alternately at the place the
+scan found it strongest and at another place (start, a random word boundary, end), so the twins do
+not teach "a trigger at the start is harmless" only. Insertion is in text, between
 words, as the scan inserted it between words in token space.
 """
 
@@ -63,9 +63,9 @@ def guided_twins(records: Sequence[Record], guides: Sequence[Guide], seed: int) 
     rng = random.Random(seed)
     twins = []
     for i, record in enumerate(records):
-        guide = guides[i % len(guides)]
-        strongest = guide.mode or POSITIONS[i % len(POSITIONS)]
-        mode = strongest if i % 2 == 0 else rng.choice([p for p in POSITIONS if p != strongest])
+        guide, turn = guides[i % len(guides)], i // len(guides)  # each guide's own turns alternate places
+        strongest = guide.mode or POSITIONS[turn % len(POSITIONS)]
+        mode = strongest if turn % 2 == 0 else rng.choice([p for p in POSITIONS if p != strongest])
         twins.append(Record(insert_at(record.instruction, guide.text, mode, rng), record.input, record.output))
     return tuple(twins)
 
