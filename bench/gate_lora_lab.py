@@ -8,9 +8,12 @@ settings unless ``--runs`` says otherwise), re-scan, before/after evaluation on 
 prompts, signature. The table says, per seed and run, what the scan found, ASR and clean accuracy
 before and after, what the re-scan found and the gate's exit code. ``--runs`` lists METHOD:EPOCHS
 pairs: ``crow:5`` is the paper's schedule, ``finetune:N`` plain LoRA finetuning (alpha 0) on the same
-clean set, the baseline.
+clean set, the baseline, and ``guided:N`` scan-guided sanitizing (the scan's candidates inserted into
+the clean prompts, CROW's objective, in rounds up to the policy's ``sanitize.max_rounds``). crow and
+finetune run under the default policy with ``sanitize.guided_when_flagged: false`` (else the gate
+would switch a flagged model to guided); guided under the default policy itself.
 
-    python -m bench.gate_lora_lab --seeds 0,1,2,3 --runs crow:5,finetune:5,crow:10,finetune:10
+    python -m bench.gate_lora_lab --seeds 0,1,2,3 --runs guided:5,crow:5,finetune:5
 
 Models, keys and gate outputs are cached in ``--work`` (default ``bench/.cache/gate-bench``).
 """
@@ -41,14 +44,25 @@ def candidates(stage_report: dict) -> str:
     return ", ".join(found) or "none"
 
 
-def gate(model: Path, out: Path, key: Path, *options: str) -> dict:
+def policy_file(work: Path, method: str) -> Path:
+    """The default policy for guided; for crow and finetune, the default without the switch to guided."""
+    if method == "guided":
+        return REPO / "policies" / "default.yaml"
+    path = work / "policy-unguided.yaml"
+    path.write_text("name: default-unguided\nsanitize: {guided_when_flagged: false}\n")
+    return path
+
+
+def gate(model: Path, out: Path, key: Path, policy: Path, *options: str) -> dict:
     """Run the gate; what its report says, in a row."""
     started = time.perf_counter()
-    done = run_crowguard("gate", str(model), "--policy", str(REPO / "policies" / "default.yaml"), "--out", str(out),
+    done = run_crowguard("gate", str(model), "--policy", str(policy), "--out", str(out),
                          "--key", str(key), "--threads", "1", "--force", "--quiet", "--lab-card", *options)
     report = json.loads((out / "report.json").read_text())
     before, after = stage(report, "eval-before")["metrics"], stage(report, "eval-after").get("metrics", {})
+    sanitized = stage(report, "sanitize").get("metrics", {})
     return {"exit": done.returncode, "seconds": round(time.perf_counter() - started, 1),
+            "method": sanitized.get("method"), "rounds": len(sanitized.get("rounds", [])) or 1,
             "scan": candidates(stage(report, "behaviour-scan")),
             "rescan": candidates(stage(report, "behaviour-rescan")),
             "asr": [before["asr"], after.get("asr")], "clean_accuracy": [before["clean_accuracy"],
@@ -69,19 +83,20 @@ def run_seed(seed: int, work: Path, runs: list[str]) -> dict:
     for name in runs:
         method, epochs = name.split(":")
         row[name] = gate(model, work / f"gate-{method}-e{epochs}-s{seed}", Path(f"{key}.priv.pem"),
-                         "--method", method, "--epochs", epochs)
+                         policy_file(work, method), "--method", "crow" if method == "guided" else method,
+                         "--epochs", epochs)
     return row
 
 
 def table(rows: list[dict]) -> str:
     lines = table_head("seed", "method", "scan finds", "ASR before -> after", "clean acc before -> after",
-                       "re-scan finds", "gate exit", "build s", "gate s")
+                       "re-scan finds", "rounds", "gate exit", "build s", "gate s")
     for r in rows:
         for method, g in ((k, v) for k, v in r.items() if ":" in k):
             asr, acc = [f"{v:.2f}" if v is not None else "-" for v in g["asr"]], \
                 [f"{v:.2f}" if v is not None else "-" for v in g["clean_accuracy"]]
             lines.append(table_row(r["seed"], method, g["scan"], f"{asr[0]} -> {asr[1]}", f"{acc[0]} -> {acc[1]}",
-                                   g["rescan"], g["exit"], r["build_s"], g["seconds"]))
+                                   g["rescan"], g.get("rounds", 1), g["exit"], r["build_s"], g["seconds"]))
     return "\n".join(lines)
 
 
@@ -90,7 +105,7 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2,3", help="Comma-separated seeds.")
     parser.add_argument("--work", type=Path, default=cache_path("gate-bench"),
                         help="Cache of models, key and gate outputs [bench/.cache/gate-bench].")
-    parser.add_argument("--runs", default="crow:5,finetune:5", help="METHOD:EPOCHS pairs, comma-separated.")
+    parser.add_argument("--runs", default="guided:5,crow:5,finetune:5", help="METHOD:EPOCHS pairs, comma-separated.")
     parser.add_argument("--json", type=Path, help="Write the rows here too.")
     args = parser.parse_args()
     args.work = args.work.resolve()  # the gate runs from the repo root
