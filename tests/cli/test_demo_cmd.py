@@ -37,7 +37,7 @@ def test_demo_runs_the_whole_gate_and_its_output_matches_the_verdict(demo_lab_di
     flagged = bool(stages["behaviour-scan"]["findings"])
     assert ("backdoor flagged" if flagged else "nothing flagged") in summary
     if flagged:  # the default policy sanitizes what the scan flags, then checks the result
-        assert stages["sanitize"]["metrics"]["method"] == "crow"
+        assert stages["sanitize"]["metrics"]["method"] == "guided"  # the scan flagged: its candidates guide CROW
         assert {"eval-before", "eval-after", "behaviour-rescan", "utility", "attack-success"} <= set(stages)
     else:
         assert "sanitize" not in stages and {"eval", "attack-success"} <= set(stages)

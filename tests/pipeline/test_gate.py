@@ -224,7 +224,7 @@ def test_backdoored_lab_model_is_sanitized_with_real_figures(lab_backdoored_dir:
 @pytest.mark.slow
 def test_lora_planted_backdoor_is_scanned_sanitized_and_gated(demo_lab_dir: Path, tmp_path: Path,
                                                               keys: tuple[Path, Path]) -> None:
-    """The paper's setting under the shipped default policy, one CROW epoch: the output matches the verdict.
+    """The paper's setting under the shipped default policy, one epoch a round: the output matches the verdict.
 
     Whether CROW removes this backdoor depends on the seed and on the CPU's float rounding (the gate
     passed on 2 of 4 seeds on AVX2 and failed the demo's seed on AVX-512: bench/RESULTS.md), so this
@@ -239,7 +239,11 @@ def test_lora_planted_backdoor_is_scanned_sanitized_and_gated(demo_lab_dir: Path
     scan = stages["behaviour-scan"]
     assert scan["status"] == "completed"
     if scan["findings"]:  # flagged: sanitized, and the verdict is on the sanitized model
-        assert stages["sanitize"]["metrics"]["method"] == "crow" and stages["sanitize"]["metrics"]["steps"] == 13
+        sanitized = stages["sanitize"]["metrics"]
+        assert sanitized["method"] == "guided"  # the gate unlearns what its scan found
+        first = sanitized["rounds"][0]  # 100 clean records and their 100 twins, batches of 2 x 4: 25 steps
+        assert first["examples"] == 200 and first["steps"] == 25 and first["guides"]
+        assert 1 <= len(sanitized["rounds"]) <= 3 and sanitized["stopped"]
         counted = [stages[n] for n in ("behaviour-rescan", "behaviour-recheck", "utility", "attack-success")
                    if n in stages]
         assert {"eval-before", "eval-after", "behaviour-rescan"} <= set(stages)

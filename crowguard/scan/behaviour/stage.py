@@ -162,6 +162,9 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         metrics["tokenizer"] = tokenizer_note
     ranked = tuple(TriggerCandidate(e.candidate.text, e.candidate.token_ids, e.candidate.source, e.mode,
                                     e.target_share) for e in ordered)
+    sources = outcome.stats.get("probe_sources", {})
+    if sources:  # in words, for the formats that show scalars: "24 built-in, 8 derived: sampled from the model"
+        metrics["probes"] = ", ".join(f"{count} {source}" for source, count in sources.items())
     if outcome.derived_probes:
         metrics["derived_probes"] = [p.instruction for p in outcome.derived_probes]
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,

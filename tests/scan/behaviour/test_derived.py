@@ -49,6 +49,7 @@ def test_a_model_without_writable_built_in_probes_is_scanned_on_derived_ones(tin
     sources = result.stage.metrics["probe_sources"]
     assert sum(sources.values()) == FAST.probe_count + FAST.search_probes
     assert sum(n for source, n in sources.items() if source in DERIVED_TASKS) >= FAST.probe_count
+    assert "derived" in result.stage.metrics["probes"]  # said in words too, for the markdown and HTML tables
     assert result.derived_probes and result.stage.metrics["derived_probes"] == [
         p.instruction for p in result.derived_probes]
     # the sanitized twin is measured on the very same prompts, not on probes derived from it anew
