@@ -31,12 +31,12 @@ from crowguard.progress import NO_PROGRESS, Callbacks, ProgressSink
 from crowguard.pull import PullSettings
 from crowguard.report.model import Finding, Report, Severity, StageName, StageResult, Verdict
 from crowguard.runtime import Runtime
-from crowguard.sanitize import SanitizeConfig
+from crowguard.sanitize import Guide, SanitizeConfig
 from crowguard.scan.behaviour import BehaviourOptions, behaviour_stage
 from crowguard.sign import KeyPair, generate_keypair, verify_folder
 
 __all__ = [
-    "BehaviourOptions", "Callbacks", "ConfigError", "CrowguardError", "EvalSpec", "Finding", "IntegrityError",
+    "BehaviourOptions", "Callbacks", "ConfigError", "CrowguardError", "EvalSpec", "Finding", "Guide", "IntegrityError",
     "KeyPair", "ModelFolderError", "Policy", "ProgressSink", "PullSettings", "Report", "Runtime", "SanitizeConfig",
     "SanitizeSettings", "Severity", "StageName", "StageResult", "UsageError", "Verdict", "evaluation_spec",
     "gate", "keygen", "pull", "resolve_policy", "sanitize", "scan", "spec_from_files", "verify",
