@@ -33,6 +33,7 @@ STOP_ONE = "one round: the method is not guided"
 STOP_UNSCANNED = "no behavioural re-scan was asked for"
 
 Rescan = Callable[[Path], tuple[BehaviourScanResult | None, BehaviourScanResult | None]]
+Figures = Callable[[Path], dict[str, float | None]]  # a round's headline evaluation figures
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,12 @@ def first_guides(scan: BehaviourScanResult | None, policy: Policy, given: tuple[
 
 def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, policy: Policy, *,
                        guides: tuple[Guide, ...], rescan: Rescan | None, progress: ProgressSink,
-                       **training: Any) -> Rounds:
+                       evaluate: Figures | None = None, **training: Any) -> Rounds:
     """Train into ``dest`` (the last round's model) and re-scan each round; ``training`` goes to ``sanitize_model``.
 
     ``training`` holds sanitize_model's keywords (clean data, adapter, runtime, checkpoints, resume);
     a second round starts from the first round's output, keeps the clean set and trains a fresh adapter.
+    ``evaluate`` gives each round but the last its figures (the caller evaluates the last as the output).
     """
     limit = policy.sanitize.max_rounds if config.method == "guided" and dest is not None else 1
     if dest is None:  # a non-main process of a distributed run: it trains, the main process writes and scans
@@ -83,6 +85,8 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             flagged = any(s is not None and (s.flagged or s.failed) for s in (scanned, rechecked))
             stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if limit == 1 else
                        STOP_CLEAN if not flagged else STOP_LIMIT if number == limit else "")
+            if not stopped and evaluate is not None and summaries:
+                summaries[-1]["eval"] = evaluate(out)
             if stopped:
                 if out != dest:
                     for item in out.iterdir():

@@ -170,7 +170,8 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
             request.model, tmp, settings.config, request.policy, rescan=rescanner, progress=progress,
             guides=first_guides(scan_before, request.policy, settings.guides) if guided else (),
             clean_data=_clean_data(request), adapter=request.adapter, runtime=runtime, checkpoint_dir=checkpoints,
-            resume=request.resume)
+            resume=request.resume, evaluate=None if spec is None else partial(
+                _round_figures, spec=spec, runtime=runtime, progress=progress))
         outcome, rescan, recheck = rounds.outcome, rounds.rescan, rounds.recheck
         metrics = outcome.metrics()
         if guided:
@@ -182,6 +183,8 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
                                      progress=Prefixed(progress, "eval after"), shown_as=request.out)
             metrics["effect"] = {e.key: {"before": e.before, "after": e.after}
                                  for e in effects(before.result, after.result)}
+            if rounds.summaries:
+                rounds.summaries[-1]["eval"] = headline(after.result)
         stages.append(StageResult(name=StageName.SANITIZE, metrics=metrics, seconds=seconds))
         if after is not None:
             stages.append(after.stage)
@@ -230,10 +233,22 @@ def _after_sanitizing(scan: BehaviourScanResult, name: StageName) -> BehaviourSc
     return BehaviourScanResult(after_sanitizing(scan.stage, name), scan.candidates, scan.derived_probes, scan.score)
 
 
+def headline(result: EvalResult) -> dict[str, float | None]:
+    """The headline figures of one evaluation (rounded as the report shows them)."""
+    return {key: as_reported(getattr(result, key)) for key in EFFECT_KEYS}
+
+
+def _round_figures(folder: Path, *, spec: EvalSpec, runtime: Runtime,
+                   progress: ProgressSink) -> dict[str, float | None]:
+    progress.phase("evaluating this round's model")
+    return headline(evaluation_stage(StageName.EVAL_AFTER, folder, spec, runtime=runtime,
+                                     progress=Prefixed(progress, "eval round")).result)
+
+
 def effects(before: EvalResult, after: EvalResult) -> tuple[Effect, ...]:
     """Each headline figure before and after, side by side (rounded as the report shows them)."""
-    return tuple(Effect(key, as_reported(getattr(before, key)), as_reported(getattr(after, key)))
-                 for key in EFFECT_KEYS)
+    was, now = headline(before), headline(after)
+    return tuple(Effect(key, was[key], now[key]) for key in EFFECT_KEYS)
 
 
 def _clean_data(request: SanitizeRequest) -> Path | CleanSet | None:

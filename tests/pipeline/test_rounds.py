@@ -48,14 +48,15 @@ class Trainer:
 
 
 def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rescans: list[tuple[BehaviourScanResult, None]],
-         config: SanitizeConfig = GUIDED) -> tuple[Any, Trainer, Path]:
+         config: SanitizeConfig = GUIDED, evaluate: Any = None) -> tuple[Any, Trainer, Path]:
     trainer = Trainer()
     monkeypatch.setattr(rounds_module, "sanitize_model", trainer)
     dest = tmp_path / "staged"
     dest.mkdir()
     results = iter(rescans)
     done = sanitize_in_rounds(tmp_path / "input", dest, config, POLICY, guides=(Guide("BadMagic", "start"),),
-                              rescan=lambda folder: next(results), progress=NO_PROGRESS, clean_data=None,
+                              rescan=lambda folder: next(results), progress=NO_PROGRESS, evaluate=evaluate,
+                              clean_data=None,
                               checkpoint_dir=tmp_path / "ckpt", resume=False, adapter=None)
     return done, trainer, dest
 
@@ -95,3 +96,17 @@ def test_first_guides_take_the_users_then_the_scans_strong_candidates() -> None:
     guides = first_guides(scan, Policy(), (Guide("mine"),))
     assert [g.text for g in guides] == ["mine", "cf", "half"]  # at least half the threshold (0.83)
     assert first_guides(None, Policy(), ()) == ()
+
+
+def test_every_round_but_the_last_is_evaluated_in_its_summary(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    flagged = (_scan(("cf", 0.95), flagged=True), None)
+    seen: list[Path] = []
+
+    def evaluate(folder: Path) -> dict[str, float | None]:
+        seen.append(folder)
+        return {"asr": 0.5}
+
+    done, trainer, _ = _run(tmp_path, monkeypatch, [flagged] * 3, evaluate=evaluate)
+    assert seen == [trainer.calls[0]["out"], trainer.calls[1]["out"]]  # the caller evaluates the output itself
+    assert [s.get("eval") for s in done.summaries] == [{"asr": 0.5}, {"asr": 0.5}, None]
