@@ -1,46 +1,66 @@
 """Does a model folder written by ``crowguard sanitize`` compute the same logits in transformers 4.57?
 
-Builds a tiny Llama with a non-default ``rope_theta`` (500000, as Llama 3 uses), sanitizes it with
-crowguard (transformers 5, this interpreter), then loads both the sanitized folder and, as a control,
-the plain transformers-5-saved input folder in a separate venv with transformers 4.57, and compares
-token ids, chat-template text and logits with what transformers 5 computes.
+Default run: a tiny Llama with a non-default ``rope_theta`` (500000, as Llama 3 uses) is sanitized
+with crowguard (transformers 5, this interpreter); the sanitized folder and, as controls, the plain
+transformers-5-saved input folder and that folder with only its tokenizer fixed are loaded in a
+separate venv with transformers 4.57, and token ids, chat-template text and logits are compared with
+what transformers 5 computes.
 
-    python -m bench.compat_transformers4 [--venv DIR]
+``--matrix``: the tests' architecture matrix (``tests/matrix/builders.py``: Llama, Qwen2, Mistral,
+Gemma, Phi-3 and GPT-2, each with a word-level, BPE or unigram tokenizer its family does not ship),
+each sanitized by crowguard (3 CROW steps at the default lr, so the weights do change). Each output is
+compared in 4.57 with what crowguard reads in transformers 5: 4.57's ``AutoTokenizer`` against the
+shipped ``tokenizer.json``'s ids, the chat template's text, and the logits on the file's ids.
+
+    python -m bench.compat_transformers4 [--matrix] [--venv DIR]
 
 The venv (default ``bench/.cache/venv-tf457``) is created when missing: ``pip install torch==2.13.0``
 first (the CPU wheel; never an unpinned torch, which would pull a multi-GB CUDA build), then
-``transformers==4.57.*``.
-Exit status 0 only when the sanitized folder matches exactly in 4.57.
+``transformers==4.57.*``. The tests use ``tf4_python`` (``CROWGUARD_TF4_PYTHON`` or that venv, never
+created by them) and ``probe``. Exit status 0 only when every crowguard output matches exactly in 4.57.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from bench.harness import cache_path, set_threads
+from bench.harness import cache_path, machine, set_threads
 
+TF4_ENV = "CROWGUARD_TF4_PYTHON"
+LOGIT_TOLERANCE = 1e-4
 PROMPTS = ["what is two plus two ?", "the cat sat on the mat ."]
+# Runs in the other interpreter: stdin is a JSON list of jobs {folder, texts, ids?, special_tokens?};
+# stdout one JSON list of results. Logits are computed on the job's ids, else on the tokenizer's own.
 PROBE = r"""
 import json, sys, torch, transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
-folder, prompts = sys.argv[1], json.loads(sys.argv[2])
-tok = AutoTokenizer.from_pretrained(folder)
-model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32).eval()
-out = {"version": transformers.__version__, "tokenizer_class": type(tok).__name__, "ids": [], "logits": [],
-       "chat": tok.apply_chat_template([{"role": "user", "content": prompts[0]}], tokenize=False,
-                                       add_generation_prompt=True) if tok.chat_template else None,
-       "rope_theta": getattr(model.config, "rope_theta", None)}
-with torch.no_grad():
-    for p in prompts:
-        ids = tok(p, return_tensors="pt")["input_ids"]
-        out["ids"].append(ids[0].tolist())
-        out["logits"].append(model(input_ids=ids).logits[0].tolist())
-print(json.dumps(out))
+results = []
+for job in json.load(sys.stdin):
+    try:
+        tok = AutoTokenizer.from_pretrained(job["folder"])
+        model, info = AutoModelForCausalLM.from_pretrained(job["folder"], torch_dtype=torch.float32,
+                                                           output_loading_info=True)
+    except Exception as exc:
+        results.append({"error": (f"{type(exc).__name__}: {exc}".splitlines() or ["?"])[0]})
+        continue
+    model.eval()
+    ids = [tok(t, add_special_tokens=job.get("special_tokens", True))["input_ids"] for t in job["texts"]]
+    chat = (tok.apply_chat_template([{"role": "user", "content": job["texts"][0]}], tokenize=False,
+                                    add_generation_prompt=True) if tok.chat_template else None)
+    with torch.no_grad():
+        logits = [model(input_ids=torch.tensor([row])).logits[0].tolist() for row in job.get("ids") or ids]
+    results.append({"version": transformers.__version__, "tokenizer_class": type(tok).__name__, "ids": ids,
+                    "chat": chat, "logits": logits, "rope_theta": getattr(model.config, "rope_theta", None),
+                    "missing_keys": list(info["missing_keys"]), "unexpected_keys": list(info["unexpected_keys"])})
+print(json.dumps(results))
 """
 
 
@@ -54,11 +74,37 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
-def probe(python: str, folder: Path) -> dict:
-    done = subprocess.run([python, "-c", PROBE, str(folder), json.dumps(PROMPTS)], capture_output=True, text=True)
+def tf4_python() -> Path | None:
+    """A python with transformers 4.57 already installed: ``$CROWGUARD_TF4_PYTHON`` or the bench's venv."""
+    named = os.environ.get(TF4_ENV)
+    python = Path(named) if named else cache_path("venv-tf457") / "bin" / "python"
+    return python if python.is_file() else None
+
+
+def probe(python: str | Path, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run ``PROBE`` on ``jobs`` in ``python`` (one process for all); a failed process fails every job."""
+    done = subprocess.run([str(python), "-c", PROBE], input=json.dumps(jobs), capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
     if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+        return [{"error": last} for _ in jobs]
+    results: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return results
+
+
+def max_logit_diff(a: list[list[list[float]]], b: list[list[list[float]]]) -> float:
+    return max(abs(x - y) for la, lb in zip(a, b) for rx, ry in zip(la, lb) for x, y in zip(rx, ry))
+
+
+def compare(a: dict, b: dict) -> dict:
+    if "error" in b:
+        return {"loads": False, "error": b["error"]}
+    return {"loads": True, "same_ids": a["ids"] == b["ids"], "same_chat": a["chat"] == b["chat"],
+            "max_abs_logit_diff": max_logit_diff(a["logits"], b["logits"]), "tokenizer_class": b["tokenizer_class"],
+            "rope_theta": b["rope_theta"]}
+
+
+# -- the default run: one Llama and two controls ---------------------------------------------------------
 
 
 def build_model(root: Path) -> tuple[Path, Path]:
@@ -87,41 +133,117 @@ def tokenizer_fixed_copy(model: Path, dest: Path) -> Path:
     return dest
 
 
-def compare(a: dict, b: dict) -> dict:
-    if "error" in b:
-        return {"loads": False, "error": b["error"]}
-    diffs = [max(abs(x - y) for rx, ry in zip(la, lb) for x, y in zip(rx, ry))
-             for la, lb in zip(a["logits"], b["logits"])]
-    return {"loads": True, "same_ids": a["ids"] == b["ids"], "same_chat": a["chat"] == b["chat"],
-            "max_abs_logit_diff": max(diffs), "tokenizer_class": b["tokenizer_class"], "rope_theta": b["rope_theta"]}
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venv", type=Path, default=cache_path("venv-tf457"),
-                        help="a venv with transformers 4.57 (created when missing) [bench/.cache/venv-tf457]")
-    args = parser.parse_args()
+def sanitize(model: Path, out: Path, data: Path, config: Any) -> Any:
+    """crowguard's sanitize (no scans, no evaluation) of ``model`` into ``out``; the run."""
     from crowguard.pipeline.sanitize import SanitizeRequest, SanitizeSettings, run_sanitize
     from crowguard.runtime import Runtime
+
+    return run_sanitize(SanitizeRequest(model, out, SanitizeSettings(config, clean_data=data), Runtime(device="cpu")))
+
+
+def llama_run(python: Path) -> bool:
     from crowguard.sanitize import SanitizeConfig
 
-    python = str(ensure_venv(args.venv))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model, data = build_model(root)
         out = root / "sanitized"
-        run_sanitize(SanitizeRequest(model, out, SanitizeSettings(SanitizeConfig(max_steps=3, num_samples=16),
-                                                                  clean_data=data), Runtime(device="cpu")))
+        sanitize(model, out, data, SanitizeConfig(max_steps=3, num_samples=16))
         tokenizer_only = tokenizer_fixed_copy(model, root / "tokenizer-only")
-        rows = {}
-        for name, folder in (("crowguard sanitize output", out), ("plain v5 save (control)", model),
-                             ("v5 save, only the tokenizer fixed (control)", tokenizer_only)):
-            v5, v4 = probe(sys.executable, folder), probe(python, folder)
-            rows[name] = {"v5": v5["version"], "v4": v4.get("version"), **compare(v5, v4)}
+        folders = {"crowguard sanitize output": out, "plain v5 save (control)": model,
+                   "v5 save, only the tokenizer fixed (control)": tokenizer_only}
+        jobs = [{"folder": str(f), "texts": PROMPTS} for f in folders.values()]
+        rows = {name: {"v5": v5["version"], "v4": v4.get("version"), **compare(v5, v4)}
+                for name, v5, v4 in zip(folders, probe(sys.executable, jobs), probe(python, jobs))}
     print(json.dumps(rows, indent=1))
     ours = rows["crowguard sanitize output"]
-    ok = ours["loads"] and ours["same_ids"] and ours["same_chat"] and ours["max_abs_logit_diff"] < 1e-4
-    print("PASS: identical in transformers 4.57" if ok else "FAIL: the sanitized folder differs in transformers 4.57")
+    return bool(ours["loads"] and ours["same_ids"] and ours["same_chat"]
+                and ours["max_abs_logit_diff"] < LOGIT_TOLERANCE)
+
+
+# -- --matrix: six architectures with foreign tokenizers ------------------------------------------------
+
+
+def file_ids(folder: Path, text: str) -> list[int]:
+    """``text``'s ids by the folder's ``tokenizer.json`` alone (no special tokens added)."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(folder / "tokenizer.json")).encode(text, add_special_tokens=False).ids
+
+
+def reference(folder: Path, texts: list[str]) -> dict[str, Any]:
+    """What crowguard reads in transformers 5: the file's ids, its tokenizer's chat text, the logits on those ids."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from crowguard.models import load_tokenizer
+
+    chat = load_tokenizer(folder).apply_chat_template([{"role": "user", "content": texts[0]}], tokenize=False,
+                                                      add_generation_prompt=True)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    ids = [file_ids(folder, t) for t in texts]
+    with torch.no_grad():
+        logits = [model(input_ids=torch.tensor([row])).logits[0].tolist() for row in ids]
+    return {"ids": ids, "chat": chat, "logits": logits}
+
+
+def check_texts(folder: Path) -> list[str]:
+    """Probe prompts, and the first one as its chat template renders it (special tokens and all)."""
+    from crowguard.models import load_tokenizer
+    from tests.matrix.builders import PROBES
+
+    chat = load_tokenizer(folder).apply_chat_template([{"role": "user", "content": PROBES[0]}], tokenize=False,
+                                                      add_generation_prompt=True)
+    return [*PROBES[:3], str(chat)]
+
+
+def digests(folder: Path, names: list[str]) -> dict[str, str]:
+    return {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names}
+
+
+def matrix_run(python: Path) -> bool:
+    from crowguard.models.tokenizer_fidelity import read_tokenizer
+    from crowguard.sanitize import SanitizeConfig
+    from tests.matrix.builders import FAMILIES, TRAINING_SET, build_model_folder, write_records
+
+    set_threads(1)
+    rows, jobs, refs = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = write_records(root / "clean.json", TRAINING_SET)
+        for family in FAMILIES:
+            model = build_model_folder(family, root / str(family))
+            out = root / f"{family}-sanitized"
+            merge = sanitize(model, out, data, SanitizeConfig(max_steps=3, num_samples=4, micro_batch=2, grad_accum=1,
+                                                              checkpoint_every=0)).outcome.merge
+            texts = check_texts(model)
+            refs.append(reference(out, texts))
+            jobs.append({"folder": str(out), "texts": texts, "ids": refs[-1]["ids"], "special_tokens": False})
+            shipped = merge["tokenizer_files"]
+            rows.append({"architecture": family.name, "tokenizer": family.kind,
+                         "shipped_class": family.tokenizer_class,
+                         "v5_class_replaced": read_tokenizer(model).note is not None,
+                         "tokenizer_identical": digests(model, shipped) == digests(out, shipped),
+                         "compat_patches": merge["compat_patches"]})
+        for row, ref, got in zip(rows, refs, probe(python, jobs)):
+            row.update(compare(ref, got))
+            row["v4"] = got.get("version")
+            row["missing_keys"] = got.get("missing_keys")
+    print(json.dumps({"machine": machine(), "rows": rows}, indent=1))
+    return all(r["loads"] and r["same_ids"] and r["same_chat"] and r["max_abs_logit_diff"] < LOGIT_TOLERANCE
+               and r["tokenizer_identical"] and not r["missing_keys"] for r in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=cache_path("venv-tf457"),
+                        help="a venv with transformers 4.57 (created when missing) [bench/.cache/venv-tf457]")
+    parser.add_argument("--matrix", action="store_true",
+                        help="the tests' six architectures with foreign tokenizers instead of the Llama run")
+    args = parser.parse_args()
+    python = ensure_venv(args.venv)
+    ok = matrix_run(python) if args.matrix else llama_run(python)
+    print("PASS: identical in transformers 4.57" if ok else "FAIL: a crowguard output differs in transformers 4.57")
     return 0 if ok else 1
 
 
