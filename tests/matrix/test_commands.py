@@ -96,6 +96,25 @@ def test_scan_probes_the_files_tokens(matrix: Matrix, family: Family) -> None:
 
 
 @by_family
+def test_scan_without_a_probe_file_writes_its_probes_in_the_models_vocabulary(matrix: Matrix,
+                                                                              family: Family) -> None:
+    """No --probes: the word-level vocabularies write too few built-in probes, so the rest are derived from
+    the model; the ids fed are still the file's, and the report says where the probes came from."""
+    model = matrix.model(family)
+    with SeenTokens(model.vocab_size) as seen:
+        code, out, err = _cli("scan", str(model.folder), *probe_args(None))
+    assert code in (0, 1), err
+    stage = next(s for s in json.loads(out)["stages"] if s["name"] == "behaviour-scan")
+    assert stage["status"] == "completed", stage.get("errors")
+    sources = stage["metrics"]["probe_sources"]
+    assert sum(sources.values()) == 12
+    derived = stage["metrics"].get("derived_probes", [])
+    if family.kind == "word-level":  # only a handful of the 135 English probes fit a small word list
+        assert derived and any(source.startswith("derived") for source in sources)
+    assert seen.missing(model.folder, derived[:4], with_token=USER_ID) == []
+
+
+@by_family
 def test_eval_generates_from_the_files_tokens(matrix: Matrix, family: Family, tmp_path: Path) -> None:
 
     model, files = matrix.model(family), matrix.files
