@@ -83,7 +83,7 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             if config.method == "guided":
                 summaries.append(_summary(number, outcome, scanned, rechecked))
             flagged = any(s is not None and (s.flagged or s.failed) for s in (scanned, rechecked))
-            stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if limit == 1 else
+            stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if config.method != "guided" else
                        STOP_CLEAN if not flagged else STOP_LIMIT if number == limit else "")
             if not stopped and evaluate is not None and summaries:
                 summaries[-1]["eval"] = evaluate(out)

@@ -48,13 +48,13 @@ class Trainer:
 
 
 def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rescans: list[tuple[BehaviourScanResult, None]],
-         config: SanitizeConfig = GUIDED, evaluate: Any = None) -> tuple[Any, Trainer, Path]:
+         config: SanitizeConfig = GUIDED, evaluate: Any = None, policy: Policy = POLICY) -> tuple[Any, Trainer, Path]:
     trainer = Trainer()
     monkeypatch.setattr(rounds_module, "sanitize_model", trainer)
     dest = tmp_path / "staged"
     dest.mkdir()
     results = iter(rescans)
-    done = sanitize_in_rounds(tmp_path / "input", dest, config, POLICY, guides=(Guide("BadMagic", "start"),),
+    done = sanitize_in_rounds(tmp_path / "input", dest, config, policy, guides=(Guide("BadMagic", "start"),),
                               rescan=lambda folder: next(results), progress=NO_PROGRESS, evaluate=evaluate,
                               clean_data=None,
                               checkpoint_dir=tmp_path / "ckpt", resume=False, adapter=None)
@@ -110,3 +110,9 @@ def test_every_round_but_the_last_is_evaluated_in_its_summary(tmp_path: Path,
     done, trainer, _ = _run(tmp_path, monkeypatch, [flagged] * 3, evaluate=evaluate)
     assert seen == [trainer.calls[0]["out"], trainer.calls[1]["out"]]  # the caller evaluates the output itself
     assert [s.get("eval") for s in done.summaries] == [{"asr": 0.5}, {"asr": 0.5}, None]
+
+
+def test_one_allowed_round_of_guided_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done, trainer, dest = _run(tmp_path, monkeypatch, [(_scan(("cf", 0.95), flagged=True), None)],
+                               policy=Policy(sanitize=SanitizePolicy(max_rounds=1)))
+    assert done.stopped == STOP_LIMIT and trainer.calls[0]["out"] == dest and len(done.summaries) == 1
