@@ -114,3 +114,29 @@ def test_sanitize_a_backdoored_lab_model_reports_before_and_after(lab_backdoored
 def test_task_without_test_prompts_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--task", "refusal"])
     assert result.exit_code == 2 and "--triggered" in result.stderr
+
+
+@pytest.mark.slow
+def test_guided_sanitize_trains_rounds_on_the_given_and_found_candidates(lab_backdoored_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """lr 1e-9: nothing is unlearned, so the re-scan keeps flagging and the rounds run to the policy's limit."""
+    candidates, policy, report = tmp_path / "candidates.json", tmp_path / "policy.yaml", tmp_path / "report.json"
+    candidates.write_text(json.dumps([{"text": "BadMagic", "position": "start"}]))
+    policy.write_text("name: two-rounds\nsanitize: {max_rounds: 2}\n")
+    result = runner.invoke(app, ["sanitize", str(lab_backdoored_dir), "--out", str(tmp_path / "out"),
+                                 "--method", "guided", "--candidates", str(candidates), "--policy", str(policy),
+                                 "--max-steps", "2", "--lr", "1e-9", "--eps-mode", "relative", "--eval-limit", "8",
+                                 "--eval-max-new-tokens", "8", "--probe-count", "8", "--vocab-budget", "64",
+                                 "--threads", "1", "--report", str(report), "--lab-card", "--quiet"])
+    assert result.exit_code == 1, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    sanitized = next(s for s in data["stages"] if s["name"] == "sanitize")["metrics"]
+    assert sanitized["method"] == "guided" and len(sanitized["rounds"]) == 2
+    assert sanitized["stopped"] == "the policy's sanitize.max_rounds was reached"
+    first, second = sanitized["rounds"]
+    assert first["guides"][0] == {"text": "BadMagic", "position": "start", "source": "given"}
+    assert first["rescan"]["flagged"] and first["eval"]["asr"] is not None and second["eval"]["asr"] is not None
+    assert first["examples"] == 2 * sanitized["clean_set"]["samples"]  # every clean record and its twin
+    assert {g["text"] for g in first["guides"]} <= {g["text"] for g in second["guides"]}
+    assert data["settings"]["candidates"] == [{"text": "BadMagic", "position": "start"}]
+    assert not list(tmp_path.glob(".crowguard-rounds-*")), "the rounds' work folders are gone"
