@@ -9,9 +9,10 @@ prompts, signature. The table says, per seed and run, what the scan found, ASR a
 before and after, what the re-scan found and the gate's exit code. ``--runs`` lists METHOD:EPOCHS
 pairs: ``crow:5`` is the paper's schedule, ``finetune:N`` plain LoRA finetuning (alpha 0) on the same
 clean set, the baseline, and ``guided:N`` scan-guided sanitizing (the scan's candidates inserted into
-the clean prompts, CROW's objective, in rounds up to the policy's ``sanitize.max_rounds``). crow and
-finetune run under the default policy with ``sanitize.guided_when_flagged: false`` (else the gate
-would switch a flagged model to guided); guided under the default policy itself.
+the clean prompts, CROW's objective, in rounds up to the policy's ``sanitize.max_rounds``);
+``prune:0`` is the Wanda pruning baseline (sparsity 0.5, nothing trained: EPOCHS is ignored). crow,
+finetune and prune run under the default policy with ``sanitize.guided_when_flagged: false`` (else the
+gate would switch a flagged crow run to guided); guided under the default policy itself.
 
     python -m bench.gate_lora_lab --seeds 0,1,2,3 --runs guided:5,crow:5,finetune:5
 
@@ -45,7 +46,7 @@ def candidates(stage_report: dict) -> str:
 
 
 def policy_file(work: Path, method: str) -> Path:
-    """The default policy for guided; for crow and finetune, the default without the switch to guided."""
+    """The default policy for guided; for the other methods, the default without the switch to guided."""
     if method == "guided":
         return REPO / "policies" / "default.yaml"
     path = work / "policy-unguided.yaml"
@@ -84,7 +85,7 @@ def run_seed(seed: int, work: Path, runs: list[str]) -> dict:
         method, epochs = name.split(":")
         row[name] = gate(model, work / f"gate-{method}-e{epochs}-s{seed}", Path(f"{key}.priv.pem"),
                          policy_file(work, method), "--method", "crow" if method == "guided" else method,
-                         "--epochs", epochs)
+                         *(() if method == "prune" else ("--epochs", epochs)))
     return row
 
 

@@ -148,6 +148,12 @@ def _summary(run: SanitizeRun) -> None:
     lc_adv = f", Lc_adv {last['lc_adv']:.4f}" if "lc_adv" in last else ""
     stage = run.report.stage(StageName.SANITIZE)
     seconds = stage.seconds if stage is not None else outcome.seconds
+    if outcome.prune is not None:
+        pruned = outcome.prune
+        stderr.print(f"[bold green]sanitized[/] (prune, Wanda: {pruned.zeroed_share:.1%} of the weights of "
+                     f"{pruned.linears} decoder linears zeroed, {pruned.calibration_tokens} calibration tokens, "
+                     f"{seconds:.0f} s) -> {run.report.output}")
+        return
     stderr.print(f"[bold green]sanitized[/] ({outcome.config.method}, {outcome.train.steps} steps, {seconds:.0f} s, "
                  f"final CE {last.get('ce', float('nan')):.4f}{lc_adv}) -> {run.report.output}")
 

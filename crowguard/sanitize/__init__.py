@@ -3,6 +3,8 @@
 ``sanitize_model`` loads the base (4-bit NF4 on CUDA), builds the clean set, trains a LoRA with the
 CROW loss (or plain CE for ``method='finetune'``), merges it into a full-precision copy of the base
 and writes the result into a destination folder the caller owns (the pipeline stages it atomically).
+``method='prune'``, a baseline, trains nothing: it prunes the base in its own precision with Wanda,
+calibrated on the same clean set (``crowguard.sanitize.prune``), and saves it the same way.
 The input folder is only read.
 """
 
@@ -13,14 +15,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from crowguard.errors import UsageError
 from crowguard.progress import NO_PROGRESS, ProgressSink
 from crowguard.runtime import Runtime
 from crowguard.sanitize.config import SanitizeConfig
 from crowguard.sanitize.data import CleanSet
 from crowguard.sanitize.guided import Guide, guided_twins
+from crowguard.sanitize.prune import PruneResult
 from crowguard.sanitize.train import Progress, TrainResult
+
+if TYPE_CHECKING:
+    from crowguard.models import LoadedModel
 
 __all__ = ["CleanSet", "Guide", "Progress", "SanitizeConfig", "SanitizeOutcome", "sanitize_model"]
 
@@ -42,6 +49,7 @@ class SanitizeOutcome:
     tokenizer_note: str | None = None  # the shipped tokenizer.json replaced transformers' class (why)
     clean: CleanSet | None = None  # the clean set trained on (a guided run's next round reuses it)
     guides: tuple[Guide, ...] = ()  # the trigger candidates whose twins were trained on (method guided)
+    prune: PruneResult | None = None  # what pruning did (method prune; then nothing was trained)
 
     def metrics(self) -> dict[str, Any]:
         """JSON-able metrics for the StageResult."""
@@ -56,6 +64,7 @@ class SanitizeOutcome:
             **({"tokenizer": self.tokenizer_note} if self.tokenizer_note else {}),
             **({"guides": [{"text": g.text, "position": g.mode, "source": g.source} for g in self.guides]}
                if self.config.method == "guided" else {}),
+            **({"prune": self.prune.as_dict()} if self.prune is not None else {}),
         }
 
 
@@ -81,7 +90,7 @@ def sanitize_model(
     from accelerate import Accelerator
 
     from crowguard.models import resolve_device
-    from crowguard.sanitize.data import clean_set_from_file, encode, self_distilled_set
+    from crowguard.sanitize.data import clean_set_from_file, encode
     from crowguard.sanitize.lora import attach_lora, check_adapter_dir, load_base
     from crowguard.sanitize.merge import adapter_snapshot, merge_and_save
     from crowguard.sanitize.train import train
@@ -89,11 +98,14 @@ def sanitize_model(
     phase = progress.phase
     started = time.monotonic()
     if adapter is not None:
+        if config.method == "prune":
+            raise UsageError(f"--adapter {adapter} continues a LoRA adapter, but --method prune trains none",
+                             hint="drop --adapter, or use --method crow or finetune")
         check_adapter_dir(adapter)
-    if isinstance(clean_data, CleanSet):
-        clean = clean_data
-    elif clean_data is not None:
-        clean = clean_set_from_file(clean_data, config.num_samples, config.seed)
+    clean = clean_data if isinstance(clean_data, CleanSet) else None if clean_data is None else \
+        clean_set_from_file(clean_data, config.num_samples, config.seed)
+    if config.method == "prune":
+        return _prune(model_path, dest, config, clean, runtime=runtime, progress=progress, started=started)
     wanted = resolve_device(runtime.device)
     if wanted.startswith("cuda:"):
         torch.cuda.set_device(wanted)  # a single-process Accelerator trains on the current CUDA device
@@ -103,10 +115,7 @@ def sanitize_model(
     phase("loading model")
     run_device = "cpu" if accelerator.device.type == "cpu" else str(accelerator.device)
     loaded = load_base(model_path, config, device=run_device, threads=runtime.threads)
-    if clean_data is None:
-        phase("answering the built-in instructions (self-distillation)")
-        clean = self_distilled_set(loaded.model, loaded.tokenizer, config.num_samples, config.seed,
-                                   config.distill_max_new_tokens)
+    clean = _clean_or_distilled(clean, loaded, config, progress)
     guides = tuple(guides) if config.method == "guided" else ()
     twins = guided_twins(clean.records, guides, config.seed)
     examples = encode(clean.records + twins, loaded.tokenizer, config.max_length)
@@ -133,6 +142,53 @@ def sanitize_model(
                            examples=len(examples), train=result, merge=merge, seconds=time.monotonic() - started,
                            peak_memory=peak, adapter=str(adapter) if adapter else None,
                            tokenizer_note=loaded.tokenizer_note, clean=clean, guides=guides)
+
+
+def _prune(model_path: str | Path, dest: Path | None, config: SanitizeConfig, clean: CleanSet | None, *,
+           runtime: Runtime, progress: ProgressSink, started: float) -> SanitizeOutcome:
+    """The prune baseline: Wanda on the base in its own precision (never 4-bit), calibrated on the clean set.
+
+    No Accelerator: under ``accelerate launch`` each process prunes (seconds) and only the main one saves.
+    """
+    import torch
+
+    from crowguard.models import load_model, resolve_device
+    from crowguard.sanitize.data import encode
+    from crowguard.sanitize.merge import save_model_folder, source_dtype
+    from crowguard.sanitize.prune import prune_model
+
+    device = resolve_device(runtime.device)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    progress.phase("loading model")
+    dtype = source_dtype(model_path)
+    loaded = load_model(model_path, device=device, dtype=dtype, threads=runtime.threads)
+    clean = _clean_or_distilled(clean, loaded, config, progress)
+    examples = encode(clean.records, loaded.tokenizer, config.max_length)
+    progress.phase(f"pruning {config.sparsity:.0%} of each decoder linear's weights (Wanda)")
+    pruned = prune_model(loaded.model, examples, config.sparsity)
+    saved: dict[str, Any] = {}
+    if dest is not None:
+        progress.phase("saving the pruned model")
+        saved = save_model_folder(loaded.model, model_path, dest, dtype=dtype, max_shard_size=config.max_shard_size)
+    nothing_trained = TrainResult(steps=0, total_steps=0, curve=[], seconds=pruned.seconds, eps_used=0.0,
+                                  layer_pairs=(0, 0))
+    return SanitizeOutcome(config=config, device=loaded.device, quantize="none", clean_set=clean.describe(),
+                           examples=len(examples), train=nothing_trained, merge=saved,
+                           seconds=time.monotonic() - started, peak_memory=peak_memory(loaded.device),
+                           tokenizer_note=loaded.tokenizer_note, clean=clean, prune=pruned)
+
+
+def _clean_or_distilled(clean: CleanSet | None, loaded: LoadedModel, config: SanitizeConfig,
+                        progress: ProgressSink) -> CleanSet:
+    """The given clean set, or the model's own answers to the built-in instructions."""
+    if clean is not None:
+        return clean
+    from crowguard.sanitize.data import self_distilled_set
+
+    progress.phase("answering the built-in instructions (self-distillation)")
+    return self_distilled_set(loaded.model, loaded.tokenizer, config.num_samples, config.seed,
+                              config.distill_max_new_tokens)
 
 
 def peak_memory(device: str) -> dict[str, Any]:

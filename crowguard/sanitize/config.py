@@ -14,11 +14,11 @@ from typing import Any, Literal
 from crowguard.config_checks import FieldChecks, invalid
 from crowguard.errors import ConfigError
 
-Method = Literal["crow", "finetune", "guided"]
+Method = Literal["crow", "finetune", "guided", "prune"]
 EpsMode = Literal["absolute", "relative"]
 QuantizeMode = Literal["auto", "4bit", "none"]
 
-METHODS: tuple[str, ...] = ("crow", "finetune", "guided")
+METHODS: tuple[str, ...] = ("crow", "finetune", "guided", "prune")
 EPS_MODES: tuple[str, ...] = ("absolute", "relative")
 QUANTIZE_MODES: tuple[str, ...] = ("auto", "4bit", "none")
 OWNER = "sanitize config"
@@ -50,7 +50,8 @@ class SanitizeConfig:
     # alone would mislead. Every field is an option of `crowguard sanitize` and `crowguard gate`.
     method: Method = dataclasses.field(default="crow", metadata={
         "help": "crow; guided (CROW over the clean prompts and their twins with the scan's trigger candidates "
-                "inserted, in rounds); or finetune (plain LoRA baseline, alpha 0)."})
+                "inserted, in rounds); finetune (plain LoRA baseline, alpha 0); or prune (Wanda pruning baseline: "
+                "no training, --sparsity of each decoder linear's weights zeroed)."})
     lr: float = dataclasses.field(default=1e-3, metadata={"help": "Learning rate.", "group": "training"})
     epochs: int = dataclasses.field(default=5, metadata={"help": "Epochs.", "group": "training"})
     micro_batch: int = dataclasses.field(default=2, metadata={"help": "Micro-batch size.", "group": "training"})
@@ -85,6 +86,8 @@ class SanitizeConfig:
     checkpoint_every: int = dataclasses.field(default=20, metadata={
         "help": "Checkpoint every N steps.", "group": "run", "shown": "20; 0 off"})
     num_samples: int = dataclasses.field(default=100, metadata={"help": "Clean samples used.", "group": "training"})
+    sparsity: float = dataclasses.field(default=0.5, metadata={
+        "help": "Share of each decoder linear's weights --method prune zeroes, per output row.", "group": "training"})
     max_steps: int | None = dataclasses.field(default=None, metadata={  # benchmarks, smoke runs
         "help": "Stop after N optimiser steps.", "group": "training"})
     distill_max_new_tokens: int = dataclasses.field(default=128, metadata={
@@ -112,6 +115,7 @@ class SanitizeConfig:
         check.positive("lr", "lora_alpha")
         check.non_negative("alpha", "eps", "weight_decay", "max_grad_norm")
         check.fraction("warmup_ratio", "lora_dropout")
+        check.fraction("sparsity", include_zero=False)
         if not self.lora_targets:
             check.fail("lora_targets", "at least one module name",
                        hint="use 'all-linear' or module names such as q_proj,v_proj")

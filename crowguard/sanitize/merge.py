@@ -7,7 +7,8 @@ files, copied byte for byte (never re-saved: a tokenizer transformers rebuilt wo
 of the one the model shipped). The saved files are then made readable by transformers 4.x as well, which deployers'
 serving stacks often still run: a folder written by transformers 5 carries ``rope_theta`` only inside
 ``rope_parameters`` (4.x then silently falls back to 10000 and computes wrong logits) and names a
-tokenizer class 4.x does not know.
+tokenizer class 4.x does not know. ``save_model_folder`` is that saving half; the prune baseline
+saves its pruned model with it too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from crowguard.models import load_model
 
 if TYPE_CHECKING:
     from peft import PeftModel
+    from transformers import PreTrainedModel
 
 FLOAT_DTYPES = ("float32", "bfloat16", "float16")
 V5_ONLY_TOKENIZER_CLASSES = ("TokenizersBackend", "SentencePieceBackend")
@@ -57,7 +59,13 @@ def merge_and_save(base_path: str | Path, adapter: tuple[Any, dict[str, Any]], o
         raise ToolError(f"the trained adapter does not fit the base in {base_path}: {unexpected[:3]}",
                         hint="report this; the base changed between training and merging")
     merged = peft_model.merge_and_unload(safe_merge=True)
-    merged.save_pretrained(out, max_shard_size=max_shard_size)
+    return save_model_folder(merged, base_path, out, dtype=dtype, max_shard_size=max_shard_size)
+
+
+def save_model_folder(model: PreTrainedModel, base_path: str | Path, out: Path, *, dtype: str,
+                      max_shard_size: str = "2GB") -> dict[str, Any]:
+    """Save ``model`` into ``out`` beside ``base_path``'s tokenizer files (byte for byte), readable by 4.x too."""
+    model.save_pretrained(out, max_shard_size=max_shard_size)
     copied = copy_tokenizer_files(Path(base_path), out)
     patched = make_transformers4_compatible(out)
     return {"dtype": dtype, "files": sorted(p.name for p in out.iterdir()), "tokenizer_files": copied,

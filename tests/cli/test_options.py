@@ -108,7 +108,7 @@ def _config_file(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("text,message", [
     ("lr: 0.01\nlearning_rate: 0.1\n", "unknown key(s) learning_rate"),
     ("epochs: many\n", "epochs must be a whole number, got 'many'"),
-    ("method: prune\n", "method must be one of crow, finetune"),
+    ("method: distill\n", "method must be one of crow, finetune, guided, prune"),
     ("eps: -1\n", "eps must be a number >= 0"),
     ("gradient_checkpointing: yes please\n", "gradient_checkpointing must be true or false"),
     ("- lr\n", "must be a mapping"),

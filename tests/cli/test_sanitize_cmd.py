@@ -53,7 +53,7 @@ def test_sanitize_writes_a_loadable_model_and_a_report(tiny_model_dir: Path, tmp
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--method", "prune"], "method must be one of"),
+    (["--method", "distill"], "method must be one of"),
     (["--preset", "loud"], "preset must be one of"),
     (["--eps", "-1"], "eps must be a number >= 0"),
     (["--resume"], "no checkpoint"),

@@ -26,8 +26,9 @@ def test_preset_then_explicit_options() -> None:
 
 
 @pytest.mark.parametrize("field,value", [
-    ("method", "prune"), ("lr", 0.0), ("epochs", 0), ("micro_batch", -1), ("eps", -0.1), ("eps_mode", "weird"),
+    ("method", "distill"), ("lr", 0.0), ("epochs", 0), ("micro_batch", -1), ("eps", -0.1), ("eps_mode", "weird"),
     ("warmup_ratio", 1.5), ("quantize", "8bit"), ("lora_dropout", 1.0), ("max_steps", 0), ("layer_last", 1),
+    ("sparsity", 0.0), ("sparsity", 1.0),
 ])
 def test_bad_values_name_field_and_value(field: str, value: object) -> None:
     with pytest.raises(ConfigError) as err:
