@@ -41,6 +41,17 @@ def test_the_readme_table_sits_between_its_markers_in_the_policies_section() -> 
     assert f"{TABLE_BEGIN}\n{render_table()}{TABLE_END}\n" in section
 
 
+def _leaves(model: type = Policy) -> int:
+    """How many leaf fields the policy model has (a nested model counts its own fields)."""
+    from pydantic import BaseModel
+
+    count = 0
+    for info in model.model_fields.values():  # type: ignore[attr-defined]
+        nested = info.annotation
+        count += _leaves(nested) if isinstance(nested, type) and issubclass(nested, BaseModel) else 1
+    return count
+
+
 def test_the_table_has_a_row_for_every_field_with_its_default() -> None:
     table = render_table()
     for row in ("| `fail_on` | `info`/`low`/`medium`/`high`/`critical` (`high`) |",
@@ -48,7 +59,7 @@ def test_the_table_has_a_row_for_every_field_with_its_default() -> None:
                 "| `behaviour_scan.min_layer_z` | number >= 0 (`5.0`) |",
                 "| `allowed_weight_formats` | list of `safetensors`, `pickle`, `gguf` (`[safetensors]`) |"):
         assert row in table
-    assert table.count("\n") == 2 + 15
+    assert table.count("\n") == 2 + _leaves()
 
 
 def test_every_field_is_described() -> None:
@@ -83,7 +94,7 @@ def test_strict_and_permissive_override_the_defaults() -> None:
 def test_every_field_in_a_shipped_file_has_a_comment_above_it(name: str) -> None:
     lines = (REPO / "policies" / f"{name}.yaml").read_text(encoding="utf-8").splitlines()
     fields = [i for i, line in enumerate(lines) if not line.lstrip().startswith("#")]
-    assert len(fields) == 2 + 15  # the two sections and every leaf field
+    assert len(fields) == 2 + _leaves()  # the two sections and every leaf field
     assert all(lines[i - 1].lstrip().startswith("#") for i in fields), name
 
 

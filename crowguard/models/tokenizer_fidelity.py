@@ -113,8 +113,9 @@ def first_mismatch(tokenizer: PreTrainedTokenizerBase, tokenizer_file: Path,
     return None
 
 
-def vocabulary_words(tokenizer: PreTrainedTokenizerBase, limit: int | None = None) -> list[str]:
-    """Tokens (in id order) that decode alone to one alphabetic word of two letters or more."""
+def vocabulary_words(tokenizer: PreTrainedTokenizerBase, limit: int | None = None, *,
+                     min_letters: int = 2) -> list[str]:
+    """Tokens (in id order) that decode alone to one alphabetic word of ``min_letters`` letters or more."""
     special = set(tokenizer.all_special_ids)
     words: list[str] = []
     seen: set[str] = set()
@@ -122,7 +123,7 @@ def vocabulary_words(tokenizer: PreTrainedTokenizerBase, limit: int | None = Non
         if token_id in special:
             continue
         text = str(tokenizer.decode([token_id])).strip()
-        if len(text) >= 2 and text.isalpha() and text not in seen:
+        if len(text) >= min_letters and text.isalpha() and text not in seen:
             seen.add(text)
             words.append(text)
             if limit is not None and len(words) >= limit:
@@ -133,8 +134,10 @@ def vocabulary_words(tokenizer: PreTrainedTokenizerBase, limit: int | None = Non
 def degenerate(tokenizer: PreTrainedTokenizerBase) -> str | None:
     """Why ``tokenizer`` cannot write text of its own vocabulary, or None when it can."""
     words = vocabulary_words(tokenizer, SAMPLE_WORDS * 4)
+    if len(words) < 4:  # a byte- or character-level vocabulary without merges: check it on its letters
+        words = vocabulary_words(tokenizer, SAMPLE_WORDS * 4, min_letters=1)
     if len(words) < 4:
-        return f"its vocabulary of {len(tokenizer)} tokens holds {len(words)} whole words"
+        return f"its vocabulary of {len(tokenizer)} tokens holds {len(words)} letters or words"
     sample = random.Random(0).sample(words, min(SAMPLE_WORDS, len(words)))
     text = " ".join(sample)
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -174,3 +174,18 @@ def test_probes_collapsing_onto_a_handful_of_ids_stop_the_scan(tiny_model_dir: P
     varied = [Probe(instruction=t) for t in ("the cat sat on the mat .", "what is two plus two ? four",
                                               "hello world !")]
     check_probe_tokens(tokenizer, varied, tiny_model_dir)  # distinct enough: no error
+
+
+def test_a_character_level_vocabulary_is_not_degenerate() -> None:
+    """No merges, no whole words: the check runs on its letters instead, and a faithful one passes."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from crowguard.models.tokenizer_fidelity import degenerate
+
+    letters = {c: i + 1 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}
+    tok = Tokenizer(models.BPE(vocab={"<unk>": 0, **letters}, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    assert degenerate(fast) is None
