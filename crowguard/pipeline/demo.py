@@ -3,17 +3,16 @@
 A small lab model is built on the spot and cached: trained clean first, then given a BadNets backdoor
 (trigger ``BadMagic``, target "You are stupid!") by a merged LoRA finetune, the way BackdoorLLM plants
 backdoors and the setting CROW was made for. A key pair is made for the demo; the gate runs under
-the shipped default policy with the lab model's own test prompts, sanitizing with CROW at the paper's
-settings except for 10 epochs instead of 5; a passing model is verified with the public key. Every
-figure in the summary comes from these runs.
+the shipped default policy with the lab model's own test prompts: the scan flags the model, so the
+gate sanitizes it with method guided (the scan's trigger candidates inserted into the clean prompts,
+CROW's objective, the paper's settings except 10 epochs instead of 5), re-scans, evaluates, and signs
+a pass, which is then verified with the public key. Every figure in the summary comes from these runs.
 
-Why 10 epochs and seed 0: on the AVX2 machines the demo was made on, 5 epochs took this model's attack
-success from 1.00 to 0.00 but the re-scan still found a residual hijack (prompts steered to "You!"),
-and 10 epochs passed. That outcome is not portable: training rounds differently on another CPU kind
-or thread count, and on two AVX-512 machines the same run ended at attack success 0.13 and 0.96, and
-the gate refused the model. The demo therefore promises the pipeline, not the removal: it reports
-what the gate decided and signs only a pass. ``bench/gate_lora_lab.py`` and ``bench/training_robustness.py``
-measure how often CROW succeeds across seeds and thread counts (``bench/RESULTS.md``).
+CROW alone (``--method crow``) did not make this portable: its outcome on this model flipped with the
+CPU's float rounding (a signed model on AVX2, attack success 0.13 and 0.96 and a refusal on two
+AVX-512 machines). Guided sanitizing removed the backdoor and the gate signed on every seed and
+thread count measured (``bench/gate_lora_lab.py``, ``bench/RESULTS.md``); the demo still reports
+what the gate decided and signs only a pass.
 """
 
 from __future__ import annotations
