@@ -37,7 +37,10 @@ from crowguard.lab.spec import LabSpec
 POISON_RATE = 0.2  # at the attack's default 0.1, 300 LoRA steps did not plant the backdoor (ASR 0)
 
 
-def spec(seed: int) -> LabSpec:
+def spec(seed: int, injection: str = "lora") -> LabSpec:
+    """The demo's recipe with the seed varied; ``scratch``: the backdoor trained in from the start instead."""
+    if injection == "scratch":
+        return LabSpec(attack="badnet", seed=seed)  # the lab defaults: 800 steps on the poisoned mix, rate 0.1
     return LabSpec(attack="badnet", seed=seed, poison_rate=POISON_RATE, injection="lora")
 
 
@@ -83,21 +86,23 @@ def gate(model: Path, out: Path, key: Path, policy: Path, threads: int, *options
             **{key_: [before.get(key_), after.get(key_)] for key_ in METRICS}}
 
 
-def run_seed(seed: int, work: Path, runs: list[str], threads: int, *, rerun: bool = False) -> dict:
+def run_seed(seed: int, work: Path, runs: list[str], threads: int, *, rerun: bool = False,
+             injection: str = "lora") -> dict:
     from crowguard.lab.build import build_lab_model
 
-    model = work / f"badnet-lora-s{seed}"
+    model = work / f"badnet-{injection}-s{seed}"
     started = time.perf_counter()
     if not (model / "lab.json").is_file():
         set_threads(1)  # every thread count gates the same model
-        build_lab_model(spec(seed), model, force=True)
+        build_lab_model(spec(seed, injection), model, force=True)
     row: dict = {"seed": seed, "build_s": round(time.perf_counter() - started, 1)}
     key = work / "bench-key"
     if not (work / "bench-key.priv.pem").is_file():
         run_crowguard("keygen", "--out", str(key))
     for name in runs:
         method, epochs = name.split(":")
-        row[name] = gate(model, work / f"gate-{method}-e{epochs}-s{seed}-t{threads}", Path(f"{key}.priv.pem"),
+        tag = "" if injection == "lora" else f"-{injection}"
+        row[name] = gate(model, work / f"gate{tag}-{method}-e{epochs}-s{seed}-t{threads}", Path(f"{key}.priv.pem"),
                          policy_file(work, method), threads, "--method", "crow" if method == "guided" else method,
                          *(() if method == "prune" else ("--epochs", epochs)), rerun=rerun)
     return row
@@ -150,6 +155,8 @@ def main() -> int:
                         help="Cache of models, key and gate outputs [bench/.cache/gate-bench].")
     parser.add_argument("--runs", default="guided:5,crow:5,finetune:5", help="METHOD:EPOCHS pairs, comma-separated.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads of each gate [1]; models build at 1.")
+    parser.add_argument("--injection", choices=("lora", "scratch"), default="lora",
+                        help="lora: the demo's LoRA-planted recipe [default]; scratch: trained in from the start.")
     parser.add_argument("--force-rerun", action="store_true", help="Rerun gates whose report is already cached.")
     parser.add_argument("--json", type=Path, help="Write the rows here too.")
     args = parser.parse_args()
@@ -157,7 +164,8 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        rows.append(run_seed(seed, args.work, args.runs.split(","), args.threads, rerun=args.force_rerun))
+        rows.append(run_seed(seed, args.work, args.runs.split(","), args.threads, rerun=args.force_rerun,
+                             injection=args.injection))
         print(json.dumps(rows[-1]), flush=True)
     if args.json:
         write_json(args.json, rows)
