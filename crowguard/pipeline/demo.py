@@ -10,9 +10,10 @@ a pass, which is then verified with the public key. Every figure in the summary 
 
 CROW alone (``--method crow``) did not make this portable: its outcome on this model flipped with the
 CPU's float rounding (a signed model on AVX2, attack success 0.13 and 0.96 and a refusal on two
-AVX-512 machines). Guided sanitizing removed the backdoor and the gate signed on every seed and
-thread count measured (``bench/gate_lora_lab.py``, ``bench/RESULTS.md``); the demo still reports
-what the gate decided and signs only a pass.
+AVX-512 machines). Guided sanitizing took the attack success to 0.00 on all eight seeds of this recipe
+at 1 and 2 threads, and the demo's seed also passes the accuracy-under-trigger check (7 of the 8 do;
+``bench/gate_lora_lab.py``, ``bench/RESULTS.md``); the demo still reports what the gate decided and
+signs only a pass.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 With CROW alone the demo's outcome flipped with the CPU's float rounding. The gate now sanitizes a
 flagged model with guided sanitizing, which removed this backdoor (attack success 0.00, re-scan clean,
-signed) on every seed and thread count measured (bench/gate_lora_lab.py, bench/RESULTS.md), so the
-test asserts the pass: the demo model is flagged, sanitized, signed and verified, and the attack
+signed) on all 8 seeds of this recipe at 1 and 2 threads; the demo's seed 0 keeps accuracy under the
+trigger within 0.03 of clean, well inside the gate's 0.1 (bench/gate_lora_lab.py, bench/RESULTS.md), so
+the test asserts the pass: the demo model is flagged, sanitized, signed and verified, and the attack
 success left is far below the policy's limit. It also asserts what every run must do: every stage ran
 and the reports were written.
 """
