@@ -92,7 +92,7 @@ def test_sanitize_a_backdoored_lab_model_reports_before_and_after(lab_backdoored
     assert names[5:] in (["utility", "attack-success"], ["behaviour-recheck", "utility", "attack-success"])
     assert data["verdict"] is not None and not data["verdict"]["passed"] and data["verdict"]["exit_code"] == 1
     by_rule = {f["rule_id"] for s in data["stages"] if s["name"] == "attack-success" for f in s["findings"]}
-    assert by_rule == {"CG-BACKDOOR-ATTACK-SUCCESS"}
+    assert by_rule == {"CG-BACKDOOR-ATTACK-SUCCESS", "CG-BACKDOOR-TRIGGER-ACCURACY"}  # the target, no right answers
     by_name = {s["name"]: s for s in data["stages"]}
     first, middle, last = by_name["eval-before"], by_name["sanitize"], by_name["eval-after"]
     assert by_name["behaviour-scan"]["status"] == by_name["behaviour-rescan"]["status"] == "completed"
