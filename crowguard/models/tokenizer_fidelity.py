@@ -70,9 +70,10 @@ def read_tokenizer(path: str | Path) -> TokenizerChoice:
                                                            "shipped"), folder)
     if not shipped.is_file():
         return _usable(TokenizerChoice(chosen), folder)
-    mismatch = first_mismatch(chosen, shipped, check_strings(chosen))
+    sample = vocabulary_sample(chosen)  # read once: the check strings' vocabulary text and the usability check
+    mismatch = first_mismatch(chosen, shipped, check_strings(chosen, sample))
     if mismatch is None:
-        return _usable(TokenizerChoice(chosen), folder)
+        return _usable(TokenizerChoice(chosen), folder, sample)
     text, got, want = mismatch
     return _usable(TokenizerChoice(_from_file(folder), (
         f"transformers chose {type(chosen).__name__}, which encodes {text!r} as {len(got)} token(s) {got[:8]} where "
@@ -80,8 +81,9 @@ def read_tokenizer(path: str | Path) -> TokenizerChoice:
         "is used instead")), folder)
 
 
-def check_strings(tokenizer: PreTrainedTokenizerBase) -> list[str]:
-    """The fixed check strings, the chat template's rendering of the first, and a vocabulary text."""
+def check_strings(tokenizer: PreTrainedTokenizerBase, sample: list[str] | None = None) -> list[str]:
+    """The fixed check strings, the chat template's rendering of the first, and a text of ``sample``
+    (default: the tokenizer's ``vocabulary_sample``)."""
     texts = list(CHECK_STRINGS)
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "user", "content": CHECK_STRINGS[0]}]
@@ -89,9 +91,9 @@ def check_strings(tokenizer: PreTrainedTokenizerBase) -> list[str]:
             texts.append(str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)))
         except Exception:  # noqa: BLE001, S110 - a template that cannot render is the template scan's finding
             pass
-    words = vocabulary_words(tokenizer, SAMPLE_WORDS * 4)
+    words = vocabulary_sample(tokenizer) if sample is None else sample
     if words:
-        texts.append(" ".join(random.Random(0).sample(words, min(SAMPLE_WORDS, len(words)))))
+        texts.append(" ".join(words))
     return texts
 
 
@@ -131,14 +133,20 @@ def vocabulary_words(tokenizer: PreTrainedTokenizerBase, limit: int | None = Non
     return words
 
 
-def degenerate(tokenizer: PreTrainedTokenizerBase) -> str | None:
-    """Why ``tokenizer`` cannot write text of its own vocabulary, or None when it can."""
-    words = vocabulary_words(tokenizer, SAMPLE_WORDS * 4)
-    if len(words) < 4:  # a byte- or character-level vocabulary without merges: check it on its letters
-        words = vocabulary_words(tokenizer, SAMPLE_WORDS * 4, min_letters=1)
-    if len(words) < 4:
-        return f"its vocabulary of {len(tokenizer)} tokens holds {len(words)} letters or words"
-    sample = random.Random(0).sample(words, min(SAMPLE_WORDS, len(words)))
+def vocabulary_sample(tokenizer: PreTrainedTokenizerBase, *, min_letters: int = 2) -> list[str]:
+    """Up to ``SAMPLE_WORDS`` of the first vocabulary words, in a seeded order."""
+    words = vocabulary_words(tokenizer, SAMPLE_WORDS * 4, min_letters=min_letters)
+    return random.Random(0).sample(words, min(SAMPLE_WORDS, len(words)))
+
+
+def degenerate(tokenizer: PreTrainedTokenizerBase, sample: list[str] | None = None) -> str | None:
+    """Why ``tokenizer`` cannot write text of its own vocabulary (``sample`` of it, if read already), or None."""
+    if sample is None:
+        sample = vocabulary_sample(tokenizer)
+    if len(sample) < 4:  # a byte- or character-level vocabulary without merges: check it on its letters
+        sample = vocabulary_sample(tokenizer, min_letters=1)
+    if len(sample) < 4:
+        return f"its vocabulary of {len(tokenizer)} tokens holds {len(sample)} letters or words"
     text = " ".join(sample)
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
     back = str(tokenizer.decode(ids, skip_special_tokens=True))
@@ -152,8 +160,8 @@ def degenerate(tokenizer: PreTrainedTokenizerBase) -> str | None:
     return None
 
 
-def _usable(choice: TokenizerChoice, folder: Path) -> TokenizerChoice:
-    reason = degenerate(choice.tokenizer)
+def _usable(choice: TokenizerChoice, folder: Path, sample: list[str] | None = None) -> TokenizerChoice:
+    reason = degenerate(choice.tokenizer, sample)
     if reason is not None:
         source = folder / TOKENIZER_FILE if (folder / TOKENIZER_FILE).is_file() else folder
         raise ToolError(f"the tokenizer of {source} ({type(choice.tokenizer).__name__}) is degenerate: {reason}",

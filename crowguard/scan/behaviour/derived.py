@@ -47,15 +47,16 @@ def derive_probes(loaded: LoadedModel, needed: int, template: str, seed: int,
     tokenizer = loaded.tokenizer
     seen = {p.instruction for p in exclude}
     found: list[Probe] = []
-    for probe in representable(sampled_probes(loaded, needed * SAMPLES_PER_PROBE, template, seed), tokenizer):
-        if probe.instruction not in seen and len(found) < needed:
-            seen.add(probe.instruction)
-            found.append(probe)
-    if len(found) < needed:
-        for probe in vocabulary_probes(tokenizer, (needed - len(found)) * 2, seed):
+
+    def take(probes: list[Probe]) -> None:
+        for probe in probes:
             if probe.instruction not in seen and len(found) < needed:
                 seen.add(probe.instruction)
                 found.append(probe)
+
+    take(representable(sampled_probes(loaded, needed * SAMPLES_PER_PROBE, template, seed), tokenizer))
+    if len(found) < needed:
+        take(vocabulary_probes(tokenizer, (needed - len(found)) * 2, seed))
     return found
 
 
