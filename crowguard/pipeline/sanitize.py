@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -230,7 +230,7 @@ def _scans_after(folder: Path, *, scans: BehaviourScans, policy: Policy, before:
 
 def _after_sanitizing(scan: BehaviourScanResult, name: StageName) -> BehaviourScanResult:
     """A scan of the sanitized model, named as such, its findings advising what fits after sanitizing."""
-    return BehaviourScanResult(after_sanitizing(scan.stage, name), scan.candidates, scan.derived_probes, scan.score)
+    return replace(scan, stage=after_sanitizing(scan.stage, name))  # candidates, probes and score kept
 
 
 def headline(result: EvalResult) -> dict[str, float | None]:
