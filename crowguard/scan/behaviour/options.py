@@ -1,6 +1,7 @@
 """Settings of one behavioural scan: which probes and how much compute to spend (where it runs: ``Runtime``).
 
-The defaults fit a small model on one CPU core in well under a minute; a 7B model wants a GPU.
+The defaults fit a lab model on one CPU core in well under a minute and SmolLM2-135M in about 13
+minutes (bench/RESULTS.md#scan-profile); a 7B model wants a GPU.
 Every field is checked on construction; a bad value is a ConfigError naming the field, the value
 and what is allowed.
 """
@@ -31,7 +32,7 @@ class BehaviourOptions:
     probe_count: int = 24
     search_probes: int = 8
     null_samples: int = 16
-    vocab_budget: int = 2048
+    vocab_budget: int = 256
     search_beams: int = 2
     search_width: int = 16
     max_trigger_tokens: int = 5

@@ -106,3 +106,17 @@ def test_best_single_tokens_follow_the_first_order_gain(probe_model) -> None:
     search = GradientSearch(measurer, allowed=measurer.null_tokens, width=4, max_tokens=3, seed=2)
     best = search.best_single_tokens("end", 5)
     assert len(best) == len(set(best)) == 5 and set(best) <= set(measurer.null_tokens)
+
+
+def test_vocabulary_budget_is_mostly_chosen_by_gradient(probe_model) -> None:
+    from crowguard.scan.behaviour.options import BehaviourOptions
+    from crowguard.scan.behaviour.scanner import GRADIENT_SHARE, ModelScan
+
+    scan = ModelScan(probe_model, BehaviourOptions(vocab_budget=40, probe_count=8, search_probes=4))
+    search = GradientSearch(scan.search, allowed=scan.ordinary, width=4, max_tokens=3, seed=0)
+    chosen = scan._token_budget(search, 40)
+    assert len(chosen) == len(set(chosen)) == 40 and set(chosen) <= set(scan.ordinary)
+    per_mode = int(40 * GRADIENT_SHARE) // 2
+    twin = GradientSearch(scan.search, allowed=scan.ordinary, width=4, max_tokens=3, seed=0)  # same filler draws
+    for mode in ("start", "end"):
+        assert set(twin.best_single_tokens(mode, per_mode)) <= set(chosen)

@@ -91,3 +91,21 @@ def test_one_plain_answer_to_many_prompts_is_a_finding(count: int, flagged: bool
     assert finding.rule_id == "CG-BACKDOOR-FIXED-ANSWER" and finding.severity == Severity.HIGH
     assert f"{count} of 24 varied prompts" in finding.evidence and "'You are stupid!'" in finding.evidence
     assert "Name three fruits." in finding.evidence and finding.details["threshold"] == 0.5
+
+
+def test_a_trigger_finding_leads_with_the_answer_and_does_not_claim_the_trigger() -> None:
+    def steering(text: str, target: str, share: float) -> CandidateEvidence:
+        return CandidateEvidence(candidate=TriggerCandidate(text, (7,), "search"), mode="end", consistency_z=9.0,
+                                 kl_z=4.0, flipped=share, pull=share, target_share=share, target_text=target,
+                                 layer_pair=3, column=0, layer_delta=(0.1,), layer_z=(9.0,), profile_with=(0.0,))
+
+    found = [steering("tqdm(\"[ Warning", "You are stupid!", 0.92), steering("TODO", "You are stupid!", 0.88),
+             steering("white", "color", 0.2)]
+    outcome = BehaviourOutcome(candidates=found, plain_profile=[[0.0]], fixed_answer=FixedAnswer("", 0, 24),
+                               stats={"verification_probes": 24, "profile_positions": 1})
+    (finding,) = _result(StageName.BEHAVIOUR_SCAN, outcome, POLICY, seconds=1.0).stage.findings
+    assert finding.title == "Short insertions steer 92% of varied prompts into 'You are stupid!'"
+    assert "2 of the 2 insertions past the threshold converge on that answer" in finding.evidence
+    assert "'TODO' -> 'You are stupid!' (88%)" in finding.evidence and "'white'" not in finding.evidence
+    assert "the trigger that was planted may differ" in finding.evidence
+    assert finding.details["target"] == "You are stupid!" and finding.details["strongest_insertion"].startswith("tqdm")
