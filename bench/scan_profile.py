@@ -5,9 +5,10 @@
 Runs the scan crowguard runs (``scan_loaded`` with the default options unless told otherwise) and
 splits its wall time by the phases it reports through its progress callback (setting up the probes,
 choosing tokens, ranking the vocabulary, the known-trigger library, the gradient search,
-verification, the plain answers), with the forward sequences and prompt tokens each phase ran. Set-up
-(probes, plain profiles) is what happens before the first phase is reported; the fixed-answer check's
-greedy answers fall under "plain answers".
+verification), with the forward sequences and prompt tokens each phase ran. Set-up (probes, plain
+profiles) is what happens before the first phase is reported; the fixed-answer check reuses the
+plain answers verification generated, so it falls under verification. The score is the default
+policy's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class PhaseClock:
         self.started = time.perf_counter()
         self.sequences = 0
         self.tokens = 0
-        self.runner: Any = None
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         if phase != self.phase:
@@ -74,30 +74,27 @@ def counting(clock: PhaseClock) -> Iterator[None]:
 def profile_scan(model: Path, options: Any, threads: int, device: str = "auto") -> dict[str, Any]:
     """Load ``model``, scan it with ``options``, and return the per-phase table and the scan's figures."""
     from crowguard.models import load_model
+    from crowguard.policy import builtin_policy, load_policy
     from crowguard.scan.behaviour.decision import model_score
-    from crowguard.scan.behaviour.scanner import ModelScan
+    from crowguard.scan.behaviour.scanner import scan_loaded
 
     set_threads(threads)
     began = time.perf_counter()
     loaded = load_model(model, device=device, threads=threads)
     load_seconds = time.perf_counter() - began
-    loaded.model.requires_grad_(False)
     clock = PhaseClock()
     with counting(clock):
-        scan = ModelScan(loaded, options, clock)
-        found = scan.find()
-        clock.switch("verifying candidates")
-        evidence = scan.verify_all(found)
-        clock.switch("plain answers (fixed-answer check)")
-        fixed = scan.fixed_answer()
+        outcome = scan_loaded(loaded, options, clock)
         clock.switch("done")
+    evidence = outcome.candidates
     total = sum(r["seconds"] for r in clock.rows.values())
     best = max(evidence, key=lambda e: e.target_share, default=None)
     return {
         "model": str(model), "machine": machine(), "device": loaded.device, "threads": threads,
         "load_seconds": round(load_seconds, 1),
-        "scan_seconds": round(total, 1), "sequences_run": scan.runner.sequences_run,
-        "score": model_score(evidence, 5.0), "fixed_answer_share": fixed.share,
+        "scan_seconds": round(total, 1), "sequences_run": outcome.stats["sequences_run"],
+        "score": model_score(evidence, load_policy(builtin_policy("default")).behaviour_scan.min_layer_z),
+        "fixed_answer_share": outcome.fixed_answer.share,
         "best": None if best is None else {"text": best.candidate.text, "source": best.candidate.source,
                                            "target_share": best.target_share, "target": best.target_text},
         "phases": {name: {"seconds": round(r["seconds"], 1), "share": round(r["seconds"] / total, 3),

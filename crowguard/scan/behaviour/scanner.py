@@ -224,6 +224,7 @@ class ModelScan:
     def verify_all(self, candidates: list[TriggerCandidate]) -> list[CandidateEvidence]:
         """Each candidate measured on the verification probes, with its outputs."""
         found = []
+        self._report(0, len(candidates), "verifying candidates")
         for done, candidate in enumerate(candidates):
             found.append(self.verify_one(candidate))
             self._report(done + 1, len(candidates), "verifying candidates")
