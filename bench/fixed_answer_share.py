@@ -30,7 +30,7 @@ def measure(folder: Path, threads: int) -> tuple[str, int, int, float]:
     started = time.perf_counter()
     loaded = load_model(folder, device="cpu", threads=threads)
     loaded.model.requires_grad_(False)
-    answer = ModelScan(loaded, BehaviourOptions()).fixed_answer()
+    answer = ModelScan(loaded, BehaviourOptions()).verifier.fixed_answer()
     return answer.text, answer.count, answer.probes, time.perf_counter() - started
 
 

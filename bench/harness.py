@@ -86,3 +86,23 @@ def table_row(*cells: object) -> str:
 def markdown_table(columns: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     """A whole markdown table."""
     return "\n".join([*table_head(*columns), *(table_row(*row) for row in rows)])
+
+
+def scan_options(pairs: list[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs as BehaviourOptions fields, each value converted to its field's type."""
+    import dataclasses
+
+    from crowguard.scan.behaviour import BehaviourOptions
+
+    kinds = {f.name: f.type for f in dataclasses.fields(BehaviourOptions)}
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in kinds or not value:
+            raise SystemExit(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {', '.join(kinds)}")
+        kind = str(kinds[name])
+        if kind == "bool":
+            options[name] = value.lower() in ("1", "true", "yes")
+        else:
+            options[name] = int(value) if kind == "int" else float(value) if kind == "float" else value
+    return options

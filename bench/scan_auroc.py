@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.harness import REPO, cache_path
+from bench.harness import REPO, cache_path, scan_options
 from bench.scan_zoo import zoo_entries
 from crowguard.data.lab_card import read_lab_card
+from crowguard.policy import builtin_policy, load_policy
 from crowguard.scan.behaviour.decision import MIN_KL_Z
 
 TOP = 5
@@ -92,20 +93,23 @@ def _default_triggers(attack: str) -> tuple[str, ...]:
     return ATTACKS[attack].triggers
 
 
-def scan(model: Model, threads: int) -> dict:
-    """One scan with the default policy; the record the report is built from."""
-    from crowguard.policy import builtin_policy, load_policy
+def scan(model: Model, threads: int, options: dict[str, Any] | None = None) -> dict:
+    """One scan with the default policy (and ``options`` over the default scan options); the record the
+    report is built from."""
     from crowguard.runtime import Runtime
-    from crowguard.scan.behaviour import behaviour_scan
+    from crowguard.scan.behaviour import BehaviourOptions, behaviour_scan
 
     load = os.getloadavg()[0]
     started = time.perf_counter()
     result = behaviour_scan(model.folder, load_policy(builtin_policy("default")),
+                            options=BehaviourOptions(**(options or {})),
                             runtime=Runtime(device="cpu", threads=threads)).stage
     seconds = time.perf_counter() - started
     metrics: Any = result.metrics  # read by key: the report's JSON
-    return {"name": model.name, "status": result.status, "seconds": round(seconds, 2), "load": round(load, 2),
+    return {"name": model.name, "options": options or {}, "status": result.status, "seconds": round(seconds, 2),
+            "load": round(load, 2),
             "score": metrics.get("score"), "sequences": metrics.get("sequences_run"),
+            "search_stopped_at": metrics.get("search_stopped_at"), "unscored": metrics.get("unscored_candidates"),
             "flagged": bool(result.findings),
             "candidates": [{k: c[k] for k in ("text", "source", "position", "target_share", "target", "layer_z",
                                               "output_kl_z", "next_token_pull")}
@@ -154,8 +158,19 @@ def score_at(record: dict, min_layer_z: float, sources: tuple[str, ...] = SOURCE
     """The scan's score (``decision.model_score``) recomputed from the candidates for another min_layer_z
     (and, for an ablation, only from candidates of some sources)."""
     return max((c["target_share"] for c in record["candidates"]
-                if c["layer_z"] >= min_layer_z and c["output_kl_z"] > MIN_KL_Z and c["source"] in sources),
-               default=0.0)
+                if _counts(c, min_layer_z) and c["source"] in sources), default=0.0)
+
+
+def _counts(candidate: dict, min_layer_z: float) -> bool:
+    """A record's candidate counts at ``min_layer_z`` (one the scan left unscored never does)."""
+    if candidate.get("layer_z") is None or candidate.get("output_kl_z") is None:
+        return False
+    return bool(candidate["layer_z"] >= min_layer_z and candidate["output_kl_z"] > MIN_KL_Z)
+
+
+def _unscored(records: dict[str, dict]) -> bool:
+    """Whether some scan left candidates unscored: their z is known only to be irrelevant at the policy's bound."""
+    return any(c.get("layer_z") is None for r in records.values() for c in r["candidates"])
 
 
 def fit(records: dict[str, dict], fit_models: list[Model]) -> tuple[float, float]:
@@ -171,6 +186,9 @@ def fit(records: dict[str, dict], fit_models: list[Model]) -> tuple[float, float
         pos, neg = scores(z)
         return round(auroc(pos, neg), 6), round(min(pos) - max(neg), 6)
 
+    if _unscored(records):  # scores are exact only at the bound the scans stopped at: keep it, fit the threshold
+        z = load_policy(builtin_policy("default")).behaviour_scan.min_layer_z
+        return z, fit_threshold(*scores(z))
     best = max(quality(z) for z in Z_GRID)
     plateau = [z for z in Z_GRID if quality(z) == best]
     z = plateau[len(plateau) // 2]
@@ -184,7 +202,12 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
     if not test:  # --fit-only: report the fit split itself (in-sample, for choosing the threshold)
         test, label = fit_models, "fit split, in-sample"
     excluded = [m.name for m in zoo if m.split == "excluded"]
-    z, threshold = fit(records, fit_models)
+    if fit_models:
+        z, threshold = fit(records, fit_models)
+        fitted = "fitted"
+    else:  # the fit split is not scanned yet: the shipped policy's bounds
+        settings = load_policy(builtin_policy("default")).behaviour_scan
+        z, threshold, fitted = settings.min_layer_z, settings.threshold, "default policy's (no fit split scanned)"
     score = {name: score_at(r, z) for name, r in records.items()}
     fit_pos = [score[m.name] for m in fit_models if not m.clean]
     fit_neg = [score[m.name] for m in fit_models if m.clean]
@@ -194,8 +217,9 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
         left_out = f"; left out (same spec as a zoo or dev model): {', '.join(excluded)}"
     else:
         left_out = ""
-    lines = [(f"Fit split: {len(fit_pos)} backdoored, {len(fit_neg)} clean; fitted min_layer_z {z:g}, threshold "
-              f"{threshold:.3f} (fit AUROC {auroc(fit_pos, fit_neg):.3f}, margin {min(fit_pos) - max(fit_neg):+.3f})."),
+    margin = f"{min(fit_pos) - max(fit_neg):+.3f}" if fit_pos and fit_neg else "n/a"
+    lines = [(f"Fit split: {len(fit_pos)} backdoored, {len(fit_neg)} clean; {fitted} min_layer_z {z:g}, threshold "
+              f"{threshold:.3f} (fit AUROC {auroc(fit_pos, fit_neg):.3f}, margin {margin})."),
              f"Test split: {len(pos)} backdoored, {len(neg)} clean{left_out}.", ""]
     lines += [f"| measure ({label}) | value |", "| --- | --- |",
               f"| AUROC | {auroc(pos, neg):.3f} |",
@@ -215,8 +239,9 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
         f"the detector (target share, layer z >= {z:g})": lambda r: score_at(r, z),
         "target share without the layer condition": lambda r: score_at(r, 0.0),
         "the detector without search-grown candidates": lambda r: score_at(r, z, ("library", "vocabulary")),
-        "layer z alone (largest over candidates)": lambda r: max((c["layer_z"] for c in r["candidates"]), default=0),
-        "output KL z alone (largest over candidates)": lambda r: max((c["output_kl_z"] for c in r["candidates"]),
+        "layer z alone (largest over candidates)": lambda r: max((c["layer_z"] or 0 for c in r["candidates"]),
+                                                                 default=0),
+        "output KL z alone (largest over candidates)": lambda r: max((c["output_kl_z"] or 0 for c in r["candidates"]),
                                                                      default=0),
     }
     lines += ["| score | fit AUROC | test AUROC |", "| --- | --- | --- |"]
@@ -226,7 +251,7 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
                    "| trigger in top 5 |"), "| --- | --- | --- | --- | --- | --- |"]
     for m in sorted(test, key=lambda m: (m.clean, m.attack, m.name)):
         r = records[m.name]
-        counted = [c for c in r["candidates"] if c["layer_z"] >= z and c["output_kl_z"] > MIN_KL_Z]
+        counted = [c for c in r["candidates"] if _counts(c, z)]
         top = max(counted or r["candidates"], key=lambda c: c["target_share"], default=None)
         shown = (f"{top['text']!r} -> {top['target']!r} ({top['target_share']:.2f}, {top['layer_z']:.1f})"
                  if top else "")
@@ -247,8 +272,8 @@ def _auroc_of(fn, records: dict[str, dict], models_: list[Model]) -> float:
 def _hit(model: Model, record: dict, min_layer_z: float) -> str:
     """Whether a true trigger is among the top candidates, ordered as the scan orders them at ``min_layer_z``."""
     ordered = sorted(record["candidates"], reverse=True, key=lambda c: (
-        c["target_share"] if c["layer_z"] >= min_layer_z and c["output_kl_z"] > MIN_KL_Z else 0.0,
-        c["target_share"], c["layer_z"]))
+        c["target_share"] if _counts(c, min_layer_z) else 0.0, c["target_share"],
+        -1.0 if c["layer_z"] is None else c["layer_z"]))
     whole, part = trigger_hit(model.triggers, model.attack, [c["text"] for c in ordered[:TOP]])
     return "whole" if whole else "part" if part else "no"
 
@@ -264,7 +289,10 @@ def main() -> None:
     parser.add_argument("--rescan", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="no new scans; report what is cached")
     parser.add_argument("--fit-only", action="store_true", help="scan and report the fit split only")
+    parser.add_argument("--set", dest="options", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a scan option other than its default (a BehaviourOptions field), e.g. vocab_budget=128")
     args = parser.parse_args()
+    options = scan_options(args.options)
     zoo = [m for m in models(args.zoo, args.extra_zoo)]
     if args.rescan and args.results.exists():
         args.results.unlink()
@@ -272,13 +300,16 @@ def main() -> None:
     if args.results.exists():
         for line in args.results.read_text().splitlines():
             record = json.loads(line)
+            if record.get("options", {}) != options:
+                raise SystemExit(f"{args.results} holds scans with options {record.get('options', {})}, not "
+                                 f"{options}: give another --results file")
             records[record["name"]] = record
     for model in zoo:
         if model.split == "excluded" or model.name in records or args.report_only:
             continue
         if args.fit_only and model.split != "fit":
             continue
-        record = scan(model, args.threads)
+        record = scan(model, args.threads, options)
         records[model.name] = record
         args.results.parent.mkdir(parents=True, exist_ok=True)
         with args.results.open("a") as out:

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crowguard.scan.behaviour.scanner import CandidateEvidence
+from crowguard.scan.behaviour.early_stop import MIN_KL_Z, counted
+from crowguard.scan.behaviour.evidence import CandidateEvidence
 
-MIN_KL_Z = 0.0
+__all__ = ["MIN_KL_Z", "candidate_score", "counts", "model_score", "strongest_first"]
 
 
 def counts(evidence: CandidateEvidence, min_layer_z: float) -> bool:
-    """Whether a candidate moved both the layers and the output beyond its null."""
-    return evidence.consistency_z >= min_layer_z and evidence.kl_z > MIN_KL_Z
+    """Whether a candidate moved both the layers and the output beyond its null (an unscored one does not)."""
+    if evidence.consistency_z is None or evidence.kl_z is None:
+        return False
+    return counted(evidence.consistency_z, evidence.kl_z, min_layer_z)
 
 
 def candidate_score(evidence: CandidateEvidence, min_layer_z: float) -> float:
@@ -34,5 +37,7 @@ def model_score(evidence: Sequence[CandidateEvidence], min_layer_z: float) -> fl
 
 def strongest_first(evidence: Sequence[CandidateEvidence], min_layer_z: float) -> list[CandidateEvidence]:
     """Candidates ordered by score, then target share, then layer z."""
-    return sorted(evidence, key=lambda e: (candidate_score(e, min_layer_z), e.target_share, e.consistency_z),
-                  reverse=True)
+    def key(e: CandidateEvidence) -> tuple[float, float, float]:
+        return candidate_score(e, min_layer_z), e.target_share, -1.0 if e.consistency_z is None else e.consistency_z
+
+    return sorted(evidence, key=key, reverse=True)

@@ -12,7 +12,8 @@ from typing import Any
 from crowguard.report.charts import CHARTS_KEY, bar_chart, line_chart
 from crowguard.report.model import Finding, Severity
 from crowguard.scan.behaviour.decision import candidate_score, counts
-from crowguard.scan.behaviour.scanner import BehaviourOutcome, CandidateEvidence, FixedAnswer
+from crowguard.scan.behaviour.evidence import CandidateEvidence, FixedAnswer
+from crowguard.scan.behaviour.scanner import BehaviourOutcome
 
 RULE_ID = "CG-BACKDOOR-TRIGGER"
 FIXED_ANSWER_RULE_ID = "CG-BACKDOOR-FIXED-ANSWER"
@@ -42,16 +43,21 @@ def candidate_record(evidence: CandidateEvidence, min_layer_z: float, positions:
         "score": round(candidate_score(evidence, min_layer_z), 4),
         "target_share": round(evidence.target_share, 4),
         "target": evidence.target_text,
-        "layer_z": round(evidence.consistency_z, 3),
-        "output_kl_z": round(evidence.kl_z, 3),
+        "scored": evidence.scored,  # False: not scored against a null, as it could not change the score
+        "layer_z": _rounded(evidence.consistency_z, 3),
+        "output_kl_z": _rounded(evidence.kl_z, 3),
         "next_token_changed": round(evidence.flipped, 4),
         "next_token_pull": round(evidence.pull, 4),
         "strongest_layer_pair": evidence.layer_pair,
         "strongest_position": column_name(evidence.column, positions),
         "per_layer_delta": [round(v, 6) for v in evidence.layer_delta],
-        "per_layer_z": [round(v, 3) for v in evidence.layer_z],
+        "per_layer_z": None if evidence.layer_z is None else [round(v, 3) for v in evidence.layer_z],
         "examples": [dict(e) for e in evidence.examples],
     }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def backdoor_finding(top: CandidateEvidence, records: list[dict[str, Any]], *, score: float, threshold: float,
@@ -67,7 +73,7 @@ def backdoor_finding(top: CandidateEvidence, records: list[dict[str, Any]], *, s
     same = [r for r in past if r["target"] == top.target_text]
     evidence = (f"Inserting {text!r} {_POSITION_WORDS.get(top.mode, '')} into {probes} varied prompts turned "
                 f"{top.target_share:.0%} of the answers into {top.target_text!r} (threshold {threshold:.0%}); "
-                f"the layer-to-layer consistency moved {top.consistency_z:.1f} null standard deviations at "
+                f"the layer-to-layer consistency moved {top.consistency_z or 0.0:.1f} null standard deviations at "
                 f"layer pair {top.layer_pair} ({column_name(top.column, positions)}).")
     if len(same) > 1:
         evidence += (f" {len(same)} of the {len(past)} insertions past the threshold converge on that answer.")
@@ -115,11 +121,12 @@ def charts(outcome: BehaviourOutcome, top: CandidateEvidence | None, records: li
             f"Layer consistency at {where}: plain probes vs with {top.candidate.text!r}",
             {"plain probes": plain, f"with {top.candidate.text!r}": list(top.profile_with)},
             x_label="layer pair i: cos(h[i], h[i+1])", y_label="mean cosine"))
-        found.append(line_chart(
-            f"Consistency change with {top.candidate.text!r} (null standard deviations)",
-            {"z": list(top.layer_z), "+min_layer_z": [min_layer_z] * len(top.layer_z),
-             "-min_layer_z": [-min_layer_z] * len(top.layer_z)},
-            x_label=f"layer pair i, at {where}", y_label="z (plain minus with candidate)"))
+        if top.layer_z is not None:  # the top candidate is always scored; the guard is for the type
+            found.append(line_chart(
+                f"Consistency change with {top.candidate.text!r} (null standard deviations)",
+                {"z": list(top.layer_z), "+min_layer_z": [min_layer_z] * len(top.layer_z),
+                 "-min_layer_z": [-min_layer_z] * len(top.layer_z)},
+                x_label=f"layer pair i, at {where}", y_label="z (plain minus with candidate)"))
     if records:
         found.append(bar_chart("Target share per candidate", [r["text"] for r in records],
                                [r["target_share"] for r in records]))

@@ -23,15 +23,20 @@ POSITION_MODES = ("start", "random", "end")
 class BehaviourOptions:
     """How one behavioural scan runs.
 
-    ``probe_count`` prompts verify candidates (and give the null distribution); ``search_probes``
-    other prompts rank and search candidates, so that the verified figures are not the ones the
-    search maximised. ``template`` "auto" uses the tokenizer's chat template when it has one.
+    ``probe_count`` prompts verify candidates (and give the null distribution of ``null_samples``
+    random insertions); ``search_probes`` other prompts rank and search candidates (against nulls of
+    ``search_null_samples``: the search only orders candidates, verification decides), so that the
+    verified figures are not the ones the search maximised. Search probes come from the prompts
+    without an input text unless ``search_inputs`` (shorter: three quarters of a scan runs on them).
+    ``template`` "auto" uses the tokenizer's chat template when it has one.
     """
 
     probes: Path | None = None
     probe_count: int = 24
     search_probes: int = 8
     null_samples: int = 16
+    search_null_samples: int = 8
+    search_inputs: bool = False
     vocab_budget: int = 256
     search_beams: int = 2
     search_width: int = 16
@@ -48,9 +53,9 @@ class BehaviourOptions:
 
     def __post_init__(self) -> None:
         check = FieldChecks("behaviour scan option", self)
-        minimums = {"probe_count": 4, "search_probes": 2, "null_samples": 4, "vocab_budget": 0, "search_beams": 0,
-                    "search_width": 1, "max_trigger_tokens": 1, "top_candidates": 1,
-                    "max_new_tokens": 1, "profile_positions": 1, "batch_size": 1, "seed": 0}
+        minimums = {"probe_count": 4, "search_probes": 2, "null_samples": 4, "search_null_samples": 4,
+                    "vocab_budget": 0, "search_beams": 0, "search_width": 1, "max_trigger_tokens": 1,
+                    "top_candidates": 1, "max_new_tokens": 1, "profile_positions": 1, "batch_size": 1, "seed": 0}
         for name, low in minimums.items():
             check.at_least(low, name)
         check.choice("template", TEMPLATE_CHOICES)

@@ -86,8 +86,14 @@ def check_probe_tokens(tokenizer: PreTrainedTokenizerBase, probes: list[Probe], 
                              "--probes FILE in its language, or ask the publisher for the real tokenizer")
 
 
-def split_probes(probes: list[Probe], search: int, verify: int, seed: int) -> tuple[list[Probe], list[Probe]]:
-    """Two disjoint sets drawn round-robin over task types (so both stay varied): search, verify."""
+def split_probes(probes: list[Probe], search: int, verify: int, seed: int, *,
+                 search_inputs: bool = True) -> tuple[list[Probe], list[Probe]]:
+    """Two disjoint sets drawn round-robin over task types (so both stay varied): search, verify.
+
+    Without ``search_inputs`` the search set is drawn from the probes without an input text first
+    (shorter prompts: every ranked token and search proposal runs on each of them), topped up with
+    the others when there are too few; the verification set is the same either way.
+    """
     rng = random.Random(seed)
     by_task: dict[str, list[Probe]] = {}
     for probe in probes:
@@ -99,5 +105,7 @@ def split_probes(probes: list[Probe], search: int, verify: int, seed: int) -> tu
     rng.shuffle(tasks)
     while any(by_task[t] for t in tasks):
         order += [by_task[t].pop() for t in tasks if by_task[t]]
-    verify_set = order[:verify]
-    return order[verify:verify + search], verify_set
+    verify_set, rest = order[:verify], order[verify:]
+    if not search_inputs:
+        rest = [p for p in rest if not p.input] + [p for p in rest if p.input]
+    return rest[:search], verify_set

@@ -11,6 +11,7 @@ Many insertions into one probe at the same place share everything before that pl
 model the hidden states there do not depend on what follows. ``run_shared_prefix`` runs that prefix
 once and only the tails (insert and rest of the prompt) per candidate, from the prefix's key/value
 cache: the same numbers for a fraction of the work when candidates go at the end or in the middle.
+Each prefix is run once per scan and its cache kept (copied for every batch of tails).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import Cache
 
+MAX_HEADS = 128  # prefixes kept (a scan uses at most (search + verification probes) x 3 positions)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class ProfileRunner:
         self.batch_size = batch_size
         self.sequences_run = 0
         self._cache_argument = _cache_argument(model)
+        self._heads: dict[tuple[int, ...], tuple[Cache, torch.Tensor]] = {}  # prefix -> its cache and cosines
 
     def run(self, sequences: Sequence[Sequence[int]], *, baseline: torch.Tensor | None = None,
             tick: Tick | None = None) -> Profiles:
@@ -99,14 +102,12 @@ class ProfileRunner:
             raise ValueError("run_shared_prefix needs a non-empty prefix and tails of one length")
         collected = _Collector(baseline)
         with torch.inference_mode():
-            head = self.model(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True,
-                              output_hidden_states=True, logits_to_keep=1)
-            head_cos = layer_cosines(head.hidden_states, 0, len(head.hidden_states) - 2)[:, 0]  # (pairs, prefix)
+            head_cache, head_cos = self._head(tuple(prefix))
             total = len(prefix) + len(tails[0])
             positions = torch.arange(len(prefix), total, device=self.device)
             for start in range(0, len(tails), self.batch_size):
                 chunk = torch.tensor([list(t) for t in tails[start:start + self.batch_size]], device=self.device)
-                cache = copy.deepcopy(_cache_of(head))
+                cache = copy.deepcopy(head_cache)
                 cache.batch_repeat_interleave(len(chunk))
                 out = self.model(input_ids=chunk, use_cache=True, output_hidden_states=True,
                                  position_ids=positions.expand(len(chunk), -1), logits_to_keep=1,
@@ -117,6 +118,20 @@ class ProfileRunner:
                 collected.add(features.permute(1, 0, 2), out.logits[:, -1].float().log_softmax(-1))
                 self._count(len(chunk), tick)
         return collected.profiles()
+
+    def _head(self, prefix: tuple[int, ...]) -> tuple[Cache, torch.Tensor]:
+        """The prefix's key/value cache and layer cosines (pairs, prefix), computed once per prefix: a scan
+        runs the same few dozen probe prefixes (each probe cut at each position) again and again."""
+        import torch
+
+        if prefix not in self._heads:
+            if len(self._heads) >= MAX_HEADS:
+                self._heads.pop(next(iter(self._heads)))
+            head = self.model(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True,
+                              output_hidden_states=True, logits_to_keep=1)
+            self._heads[prefix] = (_cache_of(head), layer_cosines(head.hidden_states, 0,
+                                                                  len(head.hidden_states) - 2)[:, 0])
+        return self._heads[prefix]
 
     def _count(self, count: int, tick: Tick | None) -> None:
         self.sequences_run += count

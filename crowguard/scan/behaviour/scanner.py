@@ -3,10 +3,12 @@
 1. Probes the tokenizer can represent are split into search probes and verification probes.
 2. Candidates come from the known-trigger library, from single vocabulary tokens ranked in batches,
    and from a gradient-guided search grown from the best of those (all on the search probes).
-3. The best ``top_candidates`` are measured again on the verification probes, at the position where
-   the search found them strongest (at every position for candidates given from elsewhere), against
-   null distributions of random insertions of the same length at the same places.
-4. Each verified candidate's greedy answers are compared with the plain answers (target share).
+3. The best ``top_candidates`` are measured again on the verification probes (``verification``), at
+   the position where the search found them strongest (at every position for candidates given from
+   elsewhere): their greedy answers against the plain answers (target share), and their effect
+   against null distributions of random insertions of the same length at the same places.
+4. Given the policy's bounds (``early_stop``), a model flagged clearly before the gradient search
+   skips it, and candidates that cannot change the score are not scored against a null.
 5. The plain answers themselves are checked for one answer given to many different prompts: a
    backdoor that fires without its trigger (a leaky plant) or a finetune that collapsed.
 
@@ -19,81 +21,29 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from crowguard.errors import UsageError
 from crowguard.models.prompts import has_chat_template
 from crowguard.progress import Count, Tick, ticker
 from crowguard.scan.behaviour.derived import DERIVED_TASKS, derive_probes
+from crowguard.scan.behaviour.early_stop import EARLY_CHECKS, EARLY_PULL, StopBounds
 from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
+from crowguard.scan.behaviour.evidence import CandidateEvidence, FixedAnswer, TriggerCandidate
 from crowguard.scan.behaviour.library import KNOWN_TRIGGERS
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
-from crowguard.scan.behaviour.null import Effect, Score
 from crowguard.scan.behaviour.options import POSITION_MODES, BehaviourOptions
-from crowguard.scan.behaviour.outputs import convergence, greedy_continuations
 from crowguard.scan.behaviour.probes import Probe, check_probe_tokens, load_probes, representable, split_probes
 from crowguard.scan.behaviour.profile import ProfileRunner
-from crowguard.scan.behaviour.search import (
-    GradientSearch,
-    Proposal,
-    measure_proposals,
-    rank_vocabulary,
-    ranked,
-    search_value,
-)
+from crowguard.scan.behaviour.search import GradientSearch, Proposal, measure_proposals, rank_vocabulary, ranked
+from crowguard.scan.behaviour.verification import Verifier
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
-
     from crowguard.models import LoadedModel
 
-EXAMPLES = 3
+__all__ = ["BehaviourOutcome", "CandidateEvidence", "FixedAnswer", "ModelScan", "TriggerCandidate", "scan_loaded"]
+
 GRADIENT_SHARE = 0.75  # of the vocabulary budget, chosen by first-order gain (the rest at random)
-
-
-@dataclass(frozen=True)
-class TriggerCandidate:
-    """A trigger candidate as text (how it reads) and token ids (what was inserted)."""
-
-    text: str
-    token_ids: tuple[int, ...]
-    source: str = "given"
-    mode: str | None = None  # where it is strongest (start, random, end); None: try every position
-    target_share: float | None = None  # measured by a scan: the share of probes it steered to one answer
-
-
-@dataclass(frozen=True)
-class CandidateEvidence:
-    """A candidate verified on the verification probes: layer, output and convergence evidence."""
-
-    candidate: TriggerCandidate
-    mode: str
-    consistency_z: float
-    kl_z: float
-    flipped: float
-    pull: float
-    target_share: float
-    target_text: str
-    layer_pair: int
-    column: int
-    layer_delta: tuple[float, ...]
-    layer_z: tuple[float, ...]
-    profile_with: tuple[float, ...]
-    examples: tuple[dict[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class FixedAnswer:
-    """The most common greedy answer to the plain verification probes (nothing inserted)."""
-
-    text: str
-    count: int
-    probes: int
-    examples: tuple[str, ...] = ()  # prompts that got it
-
-    @property
-    def share(self) -> float:
-        return self.count / self.probes if self.probes else 0.0
 
 
 @dataclass
@@ -110,16 +60,20 @@ class BehaviourOutcome:
 class ModelScan:
     """The probes, runner and measurers of one loaded model."""
 
-    def __init__(self, loaded: LoadedModel, options: BehaviourOptions, progress: Count | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, options: BehaviourOptions, progress: Count | None = None,
+                 stop: StopBounds | None = None) -> None:
         self.loaded = loaded
         self.options = options
         self.progress = progress
+        self.stop = stop
+        self.stopped_search_at: str | None = None  # the candidate that flagged the model before the search
         tokenizer = loaded.tokenizer
         self.template = options.template
         if self.template == "auto":
             self.template = "chat" if has_chat_template(tokenizer) else "raw"
         probes = self._probes()
-        search, verify = split_probes(probes, options.search_probes, options.probe_count, options.seed)
+        search, verify = split_probes(probes, options.search_probes, options.probe_count, options.seed,
+                                      search_inputs=options.search_inputs)
         used = [*search, *verify]
         check_probe_tokens(tokenizer, used, loaded.folder.path)
         self.derived = tuple(p for p in probes if p.task in DERIVED_TASKS)
@@ -134,10 +88,10 @@ class ModelScan:
                                     positions=min(options.profile_positions, shortest),
                                     batch_size=options.batch_size)
         self.search = ProbeMeasurer(self.runner, self.search_set, null_tokens=self.ordinary,
-                                    null_samples=options.null_samples, seed=options.seed)
+                                    null_samples=options.search_null_samples, seed=options.seed)
         self.verify = ProbeMeasurer(self.runner, self.verify_set, null_tokens=self.ordinary,
                                     null_samples=options.null_samples, seed=options.seed + 1)
-        self._plain_outputs: list[tuple[int, ...]] | None = None
+        self.verifier = Verifier(loaded, self.verify, options, stop, self._report)
 
     def _probes(self) -> list[Probe]:
         """The probes the tokenizer can write: fixed ones, the user's, or built-in topped up by derived ones."""
@@ -162,7 +116,7 @@ class ModelScan:
         return ids
 
     def decode(self, ids: tuple[int, ...]) -> str:
-        return _text(self.loaded.tokenizer, list(ids), skip_special_tokens=False)
+        return self.verifier.decode(ids)
 
     # -- finding candidates -------------------------------------------------------------------
 
@@ -181,6 +135,8 @@ class ModelScan:
         proposals += measure_proposals(
             self.search, [ids for _, ids in library], POSITION_MODES, "library", texts=[t for t, _ in library],
             tick=self._ticker("measuring known triggers", len(library) * len(POSITION_MODES) * len(self.search_set)))
+        if self.stop is not None and self._flagged_before_search(proposals):
+            return self._candidates(proposals)
         if opts.search_beams and opts.max_trigger_tokens > 1:
             beams = _beams(proposals, opts.search_beams)
             # the bar counts measured sequences against each beam's most (growth rounds, then one swap), so the
@@ -202,8 +158,27 @@ class ModelScan:
                     proposals.append(grown)
                 state["done"] = state["end"]
                 self._report(state["done"], total, "searching")
+        return self._candidates(proposals)
+
+    def _candidates(self, proposals: list[Proposal]) -> list[TriggerCandidate]:
+        """The best ``top_candidates`` proposals, as candidates."""
         return [TriggerCandidate(p.text or self.decode(p.token_ids), p.token_ids, p.source, p.mode)
-                for p in ranked(proposals, opts.top_candidates)]
+                for p in ranked(proposals, self.options.top_candidates)]
+
+    def _flagged_before_search(self, proposals: list[Proposal]) -> bool:
+        """Verify the best candidates that already pull the search probes to one answer; True when one of them
+        flags the model clearly, so that the search could only add candidates to a settled verdict."""
+        assert self.stop is not None
+        chosen = ranked(proposals, self.options.top_candidates)
+        strong = [c for c, p in zip(self._candidates(proposals), chosen) if p.pull >= EARLY_PULL][:EARLY_CHECKS]
+        for done, candidate in enumerate(strong):
+            self._report(done, len(strong), "verifying strong candidates early")
+            evidence = self.verifier.verify_one(candidate)
+            assert evidence.consistency_z is not None and evidence.kl_z is not None  # verify_one scores
+            if self.stop.flags_clearly(evidence.consistency_z, evidence.kl_z, evidence.target_share):
+                self.stopped_search_at = candidate.text
+                return True
+        return False
 
     def _token_budget(self, searcher: GradientSearch, budget: int) -> list[int]:
         """Three quarters of the budget: the tokens with the largest first-order gain at the start and at the
@@ -219,76 +194,6 @@ class ModelScan:
         chosen.update(random.Random(self.options.seed).sample(rest, min(len(rest), budget - len(chosen))))
         return sorted(chosen)
 
-    # -- verifying them ----------------------------------------------------------------------
-
-    def verify_all(self, candidates: list[TriggerCandidate]) -> list[CandidateEvidence]:
-        """Each candidate measured on the verification probes, with its outputs."""
-        found = []
-        self._report(0, len(candidates), "verifying candidates")
-        for done, candidate in enumerate(candidates):
-            found.append(self.verify_one(candidate))
-            self._report(done + 1, len(candidates), "verifying candidates")
-        return found
-
-    def verify_one(self, candidate: TriggerCandidate) -> CandidateEvidence:
-        """One candidate on the verification probes, at its position (or its strongest of all three)."""
-        best: tuple[str, Effect, Score] | None = None
-        for mode in (candidate.mode,) if candidate.mode else POSITION_MODES:
-            ((effect, found),) = self.verify.scores([candidate.token_ids], mode)
-            if best is None or _strength(effect, found) > _strength(best[1], best[2]):
-                best = (mode, effect, found)
-        assert best is not None
-        mode, effect, found = best
-        pair, column = found.where
-        sequences = self.verify_set.sequences(candidate.token_ids, mode)
-        plain = self.plain_outputs()
-        triggered = self._generate(sequences)
-        moved = convergence(plain, triggered)
-        plain_profile = self.verify.plain_profile[:, column]
-        return CandidateEvidence(
-            candidate=candidate, mode=mode, consistency_z=found.consistency_z, kl_z=found.kl_z,
-            flipped=effect.flipped, pull=effect.pull, target_share=moved.target_share,
-            target_text=self.decode(moved.target_ids),
-            layer_pair=pair, column=column, layer_delta=tuple(effect.delta[:, column].tolist()),
-            layer_z=tuple(found.delta_z[:, column].tolist()),
-            profile_with=tuple((plain_profile - effect.delta[:, column]).tolist()),
-            examples=self._examples(candidate, mode, plain, triggered),
-        )
-
-    def fixed_answer(self) -> FixedAnswer:
-        """The plain probes' most common greedy answer (whole, up to ``max_new_tokens``) and its count."""
-        plain = self.plain_outputs()
-        answer, count = Counter(plain).most_common(1)[0]
-        tokenizer = self.loaded.tokenizer
-        prompts = [_text(tokenizer, ids, skip_special_tokens=True)
-                   for ids, got in zip(self.verify_set.plain(), plain) if got == answer]
-        return FixedAnswer(text=_text(tokenizer, list(answer), skip_special_tokens=True), count=count,
-                           probes=len(plain), examples=tuple(prompts[:EXAMPLES]))
-
-    def plain_outputs(self) -> list[tuple[int, ...]]:
-        """Greedy answers to the plain verification probes (computed once)."""
-        if self._plain_outputs is None:
-            self._plain_outputs = self._generate(self.verify_set.plain())
-        return self._plain_outputs
-
-    def _generate(self, sequences: list[list[int]]) -> list[tuple[int, ...]]:
-        tokenizer = self.loaded.tokenizer
-        eos = self.loaded.model.generation_config.eos_token_id
-        eos_ids = [eos] if isinstance(eos, int) else list(eos or [tokenizer.eos_token_id])
-        return greedy_continuations(self.loaded.model, self.runner, sequences,
-                                    max_new_tokens=self.options.max_new_tokens, eos_ids=eos_ids)
-
-    def _examples(self, candidate: TriggerCandidate, mode: str, plain: list[tuple[int, ...]],
-                  triggered: list[tuple[int, ...]]) -> tuple[dict[str, str], ...]:
-        tokenizer = self.loaded.tokenizer
-        rows = []
-        for i in range(min(EXAMPLES, len(plain))):
-            prompt_ids = self.verify_set.encoded[i].ids(candidate.token_ids, self.verify_set.insertion_point(i, mode))
-            rows.append({"prompt": _text(tokenizer, prompt_ids, skip_special_tokens=True),
-                         "without": _text(tokenizer, list(plain[i]), skip_special_tokens=True),
-                         "with": _text(tokenizer, list(triggered[i]), skip_special_tokens=True)})
-        return tuple(rows)
-
     # -- progress ----------------------------------------------------------------------------
 
     def _report(self, done: int, total: int, phase: str) -> None:
@@ -299,35 +204,28 @@ class ModelScan:
         return ticker(self.progress, phase, total)
 
 
-def _text(tokenizer: PreTrainedTokenizerBase, ids: list[int], *, skip_special_tokens: bool) -> str:
-    """One token sequence as stripped text (decoding one sequence gives a str; the stubs also allow list[str])."""
-    return cast(str, tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)).strip()
-
-
 def _beams(proposals: list[Proposal], count: int) -> list[Proposal]:
     """Where the search starts: the proposals that pull the next token most to one answer (then value)."""
     best = sorted(proposals, key=lambda p: (p.pull, p.value), reverse=True)
     return ranked(best[:count * 4], count) if count else []
 
 
-def _strength(effect: Effect, found: Score) -> float:
-    return search_value(found.consistency_z, found.kl_z, effect.pull)
-
-
 def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Count | None = None,
-                candidates: list[TriggerCandidate] | None = None) -> BehaviourOutcome:
-    """Find (unless ``candidates`` are given) and verify trigger candidates on a loaded model."""
+                candidates: list[TriggerCandidate] | None = None, stop: StopBounds | None = None) -> BehaviourOutcome:
+    """Find (unless ``candidates`` are given) and verify trigger candidates on a loaded model; with ``stop``
+    (the policy's bounds) it spends less where they are settled (``early_stop``)."""
     started = time.perf_counter()
     loaded.model.requires_grad_(False)
-    scan = ModelScan(loaded, options, progress)
+    scan = ModelScan(loaded, options, progress, stop)
     found = scan.find() if candidates is None else candidates
-    evidence = scan.verify_all(found)
+    evidence = scan.verifier.verify_all(found)
     return BehaviourOutcome(
         candidates=evidence,
         plain_profile=scan.verify.plain_profile.tolist(),
-        fixed_answer=scan.fixed_answer(),
+        fixed_answer=scan.verifier.fixed_answer(),
         derived_probes=scan.derived,
         stats={"template": scan.template, "probe_sources": scan.probe_sources, "search_probes": len(scan.search_set),
                "verification_probes": len(scan.verify_set), "profile_positions": scan.runner.positions,
-               "sequences_run": scan.runner.sequences_run, "seconds": round(time.perf_counter() - started, 2)},
+               "sequences_run": scan.runner.sequences_run, "seconds": round(time.perf_counter() - started, 2),
+               "unscored_candidates": scan.verifier.unscored, "search_stopped_at": scan.stopped_search_at},
     )

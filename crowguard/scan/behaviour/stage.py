@@ -29,6 +29,7 @@ from crowguard.progress import Count
 from crowguard.report.model import Finding, SkippedFile, StageName, StageResult
 from crowguard.runtime import Runtime
 from crowguard.scan.behaviour.decision import model_score, strongest_first
+from crowguard.scan.behaviour.early_stop import StopBounds
 from crowguard.scan.behaviour.findings import (
     backdoor_finding,
     candidate_record,
@@ -128,7 +129,8 @@ def _run(folder: Path, policy: Policy, options: BehaviourOptions, runtime: Runti
             raise UsageError(f"candidates {bad} do not fit this model's vocabulary of {vocabulary} tokens",
                              hint="measure candidates only on a model with the same tokenizer")
     try:
-        outcome = scan_loaded(loaded, options, progress, candidates)
+        bounds = StopBounds(policy.behaviour_scan.min_layer_z, policy.behaviour_scan.threshold)
+        outcome = scan_loaded(loaded, options, progress, candidates, stop=bounds)
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - a scan that could not finish fails the gate closed (exit 3)

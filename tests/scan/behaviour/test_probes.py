@@ -45,3 +45,14 @@ def test_split_is_disjoint_seeded_and_varied() -> None:
     assert split_probes(probes, 8, 24, seed=0) == (search, verify)
     assert split_probes(probes, 8, 24, seed=1) != (search, verify)
     assert len({p.task for p in verify}) >= 12
+
+
+def test_search_probes_without_inputs_leave_verification_as_it_was() -> None:
+    probes = builtin_probes()
+    search, verify = split_probes(probes, 8, 24, seed=0, search_inputs=False)
+    assert split_probes(probes, 8, 24, seed=0)[1] == verify
+    assert len(search) == 8 and not set(search) & set(verify)
+    assert not any(p.input for p in search) and len({p.task for p in search}) >= 5
+    only_inputs = [p for p in probes if p.input]
+    topped_up, _ = split_probes(only_inputs, 8, 24, seed=0, search_inputs=False)
+    assert len(topped_up) == 8  # too few without an input: the others fill the set

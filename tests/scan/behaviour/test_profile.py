@@ -56,3 +56,17 @@ def test_shared_prefix_gives_the_same_profiles_as_whole_sequences(probe_model) -
     torch.testing.assert_close(shared.features, whole.features, atol=1e-5, rtol=0)
     assert float(shared.next_token.abs().max()) < 1e-4  # KL to the whole-sequence distributions
     assert torch.equal(shared.top_token, whole.top_token)
+
+
+def test_a_prefix_runs_once_and_its_kept_cache_gives_the_same_profiles(probe_model) -> None:
+    runner = _runner(probe_model, positions=4, batch_size=4)
+    probes = encode_probes(probe_model.tokenizer, PROBES, "chat", seed=0)
+    prefix, rest = probes.split(1, "end")
+    tails = [[t, *rest] for t in range(6, 15)]
+    first = runner.run_shared_prefix(prefix, tails)
+    again = runner.run_shared_prefix(prefix, tails)  # from the kept cache, which batches must not have grown
+    assert list(runner._heads) == [tuple(prefix)]
+    torch.testing.assert_close(again.features, first.features, atol=0, rtol=0)
+    torch.testing.assert_close(again.next_token, first.next_token, atol=0, rtol=0)
+    whole = runner.run([prefix + t for t in tails])
+    torch.testing.assert_close(again.features, whole.features, atol=1e-5, rtol=0)

@@ -120,3 +120,4 @@ def test_vocabulary_budget_is_mostly_chosen_by_gradient(probe_model) -> None:
     twin = GradientSearch(scan.search, allowed=scan.ordinary, width=4, max_tokens=3, seed=0)  # same filler draws
     for mode in ("start", "end"):
         assert set(twin.best_single_tokens(mode, per_mode)) <= set(chosen)
+
