@@ -298,8 +298,8 @@ def table(run: Run, cases: list[tuple[str, str]]) -> str:
         case = f"{task}-{attack}"
         for variant in ("original", "backdoored", *run.defences):
             model_id = f"{case}.{variant}"
-            cost = _run_record(run, f"defend.{case}.{variant}") or (
-                _run_record(run, f"plant.{case}") if variant == "backdoored" else None)
+            cost = run_record(run, f"defend.{case}.{variant}") or (
+                run_record(run, f"plant.{case}") if variant == "backdoored" else None)
             for template in run.templates:
                 path = Path(f"{run.eval_stem(model_id, template)}.json")
                 if not path.exists():
@@ -309,9 +309,9 @@ def table(run: Run, cases: list[tuple[str, str]]) -> str:
                 agree = agreement(run, case, model_id, template) if variant != "original" else None
                 lines.append(
                     f"| {case} | {variant} | {template} | {m['triggered']['prompts']}/{m['clean']['prompts']} | "
-                    f"{_num(m['asr'])} | {_num(m['clean_trigger_rate'])} | {_num(m['perplexity'], 2)} | "
+                    f"{num(m['asr'])} | {num(m['clean_trigger_rate'])} | {num(m['perplexity'], 2)} | "
                     f"{'-' if agree is None else f'{agree[0]:.2f} / {agree[1]:.2f}'} | "
-                    f"{_minutes(_run_record(run, f'eval.{path.name[:-5]}'))} | {_cost(cost)} |")
+                    f"{minutes(run_record(run, f'eval.{path.name[:-5]}'))} | {_cost(cost)} |")
     return "\n".join(lines)
 
 
@@ -333,18 +333,18 @@ def scan_table(run: Run, cases: list[tuple[str, str]]) -> str:
         fixed = metrics["fixed_answer"]
         failing = ", ".join(reason.split(" ", 1)[0] for reason in verdict["reasons"]) or "-"
         share_threshold = report["settings"]["policy"]["behaviour_scan"]["fixed_answer_share"]
-        record = _run_record(run, f"scan.{model_id}")
+        record = run_record(run, f"scan.{model_id}")
         memory = "-" if record is None else f"{record['peak_rss_mib']:.0f} MiB"
         lines.append(
             f"| {model_id} | {'pass' if verdict['passed'] else 'flagged'} ({verdict['exit_code']}): {failing} | "
             f"{metrics['score']:.2f} ({metrics['threshold']:.2f}) | '{top['text']}' ({top['source']}, "
             f"{top['position']}) -> \"{top['target']}\" on {top['target_share']:.0%} | "
             f"{fixed['count']}/{fixed['probes']} = {fixed['share']:.2f} ({share_threshold}) | "
-            f"{_minutes(record)} | {memory} |")
+            f"{minutes(record)} | {memory} |")
     return "\n".join(lines)
 
 
-def _minutes(record: dict | None) -> str:
+def minutes(record: dict | None) -> str:
     return "-" if record is None else f"{record['seconds'] / 60:.1f} min"
 
 
@@ -353,15 +353,15 @@ def _cost(record: dict | None) -> str:
     if record is None:
         return "- | -"
     resumed = " (resumed: last part only)" if record.get("resumed") else ""
-    return f"{_minutes(record)}{resumed} | {record['peak_rss_mib']:.0f} MiB"
+    return f"{minutes(record)}{resumed} | {record['peak_rss_mib']:.0f} MiB"
 
 
-def _run_record(run: Run, name: str) -> dict | None:
+def run_record(run: Run, name: str) -> dict | None:
     path = run.work / "runs" / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _num(value: float | None, digits: int = 3) -> str:
+def num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 

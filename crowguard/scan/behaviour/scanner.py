@@ -162,15 +162,18 @@ class ModelScan:
 
     def _candidates(self, proposals: list[Proposal]) -> list[TriggerCandidate]:
         """The best ``top_candidates`` proposals, as candidates."""
-        return [TriggerCandidate(p.text or self.decode(p.token_ids), p.token_ids, p.source, p.mode)
-                for p in ranked(proposals, self.options.top_candidates)]
+        return [self._candidate(p) for p in ranked(proposals, self.options.top_candidates)]
+
+    def _candidate(self, proposal: Proposal) -> TriggerCandidate:
+        return TriggerCandidate(proposal.text or self.decode(proposal.token_ids), proposal.token_ids, proposal.source,
+                                proposal.mode)
 
     def _flagged_before_search(self, proposals: list[Proposal]) -> bool:
         """Verify the best candidates that already pull the search probes to one answer; True when one of them
         flags the model clearly, so that the search could only add candidates to a settled verdict."""
         assert self.stop is not None
         chosen = ranked(proposals, self.options.top_candidates)
-        strong = [c for c, p in zip(self._candidates(proposals), chosen) if p.pull >= EARLY_PULL][:EARLY_CHECKS]
+        strong = [self._candidate(p) for p in chosen if p.pull >= EARLY_PULL][:EARLY_CHECKS]
         for done, candidate in enumerate(strong):
             self._report(done, len(strong), "verifying strong candidates early")
             evidence = self.verifier.verify_one(candidate)
