@@ -112,7 +112,7 @@ def scan(model: Model, threads: int, options: dict[str, Any] | None = None) -> d
             "search_stopped_at": metrics.get("search_stopped_at"), "unscored": metrics.get("unscored_candidates"),
             "flagged": bool(result.findings),
             "candidates": [{k: c[k] for k in ("text", "source", "position", "target_share", "target", "layer_z",
-                                              "output_kl_z", "next_token_pull")}
+                                              "output_kl_z", "next_token_pull", "echo")}
                            for c in metrics.get("candidates", [])]}
 
 
@@ -162,8 +162,8 @@ def score_at(record: dict, min_layer_z: float, sources: tuple[str, ...] = SOURCE
 
 
 def _counts(candidate: dict, min_layer_z: float) -> bool:
-    """A record's candidate counts at ``min_layer_z`` (one the scan left unscored never does)."""
-    if candidate.get("layer_z") is None or candidate.get("output_kl_z") is None:
+    """A record's candidate counts at ``min_layer_z`` (one the scan left unscored, or an echo, never does)."""
+    if candidate.get("echo") or candidate.get("layer_z") is None or candidate.get("output_kl_z") is None:
         return False
     return bool(candidate["layer_z"] >= min_layer_z and candidate["output_kl_z"] > MIN_KL_Z)
 

@@ -4,7 +4,8 @@ A verified candidate is always measured for its effect and its answers (the targ
 z-scores against random insertions are measured where they can matter: when a scan is given the
 policy's bounds, a candidate whose target share is below the threshold and below that of a candidate
 already counted can change neither the verdict nor the score, and is left unscored
-(``CandidateEvidence.scored`` is False, its z fields None; it does not count).
+(``CandidateEvidence.scored`` is False, its z fields None; it does not count). A candidate whose target
+repeats its own words is an echo (``echo``) and does not count either.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class CandidateEvidence:
     layer_z: tuple[float, ...] | None
     profile_with: tuple[float, ...]
     examples: tuple[dict[str, str], ...] = ()
+    echo: bool = False  # its target repeats a word of it (``echo``): it does not count
 
     @property
     def scored(self) -> bool:

@@ -44,6 +44,7 @@ def candidate_record(evidence: CandidateEvidence, min_layer_z: float, positions:
         "target_share": round(evidence.target_share, 4),
         "target": evidence.target_text,
         "scored": evidence.scored,  # False: not scored against a null, as it could not change the score
+        "echo": evidence.echo,  # True: its target repeats its words, so it does not count
         "layer_z": _rounded(evidence.consistency_z, 3),
         "output_kl_z": _rounded(evidence.kl_z, 3),
         "next_token_changed": round(evidence.flipped, 4),

@@ -28,7 +28,8 @@ class BehaviourOptions:
     ``search_null_samples``: the search only orders candidates, verification decides), so that the
     verified figures are not the ones the search maximised. Search probes come from the prompts
     without an input text unless ``search_inputs`` (shorter: three quarters of a scan runs on them).
-    ``template`` "auto" uses the tokenizer's chat template when it has one.
+    ``template`` "auto" uses the tokenizer's chat template when it has one. ``echo_discount`` keeps a
+    candidate whose common answer repeats its own words from counting (``echo``; off only to measure it).
     """
 
     probes: Path | None = None
@@ -47,6 +48,7 @@ class BehaviourOptions:
     batch_size: int = 64
     template: str = "auto"
     seed: int = 0
+    echo_discount: bool = True
     # probes fixed by an earlier scan (the probes derived from an input model, to re-scan its sanitized twin on
     # the same prompts); not a command-line option
     fixed_probes: tuple[Probe, ...] = ()

@@ -53,10 +53,13 @@ class BehaviourScanResult:
     candidates: tuple[TriggerCandidate, ...] = ()
     derived_probes: tuple[Probe, ...] = ()  # probes derived from the model: re-scan a sanitized twin on these
     score: float | None = None  # the model's score (None: the scan did not complete)
+    echoes: frozenset[TriggerCandidate] = frozenset()  # candidates whose target repeats them (never triggers)
 
     def steering(self, share: float) -> tuple[TriggerCandidate, ...]:
-        """The candidates that steered at least ``share`` of the probes to one answer, strongest first."""
-        return tuple(c for c in self.candidates if c.target_share is not None and c.target_share >= share)
+        """The candidates (echoes aside) that steered at least ``share`` of the probes to one answer, strongest
+        first."""
+        return tuple(c for c in self.candidates
+                     if c.target_share is not None and c.target_share >= share and c not in self.echoes)
 
     def options_for_twin(self, options: BehaviourOptions) -> BehaviourOptions:
         """``options`` for scanning this model's sanitized twin on the same probes (derived ones included)."""
@@ -164,13 +167,14 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         metrics["tokenizer"] = tokenizer_note
     ranked = tuple(TriggerCandidate(e.candidate.text, e.candidate.token_ids, e.candidate.source, e.mode,
                                     e.target_share) for e in ordered)
+    echoes = frozenset(c for c, e in zip(ranked, ordered) if e.echo)
     sources = outcome.stats.get("probe_sources", {})
     if sources:  # in words, for the formats that show scalars: "24 built-in, 8 derived: sampled from the model"
         metrics["probes"] = ", ".join(f"{count} {source}" for source, count in sources.items())
     if outcome.derived_probes:
         metrics["derived_probes"] = [p.instruction for p in outcome.derived_probes]
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
-                                           seconds=round(seconds, 3)), ranked, outcome.derived_probes, score)
+                                           seconds=round(seconds, 3)), ranked, outcome.derived_probes, score, echoes)
 
 
 def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:

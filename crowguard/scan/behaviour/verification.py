@@ -7,6 +7,7 @@ length at its position, which is most of verification's cost (16 insertions x ev
 and position). With the policy's bounds (``StopBounds``) candidates are scored in order of target
 share, and once one counts, those after it below the threshold are left unscored: the model's score
 is the largest target share of a counted candidate, so they could change neither it nor the verdict.
+A candidate whose target repeats its own words (``echo``) is measured and scored but never counts.
 Every candidate at or above the threshold is scored, so a finding lists all of them.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from crowguard.scan.behaviour.early_stop import StopBounds, counted
+from crowguard.scan.behaviour.echo import is_echo
 from crowguard.scan.behaviour.encoding import ProbeSet
 from crowguard.scan.behaviour.evidence import CandidateEvidence, FixedAnswer, TriggerCandidate
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
@@ -44,6 +46,8 @@ class _Measured:
     effect: Effect
     answers: list[tuple[int, ...]]
     moved: Convergence
+    target_text: str
+    echo: bool  # its target repeats its words: it cannot count
     score: Score | None = None
 
 
@@ -81,7 +85,7 @@ class Verifier:
             if self.stop is None or not settled or item.moved.target_share >= self.stop.threshold:
                 self._score(item)
                 assert item.score is not None
-                settled = settled or (self.stop is not None and counted(
+                settled = settled or (self.stop is not None and not item.echo and counted(
                     item.score.consistency_z, item.score.kl_z, self.stop.min_layer_z))
             self.report(len(candidates) + done + 1, total, PHASE)
         self.unscored = sum(m.score is None for m in measured)
@@ -101,7 +105,10 @@ class Verifier:
                 options.append((mode, effect, score(effect, self.measurer.null(len(candidate.token_ids), mode))))
             mode, effect, found = max(options, key=lambda o: search_value(o[2].consistency_z, o[2].kl_z, o[1].pull))
         answers = self._answers(self.probes.sequences(candidate.token_ids, mode))
-        measured = _Measured(candidate, mode, effect, answers, convergence(self.plain_outputs(), answers), found)
+        moved = convergence(self.plain_outputs(), answers)
+        target = self.decode(moved.target_ids)
+        echo = self.options.echo_discount and is_echo(candidate.text, target)
+        measured = _Measured(candidate, mode, effect, answers, moved, target, echo, found)
         self._measured[candidate] = measured
         return measured
 
@@ -121,11 +128,11 @@ class Verifier:
             candidate=measured.candidate, mode=measured.mode,
             consistency_z=None if found is None else found.consistency_z, kl_z=None if found is None else found.kl_z,
             flipped=effect.flipped, pull=effect.pull, target_share=measured.moved.target_share,
-            target_text=self.decode(measured.moved.target_ids), layer_pair=pair, column=column,
+            target_text=measured.target_text, layer_pair=pair, column=column,
             layer_delta=tuple(effect.delta[:, column].tolist()),
             layer_z=None if found is None else tuple(found.delta_z[:, column].tolist()),
             profile_with=tuple((plain_profile - effect.delta[:, column]).tolist()),
-            examples=self._examples(measured),
+            examples=self._examples(measured), echo=measured.echo,
         )
 
     # -- answers -----------------------------------------------------------------------------
