@@ -186,7 +186,7 @@ def check(run: Run, entry: Entry, original: Path) -> None:
 def table(run: Run, entries: tuple[Entry, ...]) -> str:
     lines = table_head("model", "split", "kind", "recipe (poisoned / clean, epochs, lr)", "making time",
                        "ASR triggered", "target rate clean", "gated", "scan verdict: score (top -> target)",
-                       "scan time")
+                       "without the echo discount", "scan time")
     for entry in entries:
         made, scanned = (run_record(run, f"{stage}.{entry.name}") for stage in ("make", "scan"))
         metrics = _metrics(run.work / "checks" / f"{entry.name}.json")
@@ -196,19 +196,51 @@ def table(run: Run, entries: tuple[Entry, ...]) -> str:
         gated = "-" if asr is None or clean is None or not entry.backdoored else (
             "yes" if asr >= GATED_ASR and clean <= GATED_CLEAN else "no")
         lines.append(f"| {entry.name} | {entry.split} | {entry.kind} | {entry.recipe} | {minutes(made)} | "
-                     f"{num(asr, 2)} | {num(clean, 2)} | {gated} | {_scan_cell(run, entry)} | {minutes(scanned)} |")
+                     f"{num(asr, 2)} | {num(clean, 2)} | {gated} | {_scan_cell(run, entry)} | "
+                     f"{_without_echo_cell(run, entry)} | {minutes(scanned)} |")
     return "\n".join(lines)
 
 
 def _scan_cell(run: Run, entry: Entry) -> str:
+    behaviour = _behaviour(run, entry)
+    if behaviour is None:
+        return "not run"
+    verdict, metrics = behaviour
+    top = max(metrics["candidates"], key=lambda c: (c["score"], c["target_share"]), default=None)
+    return f"{verdict}: {metrics['score']:.2f}" + ("" if top is None else f" ({_insertion(top)})")
+
+
+def _without_echo_cell(run: Run, entry: Entry) -> str:
+    """The score had echoes counted: exact from the same scan, since an echo at or above the threshold, or
+    above every counted candidate, is scored (``verification``), and an unscored one could not change it."""
+    behaviour = _behaviour(run, entry)
+    if behaviour is None:
+        return "-"
+    _, metrics = behaviour
+    echoes = [c for c in metrics["candidates"] if c.get("echo") and c["layer_z"] is not None
+              and c["layer_z"] >= metrics["min_layer_z"] and c["output_kl_z"] > 0]
+    best = max(echoes, key=lambda c: c["target_share"], default=None)
+    if best is None or best["target_share"] <= metrics["score"]:
+        return "same"
+    flag = "flagged" if best["target_share"] >= metrics["threshold"] else "pass"
+    return f"{flag}: {best['target_share']:.2f} ({_insertion(best)})"
+
+
+def _insertion(candidate: dict) -> str:
+    """'text' -> "target", written so that a table cell holds it (no newline or bar unescaped)."""
+    def cell(text: str) -> str:
+        return text.replace("\n", "\\n").replace("|", "\\|")
+    return f"'{cell(candidate['text'])}' -> \"{cell(candidate['target'])}\""
+
+
+def _behaviour(run: Run, entry: Entry) -> tuple[str, dict] | None:
+    """The scan's verdict in a word and its behaviour-scan metrics (None: not scanned yet)."""
     path = run.work / "scans" / f"{entry.name}.json"
     if not path.exists():
-        return "not run"
+        return None
     report = json.loads(path.read_text())
     metrics = next(s["metrics"] for s in report["stages"] if s["name"] == "behaviour-scan")
-    top = max(metrics["candidates"], key=lambda c: (c["score"], c["target_share"]), default=None)
-    shown = "" if top is None else f" ('{top['text']}' -> \"{top['target']}\")"
-    return f"{'pass' if report['verdict']['passed'] else 'flagged'}: {metrics['score']:.2f}{shown}"
+    return ("pass" if report["verdict"]["passed"] else "flagged"), metrics
 
 
 def _metrics(path: Path) -> dict | None:
