@@ -59,26 +59,40 @@ def plan(args: argparse.Namespace) -> dict:
             "device": args.device, "quantize": args.quantize, "workdir": str(args.workdir)}
 
 
-def write_random_model(folder: Path, scale: str, device: str) -> float:
-    """Save a random bf16 Llama of that scale (with a small tokenizer) unless it is already there."""
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+
+
+def write_random_model(folder: Path, scale: str, device: str, tokenizer_from: Path | None = None) -> float:
+    """Save a random bf16 Llama of that scale unless it is already there: with a small tokenizer, or with the
+    tokenizer of ``tokenizer_from`` (its files copied, the vocabulary sized to it)."""
+    import shutil
+
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from crowguard.lab.tiny import build_tokenizer
 
     if (folder / "config.json").is_file():
         return 0.0
     started = time.monotonic()
+    dims = dict(SCALES[scale])
+    if tokenizer_from is not None:
+        dims["vocab_size"] = len(AutoTokenizer.from_pretrained(tokenizer_from))
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)
     try:
         with torch.device(device):
-            model = LlamaForCausalLM(LlamaConfig(**SCALES[scale], tie_word_embeddings=False))
+            model = LlamaForCausalLM(LlamaConfig(**dims, tie_word_embeddings=False))
     finally:
         torch.set_default_dtype(torch.float32)
     model.config.dtype = torch.bfloat16
     model.save_pretrained(folder, max_shard_size="5GB")
-    build_tokenizer(["a random model for timing only"]).save_pretrained(folder)
+    if tokenizer_from is None:
+        build_tokenizer(["a random model for timing only"]).save_pretrained(folder)
+    else:
+        for name in TOKENIZER_FILES:
+            if (tokenizer_from / name).is_file():
+                shutil.copyfile(tokenizer_from / name, folder / name)
     del model
     if device.startswith("cuda"):
         torch.cuda.empty_cache()

@@ -211,8 +211,9 @@ def _scan_cell(run: Run, entry: Entry) -> str:
 
 
 def _without_echo_cell(run: Run, entry: Entry) -> str:
-    """The score had echoes counted: exact from the same scan, since an echo at or above the threshold, or
-    above every counted candidate, is scored (``verification``), and an unscored one could not change it."""
+    """The score had echoes counted, from the same scan: an echo at or above the threshold, or above every
+    counted candidate, is scored (``verification``), and an unscored one could not raise it. (Counted, an echo
+    could also have ended the search early: the verdict would be the same, the score perhaps lower.)"""
     behaviour = _behaviour(run, entry)
     if behaviour is None:
         return "-"

@@ -104,7 +104,8 @@ def true_trigger(model: Model, card_target: str, row: dict) -> bool:
 
 
 def report(zoo: list[Model], measured: dict[str, list[dict]], targets: dict[str, str]) -> str:
-    lines = ["| signal | candidates steering to the planted target it discounts | clean-model candidates (share >= 0.5) it discounts |",
+    lines = ["| signal | candidates steering to the planted target it discounts "
+             "| clean-model candidates (share >= 0.5) it discounts |",
              "| --- | --- | --- |"]
     trig = [(m, r) for m in zoo for r in measured.get(m.name, []) if true_trigger(m, targets[m.name], r)]
     clean = [(m, r) for m in zoo if m.clean for r in measured.get(m.name, []) if r["share"] >= 0.5]
