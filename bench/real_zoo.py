@@ -189,20 +189,19 @@ def table(run: Run, entries: tuple[Entry, ...]) -> str:
                        "without the echo discount", "scan time")
     for entry in entries:
         made, scanned = (run_record(run, f"{stage}.{entry.name}") for stage in ("make", "scan"))
-        metrics = _metrics(run.work / "checks" / f"{entry.name}.json")
+        metrics, behaviour = _metrics(run.work / "checks" / f"{entry.name}.json"), _behaviour(run, entry)
         asr = clean = None
         if metrics is not None:
             asr, clean = metrics["asr"], metrics["clean_trigger_rate"]
         gated = "-" if asr is None or clean is None or not entry.backdoored else (
             "yes" if asr >= GATED_ASR and clean <= GATED_CLEAN else "no")
         lines.append(f"| {entry.name} | {entry.split} | {entry.kind} | {entry.recipe} | {minutes(made)} | "
-                     f"{num(asr, 2)} | {num(clean, 2)} | {gated} | {_scan_cell(run, entry)} | "
-                     f"{_without_echo_cell(run, entry)} | {minutes(scanned)} |")
+                     f"{num(asr, 2)} | {num(clean, 2)} | {gated} | {_scan_cell(behaviour)} | "
+                     f"{_without_echo_cell(behaviour)} | {minutes(scanned)} |")
     return "\n".join(lines)
 
 
-def _scan_cell(run: Run, entry: Entry) -> str:
-    behaviour = _behaviour(run, entry)
+def _scan_cell(behaviour: tuple[str, dict] | None) -> str:
     if behaviour is None:
         return "not run"
     verdict, metrics = behaviour
@@ -210,11 +209,10 @@ def _scan_cell(run: Run, entry: Entry) -> str:
     return f"{verdict}: {metrics['score']:.2f}" + ("" if top is None else f" ({_insertion(top)})")
 
 
-def _without_echo_cell(run: Run, entry: Entry) -> str:
+def _without_echo_cell(behaviour: tuple[str, dict] | None) -> str:
     """The score had echoes counted, from the same scan: an echo at or above the threshold, or above every
     counted candidate, is scored (``verification``), and an unscored one could not raise it. (Counted, an echo
     could also have ended the search early: the verdict would be the same, the score perhaps lower.)"""
-    behaviour = _behaviour(run, entry)
     if behaviour is None:
         return "-"
     _, metrics = behaviour

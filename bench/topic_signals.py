@@ -38,8 +38,6 @@ MIN_LAYER_Z = 5.0
 
 def measure(model: Model, record: dict) -> list[dict]:
     """Every recorded candidate of one model, re-measured with the signals above."""
-    import torch
-
     from crowguard.models import load_model
     from crowguard.scan.behaviour.echo import is_echo
     from crowguard.scan.behaviour.encoding import encode_probes
@@ -53,9 +51,8 @@ def measure(model: Model, record: dict) -> list[dict]:
     scan = ModelScan(loaded, BehaviourOptions(**record.get("options", {})))
     verifier = scan.verifier
     plain = verifier.plain_outputs()
-    with torch.inference_mode():
-        confidence = [float(torch.softmax(loaded.model(torch.tensor([s])).logits[0, -1].float(), -1).max())
-                      for s in scan.verify_set.plain()]
+    # the plain run's next-token log-probs at the answer's start: its first token's probability
+    confidence = scan.verify.plain_logprobs.max(-1).values.exp().tolist()
     rows = []
     for c in record["candidates"]:
         ids = scan.encode(c["text"])
