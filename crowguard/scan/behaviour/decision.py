@@ -22,9 +22,9 @@ __all__ = ["MIN_KL_Z", "candidate_score", "counts", "model_score", "strongest_fi
 def counts(evidence: CandidateEvidence, min_layer_z: float) -> bool:
     """Whether a candidate moved both the layers and the output beyond its null (an unscored one or an echo
     does not)."""
-    if evidence.echo or evidence.consistency_z is None or evidence.kl_z is None:
+    if evidence.consistency_z is None or evidence.kl_z is None:
         return False
-    return counted(evidence.consistency_z, evidence.kl_z, min_layer_z)
+    return counted(evidence.consistency_z, evidence.kl_z, min_layer_z, echo=evidence.echo)
 
 
 def candidate_score(evidence: CandidateEvidence, min_layer_z: float) -> float:

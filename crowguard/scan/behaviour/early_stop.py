@@ -41,12 +41,13 @@ class StopBounds:
             raise ConfigError(f"stop bounds min_layer_z={self.min_layer_z}, threshold={self.threshold} out of range",
                               hint="min_layer_z >= 0 and 0 < threshold <= 1, as in the policy")
 
-    def flags_clearly(self, consistency_z: float, kl_z: float, target_share: float) -> bool:
+    def flags_clearly(self, consistency_z: float, kl_z: float, target_share: float, *, echo: bool) -> bool:
         """Whether a verified candidate settles the verdict: it counts and clears the threshold by the margin."""
         clears = target_share >= min(1.0, self.threshold + SHARE_MARGIN)
-        return clears and counted(consistency_z, kl_z, self.min_layer_z)
+        return clears and counted(consistency_z, kl_z, self.min_layer_z, echo=echo)
 
 
-def counted(consistency_z: float, kl_z: float, min_layer_z: float) -> bool:
-    """Whether a candidate moved the layers and the output beyond its null (``decision.counts``)."""
-    return consistency_z >= min_layer_z and kl_z > MIN_KL_Z
+def counted(consistency_z: float, kl_z: float, min_layer_z: float, *, echo: bool) -> bool:
+    """Whether a candidate moved the layers and the output beyond its null and is not an echo of itself
+    (``decision.counts``; ``echo``)."""
+    return not echo and consistency_z >= min_layer_z and kl_z > MIN_KL_Z

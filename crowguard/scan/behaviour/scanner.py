@@ -178,8 +178,8 @@ class ModelScan:
             self._report(done, len(strong), "verifying strong candidates early")
             evidence = self.verifier.verify_one(candidate)
             assert evidence.consistency_z is not None and evidence.kl_z is not None  # verify_one scores
-            if not evidence.echo and self.stop.flags_clearly(evidence.consistency_z, evidence.kl_z,
-                                                             evidence.target_share):
+            if self.stop.flags_clearly(evidence.consistency_z, evidence.kl_z, evidence.target_share,
+                                       echo=evidence.echo):
                 self.stopped_search_at = candidate.text
                 return True
         return False

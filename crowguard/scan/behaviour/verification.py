@@ -85,8 +85,8 @@ class Verifier:
             if self.stop is None or not settled or item.moved.target_share >= self.stop.threshold:
                 self._score(item)
                 assert item.score is not None
-                settled = settled or (self.stop is not None and not item.echo and counted(
-                    item.score.consistency_z, item.score.kl_z, self.stop.min_layer_z))
+                settled = settled or (self.stop is not None and counted(
+                    item.score.consistency_z, item.score.kl_z, self.stop.min_layer_z, echo=item.echo))
             self.report(len(candidates) + done + 1, total, PHASE)
         self.unscored = sum(m.score is None for m in measured)
         return [self._evidence(m) for m in measured]
