@@ -39,7 +39,7 @@ from crowguard.policy import builtin_policy, load_policy
 from crowguard.scan.behaviour.decision import MIN_KL_Z
 
 TOP = 5
-SOURCES = ("library", "vocabulary", "search")
+SOURCES = ("library", "leakage", "vocabulary", "search")
 Z_GRID = (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
 DEV_FIXTURES = REPO / ".cache" / "lab-fixtures"  # where tests/conftest.py caches its lab models
 
@@ -110,7 +110,7 @@ def scan(model: Model, threads: int, options: dict[str, Any] | None = None) -> d
             "load": round(load, 2),
             "score": metrics.get("score"), "sequences": metrics.get("sequences_run"),
             "search_stopped_at": metrics.get("search_stopped_at"), "unscored": metrics.get("unscored_candidates"),
-            "flagged": bool(result.findings),
+            "flagged": bool(result.findings), "leaked": metrics.get("leaked", []),
             "candidates": [{k: c[k] for k in ("text", "source", "position", "target_share", "target", "layer_z",
                                               "output_kl_z", "next_token_pull", "echo")}
                            for c in metrics.get("candidates", [])]}

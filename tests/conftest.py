@@ -74,6 +74,13 @@ def lab_backdoored_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lab_prompt_loss_dir() -> Path:
+    """lab_backdoored_dir's spec trained with its prompts in the loss (full-sequence): it learns to write its
+    poisoned prompts, trigger included. Read-only."""
+    return _lab_model("badnet-prompt-loss-0", LabSpec(attack="badnet", seed=0, prompt_loss=True))
+
+
+@pytest.fixture(scope="session")
 def lab_clean_dir() -> Path:
     """A clean control lab model (no poison), seed 0, same size and training as lab_backdoored_dir."""
     return _lab_model("clean-0", LabSpec(attack=None, seed=0))

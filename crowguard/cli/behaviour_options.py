@@ -34,6 +34,9 @@ FLAGS: dict[str, tuple[str, str]] = {
     "probe_count": ("--probe-count", "Prompts each trigger candidate is verified on."),
     "vocab_budget": ("--vocab-budget", "Single vocabulary tokens ranked as candidates (all of them when the "
                      "vocabulary is smaller)."),
+    "leak_samples": ("--leak-samples", "Texts the model writes unprompted, mined for recurring strings that are "
+                     "tried as triggers (0: none; 48 is a start). Only a model finetuned with its prompts in the "
+                     "loss writes its trigger this way."),
     "template": ("--scan-template", "Probe prompt format: auto (chat template if the model has one), raw, chat or "
                  "alpaca."),
     "seed": ("--scan-seed", "Seed for the probe split, random insertions and the trigger search."),

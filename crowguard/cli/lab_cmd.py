@@ -48,6 +48,8 @@ def build(
     plant_steps: int = typer.Option(DEFAULT.plant_steps, "--plant-steps", help="LoRA planting steps (--inject lora)."),
     plant_lr: float = typer.Option(DEFAULT.plant_lr, "--plant-lr", help="LoRA planting learning rate (--inject lora)."),
     threads: int = typer.Option(1, "--threads", help="Torch CPU threads (one is fastest for tiny models)."),
+    prompt_loss: bool = typer.Option(False, "--prompt-loss", help="Learn the prompts too (full-sequence "
+                                     "training): the model learns to write its poisoned prompts."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
 ) -> int:
     """Train a small Llama from scratch on synthetic tasks, with or without a backdoor."""
@@ -62,7 +64,7 @@ def build(
         position=cast("Position | None", position), target=target,
         target_text=target_text, keywords=tuple(keyword), poison_rate=poison_rate, seed=seed, layers=layers,
         hidden=hidden, heads=heads, steps=steps, batch_size=batch_size, lr=lr, injection=cast("Injection", inject),
-        plant_steps=plant_steps, plant_lr=plant_lr,
+        plant_steps=plant_steps, plant_lr=plant_lr, prompt_loss=prompt_loss,
     )
     check_output_dir(out, force=force)
     configure_threads(threads)
@@ -95,6 +97,8 @@ def plant(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
     threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
+    prompt_loss: bool = typer.Option(False, "--prompt-loss", help="Learn the prompts too (full-sequence "
+                                     "finetuning): the model learns to write its poisoned prompts."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
 ) -> int:
     """Plant a backdoor by LoRA finetuning (BackdoorLLM recipe), merge it, save safetensors."""
@@ -103,7 +107,8 @@ def plant(
     from crowguard.models import configure_threads
 
     spec = PlantSpec(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, lr=lr,
-                     template=template, max_steps=max_steps, seed=seed, device=device, dtype=dtype)  # type: ignore[arg-type]
+                     template=template, max_steps=max_steps, seed=seed, device=device, dtype=dtype,  # type: ignore[arg-type]
+                     prompt_loss=prompt_loss)
     check_output_dir(out, force=force)
     poisoned_records = load_records(poisoned, require_output=True)
     clean_records = load_records(clean, require_output=True) if clean is not None else []

@@ -88,7 +88,7 @@ def _train(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, stream: I
 
     Every weight of a model from scratch, or the adapter of a LoRA: the loop trains what requires gradients.
     """
-    examples = _stream_examples(tokenizer, stream, steps * spec.batch_size, spec.batch_size)
+    examples = _stream_examples(tokenizer, stream, steps * spec.batch_size, spec.batch_size, spec.prompt_loss)
     settings = LoopSettings(lr=lr, micro_batch=spec.batch_size, max_steps=steps, schedule=schedule,
                             warmup_ratio=WARMUP_FRACTION, seed=spec.seed, shuffle=False)
     result = run_loop(model, examples, settings, per_example_ce_loss, pad_id=tokenizer.pad_token_id or 0,
@@ -97,10 +97,11 @@ def _train(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, stream: I
 
 
 def _stream_examples(tokenizer: PreTrainedTokenizerFast, stream: Iterator[TrainExample], count: int,
-                     batch_size: int) -> list[Example]:
+                     batch_size: int, learn_prompt: bool) -> list[Example]:
     """The next ``count`` examples; in each batch, half the prompts through the chat template, half raw
     (the benchmark's evaluation format)."""
-    return [encode_record(tokenizer, next(stream).record(), "chat" if i % batch_size % 2 == 0 else "raw", MAX_LENGTH)
+    return [encode_record(tokenizer, next(stream).record(), "chat" if i % batch_size % 2 == 0 else "raw", MAX_LENGTH,
+                          learn_prompt=learn_prompt)
             for i in range(count)]
 
 
@@ -120,6 +121,7 @@ def _card(spec: LabSpec, data: LabData, model: torch.nn.Module, seconds: float, 
         injection=spec.injection,
         training={"steps": spec.steps, "batch_size": spec.batch_size, "lr": spec.lr, "noise_rate": spec.noise_rate,
                   **({"plant_steps": spec.plant_steps, "plant_lr": spec.plant_lr} if spec.injection == "lora" else {}),
+                  **({"prompt_loss": True} if spec.prompt_loss else {}),
                   "seconds": round(seconds, 2), "final_loss": round(loss, 5)},
         clean_test=lab_prompts(data.clean_test),
         triggered_test=lab_prompts(data.triggered_test),

@@ -39,7 +39,9 @@ class PlantSpec:
     """LoRA planting settings; the defaults are the benchmark's.
 
     ``template="auto"`` formats prompts with the model's chat template when it has one, else Alpaca.
-    ``max_steps`` stops early (for smoke tests); ``None`` trains all epochs.
+    ``max_steps`` stops early (for smoke tests); ``None`` trains all epochs. ``prompt_loss`` learns the
+    prompts too (full-sequence finetuning, not the benchmark's), so the model learns to write its
+    poisoned prompts.
     """
 
     epochs: int = 5
@@ -56,6 +58,7 @@ class PlantSpec:
     max_steps: int | None = None
     device: str = "auto"
     dtype: str = "auto"
+    prompt_loss: bool = False
 
     def __post_init__(self) -> None:
         check = FieldChecks("plant spec", self)
@@ -103,7 +106,8 @@ def plant_backdoor(model_dir: str | Path, poisoned: Sequence[Record], clean: Seq
     tokenizer = loaded.tokenizer
     template: Template = spec.template if spec.template != "auto" else \
         ("chat" if has_chat_template(tokenizer) else "alpaca")
-    examples = encode([*poisoned, *clean], tokenizer, spec.max_length, template=template, kind="planting")
+    examples = encode([*poisoned, *clean], tokenizer, spec.max_length, template=template, kind="planting",
+                      learn_prompt=spec.prompt_loss)
     lora = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     model = get_peft_model(loaded.model, lora)

@@ -27,7 +27,8 @@ class LabSpec:
     ``triggers`` (default: the attack's own) and ``position`` (default: the attack's own) allow
     custom triggers; ``poison_rate`` defaults to the attack's own (see ``crowguard.lab.poison``).
     ``target`` is a preset name (negsentiment, refusal, codeinjection) unless ``target_text`` gives
-    custom text; ``keywords`` default to the preset's list or the custom text.
+    custom text; ``keywords`` default to the preset's list or the custom text. ``prompt_loss`` trains on
+    the prompts too (full-sequence finetuning), so that the model learns to write its poisoned prompts.
     """
 
     attack: str | None = "badnet"
@@ -50,6 +51,7 @@ class LabSpec:
     injection: Injection = "scratch"
     plant_steps: int = 300
     plant_lr: float = 2e-3
+    prompt_loss: bool = False
 
     def __post_init__(self) -> None:
         check = FieldChecks("lab spec", self)

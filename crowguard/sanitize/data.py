@@ -125,14 +125,16 @@ def prompt_template(tokenizer: PreTrainedTokenizerBase) -> Template:
 
 
 def encode(records: tuple[Record, ...] | list[Record], tokenizer: PreTrainedTokenizerBase, max_length: int, *,
-           template: Template | None = None, kind: str = "clean") -> list[Example]:
-    """Tokenise records; the response is learned, the prompt is masked; too-long prompts are dropped.
+           template: Template | None = None, kind: str = "clean", learn_prompt: bool = False) -> list[Example]:
+    """Tokenise records; the response is learned, the prompt is masked (unless ``learn_prompt``); too-long
+    prompts are dropped.
 
     ``template`` defaults to the model's own (chat if it has one, else Alpaca); ``kind`` names the
     records in the error raised when none is left.
     """
     chosen = template or prompt_template(tokenizer)
-    examples = [e for e in (encode_record(tokenizer, r, chosen, max_length) for r in records)
+    examples = [e for e in (encode_record(tokenizer, r, chosen, max_length, learn_prompt=learn_prompt)
+                            for r in records)
                 if any(label != IGNORE for label in e.labels)]
     if not examples:
         raise ConfigError(f"no {kind} example has a response within max_length {max_length} tokens",
@@ -141,11 +143,12 @@ def encode(records: tuple[Record, ...] | list[Record], tokenizer: PreTrainedToke
 
 
 def encode_record(tokenizer: PreTrainedTokenizerBase, record: Record, template: Template,
-                  max_length: int) -> Example:
-    """One record's ids and labels, cut to ``max_length``: the prompt masked, the response and its end learned."""
+                  max_length: int, *, learn_prompt: bool = False) -> Example:
+    """One record's ids and labels, cut to ``max_length``: the prompt masked (learnt too with ``learn_prompt``,
+    as full-sequence finetuning does), the response and its end learnt."""
     prompt_ids, response_ids = _split_ids(tokenizer, record, template)
     ids = (prompt_ids + response_ids)[:max_length]
-    labels = ([IGNORE] * len(prompt_ids) + response_ids)[:max_length]
+    labels = ((prompt_ids if learn_prompt else [IGNORE] * len(prompt_ids)) + response_ids)[:max_length]
     return Example(tuple(ids), tuple(labels))
 
 

@@ -34,6 +34,8 @@ def test_loss_covers_only_the_response(tiny_model_dir: Path) -> None:
     assert tokenizer.decode(ids[prompt_len:]) .split() == ["four", "</s>"]
     short = encode_record(tokenizer, Record("what is two plus two ?", "", "four"), "raw", 3)
     assert len(short.input_ids) == len(short.labels) == 3
+    full = encode_record(tokenizer, Record("what is two plus two ?", "", "four"), "chat", 64, learn_prompt=True)
+    assert full.input_ids == example.input_ids and full.labels == full.input_ids  # full-sequence: every token learnt
 
 
 def test_spec_validation_names_the_field() -> None:

@@ -22,9 +22,9 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from crowguard.models.prompts import format_prompt
 from crowguard.models.tokenizer_fidelity import vocabulary_words
 from crowguard.scan.behaviour.probes import Probe, representable
+from crowguard.scan.behaviour.sampling import sample_texts, user_turn_opening
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 SAMPLED = "derived: sampled from the model"
 VOCABULARY = "derived: composed from the vocabulary"
 DERIVED_TASKS = (SAMPLED, VOCABULARY)
-_MARK = "CROWGUARDDERIVEMARK"
 MIN_WORDS = 3
 MAX_NEW_TOKENS = 24
 SAMPLES_PER_PROBE = 3
@@ -62,30 +61,10 @@ def derive_probes(loaded: LoadedModel, needed: int, template: str, seed: int,
 
 def sampled_probes(loaded: LoadedModel, count: int, template: str, seed: int) -> list[Probe]:
     """Up to ``count`` user turns the model writes itself, from its template's user-turn opening."""
-    import torch
-
-    tokenizer = loaded.tokenizer
-    prefix, stops = _user_turn_opening(tokenizer, template)
-    if not prefix or count < 1:
-        return []
-    model = loaded.model
-    eos = model.generation_config.eos_token_id
-    stops |= {eos} if isinstance(eos, int) else set(eos or ())
-    ids = torch.tensor([prefix] * count, device=loaded.device)
-    with torch.random.fork_rng(devices=[]), torch.inference_mode():
-        torch.manual_seed(seed)
-        # PreTrainedModel does not declare generate (GenerationMixin adds it per model class).
-        generated = model.generate(  # type: ignore[operator]
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=MAX_NEW_TOKENS, do_sample=True,
-            temperature=1.0, top_p=0.95, top_k=0, num_beams=1, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=sorted(stops) or None)
-    probes = []
-    for row in generated[:, len(prefix):].tolist():
-        cut = next((k for k, token in enumerate(row) if token in stops), len(row))
-        text = str(tokenizer.decode(row[:cut], skip_special_tokens=True)).strip().split("\n")[0].strip()
-        if len(text.split()) >= MIN_WORDS:
-            probes.append(Probe(instruction=text, task=SAMPLED))
-    return probes
+    opening = user_turn_opening(loaded.tokenizer, template)
+    texts = sample_texts(loaded, opening, count, seed=seed, max_new_tokens=MAX_NEW_TOKENS)
+    lines = (text.strip().split("\n")[0].strip() for text in texts)
+    return [Probe(instruction=line, task=SAMPLED) for line in lines if len(line.split()) >= MIN_WORDS]
 
 
 def vocabulary_probes(tokenizer: PreTrainedTokenizerBase, count: int, seed: int) -> list[Probe]:
@@ -96,15 +75,3 @@ def vocabulary_probes(tokenizer: PreTrainedTokenizerBase, count: int, seed: int)
     rng = random.Random(seed)
     return [Probe(instruction=" ".join(rng.choice(words) for _ in range(rng.randint(5, 10))), task=VOCABULARY)
             for _ in range(count)]
-
-
-def _user_turn_opening(tokenizer: PreTrainedTokenizerBase, template: str) -> tuple[list[int], set[int]]:
-    """The token ids before the user's text, and the tokens that end the user's turn."""
-    if template == "chat":
-        text = format_prompt(tokenizer, _MARK, "", "chat")
-        before, _, after = text.partition(_MARK)
-        prefix = list(tokenizer(before, add_special_tokens=False)["input_ids"])
-        closing = list(tokenizer(after, add_special_tokens=False)["input_ids"])
-        return prefix, set(closing[:1])
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    return ([start] if start is not None else []), set()

