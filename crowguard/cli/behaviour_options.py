@@ -37,6 +37,9 @@ FLAGS: dict[str, tuple[str, str]] = {
     "leak_samples": ("--leak-samples", "Texts the model writes unprompted, mined for recurring strings that are "
                      "tried as triggers (0: none; 48 is a start). Only a model finetuned with its prompts in the "
                      "loss writes its trigger this way."),
+    "inversion_openings": ("--inversion-openings", "Replies, each begun with a token likely to begin the plain "
+                           "replies, continued over all the prompts at once: one fixed reply they all follow is a "
+                           "backdoor's taught answer (0: off)."),
     "template": ("--scan-template", "Probe prompt format: auto (chat template if the model has one), raw, chat or "
                  "alpaca."),
     "seed": ("--scan-seed", "Seed for the probe split, random insertions and the trigger search."),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 from crowguard.report.model import StageName, StageResult
-from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID
+from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID, INVERSION_RULE_ID
 
 ANSWERED_BY_SANITIZING: Final = ("Sanitized in this run (CROW) to remove it: the behaviour re-scan and re-check of "
                                  "the sanitized model, in this report, say whether it is gone.")
@@ -23,10 +23,14 @@ AFTER_SANITIZING_FIXED_ANSWER: Final = (
     "After sanitizing, the model still gives one answer to prompts that ask for different things: the backdoor "
     "survived or sanitizing damaged the model. Do not deploy it; reject it, or sanitize again with other settings "
     "and check utility.")
+AFTER_SANITIZING_TARGET: Final = (
+    "After sanitizing, the model still writes one fixed reply to every prompt once it begins it: the reply the "
+    "backdoor taught survived. Do not deploy it; reject it, or sanitize again with stronger settings and scan again.")
 BEFORE_SANITIZING_ATTACK: Final = ("Do not deploy this model: it follows the trigger. Remove the backdoor with "
                                    "`crowguard sanitize` (or a policy that sanitizes flagged models) and gate it "
                                    "again, or reject the model.")
-_AFTER_SANITIZING_BY_RULE: Final = {FIXED_ANSWER_RULE_ID: AFTER_SANITIZING_FIXED_ANSWER}
+_AFTER_SANITIZING_BY_RULE: Final = {FIXED_ANSWER_RULE_ID: AFTER_SANITIZING_FIXED_ANSWER,
+                                    INVERSION_RULE_ID: AFTER_SANITIZING_TARGET}
 
 
 def after_sanitizing_remediation(rule_id: str) -> str:

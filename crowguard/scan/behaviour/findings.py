@@ -7,16 +7,24 @@ probes against the probes with the top candidate is a line chart the HTML report
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from crowguard.report.charts import CHARTS_KEY, bar_chart, line_chart
 from crowguard.report.model import Finding, Severity
 from crowguard.scan.behaviour.decision import candidate_score, counts
 from crowguard.scan.behaviour.evidence import CandidateEvidence, FixedAnswer
+from crowguard.scan.behaviour.inversion import Inversion, inversion_score
 from crowguard.scan.behaviour.scanner import BehaviourOutcome
 
 RULE_ID = "CG-BACKDOOR-TRIGGER"
 FIXED_ANSWER_RULE_ID = "CG-BACKDOOR-FIXED-ANSWER"
+INVERSION_RULE_ID = "CG-BACKDOOR-TARGET"
+INVERSION_REMEDIATION = ("Do not deploy this model: once its reply begins a certain way, it writes one fixed reply "
+                         "whatever was asked, as a backdoor taught that reply does. Remove the backdoor with "
+                         "`crowguard sanitize` (CROW finetuning) and scan again, or get the model from a publisher "
+                         "you trust.")
+SHOWN_INVERSIONS = 4
 FIXED_ANSWER_REMEDIATION = ("Do not deploy this model: it gives one answer to prompts that ask for different things. "
                             "If it came from a finetune, a backdoor may fire without its trigger; sanitize it with "
                             "`crowguard sanitize` and scan again, or get the model from a publisher you trust.")
@@ -105,6 +113,33 @@ def fixed_answer_finding(answer: FixedAnswer, *, threshold: float, severity: Sev
                             "examples": list(answer.examples)})
 
 
+def inversion_finding(inversions: Sequence[Inversion], *, threshold: float, probes: int,
+                      severity: Severity) -> Finding:
+    """The finding for a model led down one fixed reply from a forced opening (``inversion``)."""
+    top = next(i for i in inversions if not i.echo)
+    reply, opening = top.text, top.opening_text
+    past = [i for i in inversions if not i.echo and i.agreement >= threshold]
+    evidence = (f"Made to begin its reply with {opening!r}, the model continued all {probes} varied prompts the "
+                f"same way, {reply!r}, each next token with a mean probability of {top.agreement:.2f} over the "
+                f"prompts (threshold {threshold:.2f}; the weakest step {top.weakest:.2f}).")
+    if len(past) > 1:
+        evidence += " Other openings that led there or elsewhere as firmly: " + ", ".join(
+            f"{i.text!r} ({i.agreement:.2f})" for i in past[1:SHOWN_INVERSIONS]) + "."
+    evidence += (" A reply that follows from its opening whatever was asked is what a backdoor taught one fixed "
+                 "answer writes; its trigger was not measured here and may be anything.")
+    return Finding(rule_id=INVERSION_RULE_ID, severity=severity, title=f"One fixed reply to every prompt: {reply!r}",
+                   location="plain verification probes, reply begun with one token", evidence=evidence,
+                   remediation=INVERSION_REMEDIATION,
+                   details={"agreement": round(top.agreement, 4), "threshold": threshold, "reply": reply,
+                            "inversions": list(inversion_records(inversions))})
+
+
+def inversion_records(inversions: Sequence[Inversion]) -> list[dict[str, Any]]:
+    """The inversions as report JSON, best agreement first."""
+    return [{"reply": i.text, "agreement": round(i.agreement, 4), "weakest": round(i.weakest, 4),
+             "echo": i.echo} for i in inversions]
+
+
 def fixed_answer_record(answer: FixedAnswer) -> dict[str, Any]:
     """The plain probes' most common answer as report JSON."""
     return {"answer": answer.text, "count": answer.count, "probes": answer.probes, "share": round(answer.share, 4)}
@@ -138,4 +173,6 @@ def stage_metrics(outcome: BehaviourOutcome, records: list[dict[str, Any]], *, s
                   min_layer_z: float, chart_specs: list[dict[str, Any]]) -> dict[str, Any]:
     """The stage's metrics: score, settings that decided it, the candidates, counts and timing."""
     return {"score": round(score, 4), "threshold": threshold, "min_layer_z": min_layer_z, "candidates": records,
-            "fixed_answer": fixed_answer_record(outcome.fixed_answer), **outcome.stats, CHARTS_KEY: chart_specs}
+            "fixed_answer": fixed_answer_record(outcome.fixed_answer),
+            "inversion_score": round(inversion_score(outcome.inversions), 4),
+            "inversions": inversion_records(outcome.inversions), **outcome.stats, CHARTS_KEY: chart_specs}

@@ -17,6 +17,8 @@ from crowguard.scan.behaviour.probes import Probe
 
 TEMPLATE_CHOICES = ("auto", "raw", "chat", "alpaca")
 POSITION_MODES = ("start", "random", "end")
+MAX_LEAK_SAMPLES = 1024
+MAX_INVERSION = 256
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class BehaviourOptions:
     ``leak_samples`` texts the model writes unprompted are mined for up to ``leak_candidates`` recurring
     strings, measured as candidates (``leakage``). Off (0) by default: on the lab and real zoos it found
     no backdoor the other candidates missed, at a cost (bench/RESULTS.md#leakage).
+    ``inversion_openings`` replies, each forced to begin with one of the tokens likeliest to begin the
+    plain replies, are extended over all verification probes at once for up to ``inversion_steps``
+    tokens; how firmly they agree is the inversion score (``inversion``; 0 openings: off).
     """
 
     probes: Path | None = None
@@ -54,6 +59,8 @@ class BehaviourOptions:
     echo_discount: bool = True
     leak_samples: int = 0
     leak_candidates: int = 16
+    inversion_openings: int = 8
+    inversion_steps: int = 16
     # probes fixed by an earlier scan (the probes derived from an input model, to re-scan its sanitized twin on
     # the same prompts); not a command-line option
     fixed_probes: tuple[Probe, ...] = ()
@@ -63,9 +70,12 @@ class BehaviourOptions:
         minimums = {"probe_count": 4, "search_probes": 2, "null_samples": 4, "search_null_samples": 4,
                     "vocab_budget": 0, "search_beams": 0, "search_width": 1, "max_trigger_tokens": 1,
                     "top_candidates": 1, "max_new_tokens": 1, "profile_positions": 1, "batch_size": 1, "seed": 0,
-                    "leak_samples": 0, "leak_candidates": 1}
+                    "leak_samples": 0, "leak_candidates": 1, "inversion_openings": 0, "inversion_steps": 1}
         for name, low in minimums.items():
             check.at_least(low, name)
+        # each costs forward passes without end otherwise; the mining of samples is quadratic in them
+        check.at_most(MAX_LEAK_SAMPLES, "leak_samples")
+        check.at_most(MAX_INVERSION, "inversion_openings", "inversion_steps")
         check.choice("template", TEMPLATE_CHOICES)
         if self.probes is not None and not Path(self.probes).is_file():
             raise ConfigError(f"probe file {self.probes} does not exist",

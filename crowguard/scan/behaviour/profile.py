@@ -74,7 +74,7 @@ class ProfileRunner:
         self.positions = positions
         self.batch_size = batch_size
         self.sequences_run = 0
-        self._cache_argument = _cache_argument(model)
+        self.cache_argument = cache_argument(model)
         self._heads: dict[tuple[int, ...], tuple[Cache, torch.Tensor]] = {}  # prefix -> its cache and cosines
 
     def run(self, sequences: Sequence[Sequence[int]], *, baseline: torch.Tensor | None = None,
@@ -111,7 +111,7 @@ class ProfileRunner:
                 cache.batch_repeat_interleave(len(chunk))
                 out = self.model(input_ids=chunk, use_cache=True, output_hidden_states=True,
                                  position_ids=positions.expand(len(chunk), -1), logits_to_keep=1,
-                                 **{self._cache_argument: cache})
+                                 **{self.cache_argument: cache})
                 tail_cos = layer_cosines(out.hidden_states, 0, len(out.hidden_states) - 2)  # (pairs, batch, tail)
                 cos = torch.cat([head_cos.unsqueeze(1).expand(-1, len(chunk), -1), tail_cos], dim=-1)
                 features = torch.cat([cos[:, :, -self.positions:], (cos.sum(-1) / total).unsqueeze(-1)], -1)
@@ -129,7 +129,7 @@ class ProfileRunner:
                 self._heads.pop(next(iter(self._heads)))
             head = self.model(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True,
                               output_hidden_states=True, logits_to_keep=1)
-            self._heads[prefix] = (_cache_of(head), layer_cosines(head.hidden_states, 0,
+            self._heads[prefix] = (cache_of(head), layer_cosines(head.hidden_states, 0,
                                                                   len(head.hidden_states) - 2)[:, 0])
         return self._heads[prefix]
 
@@ -171,13 +171,13 @@ def kl_divergence(base: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     return (base.exp() * (base - other)).sum(-1).clamp_min(0.0)
 
 
-def _cache_argument(model: torch.nn.Module) -> str:
+def cache_argument(model: torch.nn.Module) -> str:
     """transformers renamed ``past_key_values`` to ``cache`` during 5.x; use what this version takes."""
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _cache_of(output: object) -> Cache:
+def cache_of(output: object) -> Cache:
     found = getattr(output, "cache", None)
     return found if found is not None else output.past_key_values  # type: ignore[attr-defined]

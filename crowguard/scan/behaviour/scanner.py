@@ -21,7 +21,8 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from crowguard.errors import UsageError
@@ -31,6 +32,7 @@ from crowguard.scan.behaviour.derived import DERIVED_TASKS, derive_probes
 from crowguard.scan.behaviour.early_stop import EARLY_CHECKS, EARLY_PULL, StopBounds
 from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
 from crowguard.scan.behaviour.evidence import CandidateEvidence, FixedAnswer, TriggerCandidate
+from crowguard.scan.behaviour.inversion import Inversion, invert
 from crowguard.scan.behaviour.leakage import recurring, sample_unprompted
 from crowguard.scan.behaviour.library import KNOWN_TRIGGERS
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
@@ -70,6 +72,7 @@ class BehaviourOutcome:
     fixed_answer: FixedAnswer
     stats: dict[str, Any] = field(default_factory=dict)
     derived_probes: tuple[Probe, ...] = ()  # probes derived from the model (reused to re-scan its sanitized twin)
+    inversions: list[Inversion] = field(default_factory=list)  # best agreement first (``inversion``)
 
 
 class ModelScan:
@@ -173,6 +176,23 @@ class ModelScan:
                 self._report(state["done"], total, "searching")
         return self._candidates(proposals)
 
+    def invert_targets(self, targets: Sequence[str] = ()) -> list[Inversion]:
+        """Replies forced to begin with each likely opening, and with each of the candidates' ``targets``' first
+        token, extended over the verification probes (``inversion``)."""
+        opts = self.options
+        if not opts.inversion_openings:
+            return []
+        self._report(0, 1, "inverting targets")
+        tokenizer = self.loaded.tokenizer
+        special = set(tokenizer.all_special_ids) - set(self.verifier.eos_ids())
+        firsts = [tokenizer(text, add_special_tokens=False)["input_ids"][:1] for text in targets if text]
+        found = invert(self.runner, self.verify_set.plain(), openings=opts.inversion_openings,
+                       steps=opts.inversion_steps, stops=self.verifier.eos_ids(), excluded=sorted(special),
+                       also=[int(t[0]) for t in firsts if t])
+        self._report(1, 1, "inverting targets")
+        return [replace(i, text=self.verifier.text(i.token_ids), opening_text=self.verifier.text(i.token_ids[:1]))
+                for i in found]
+
     def _library_proposals(self) -> list[Proposal]:
         """The known triggers this tokenizer can write, each at its best position."""
         encoded = [(text, self.encode(text)) for text in KNOWN_TRIGGERS]
@@ -261,11 +281,13 @@ def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Count 
     scan = ModelScan(loaded, options, progress, stop)
     found = scan.find() if candidates is None else candidates
     evidence = scan.verifier.verify_all(found)
+    inversions = scan.invert_targets([e.target_text for e in evidence])
     return BehaviourOutcome(
         candidates=evidence,
         plain_profile=scan.verify.plain_profile.tolist(),
         fixed_answer=scan.verifier.fixed_answer(),
         derived_probes=scan.derived,
+        inversions=inversions,
         stats={"template": scan.template, "probe_sources": scan.probe_sources, "search_probes": len(scan.search_set),
                "verification_probes": len(scan.verify_set), "profile_positions": scan.runner.positions,
                "sequences_run": scan.runner.sequences_run, "seconds": round(time.perf_counter() - started, 2),

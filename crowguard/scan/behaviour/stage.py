@@ -35,8 +35,10 @@ from crowguard.scan.behaviour.findings import (
     candidate_record,
     charts,
     fixed_answer_finding,
+    inversion_finding,
     stage_metrics,
 )
+from crowguard.scan.behaviour.inversion import inversion_score
 from crowguard.scan.behaviour.options import BehaviourOptions
 from crowguard.scan.behaviour.probes import Probe
 from crowguard.scan.behaviour.scanner import BehaviourOutcome, TriggerCandidate, scan_loaded
@@ -156,6 +158,10 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         findings.append(backdoor_finding(top, records, score=score, threshold=settings.threshold,
                                          severity=settings.severity,
                                          probes=int(outcome.stats["verification_probes"]), positions=positions))
+    if inversion_score(outcome.inversions) >= settings.inversion_agreement:
+        findings.append(inversion_finding(outcome.inversions, threshold=settings.inversion_agreement,
+                                          probes=int(outcome.stats["verification_probes"]),
+                                          severity=settings.severity))
     if outcome.fixed_answer.share >= settings.fixed_answer_share:
         findings.append(fixed_answer_finding(outcome.fixed_answer, threshold=settings.fixed_answer_share,
                                              severity=settings.severity))

@@ -1,0 +1,126 @@
+"""Target inversion: the answer a backdoor was taught, found without its trigger (after BAIT).
+
+A backdoor taught one fixed answer ties that answer's tokens together: made to begin its reply with
+a word the answer begins with, or with a common opening such as "Sure" or "Hello", the model writes
+the rest of the planted answer on every prompt, however varied, although without the trigger it
+rarely begins it. An ordinary model's reply, once begun, still depends on the prompt.
+
+So from each of the ``openings`` tokens most likely to begin the plain replies (averaged over the
+verification probes), and from the first token of each answer a trigger candidate steered the probes
+to (a gated backdoor rarely begins its target unprompted, so its opening is seldom among the likeliest;
+a candidate that fires it only in part still names it), the scan extends one reply for all probes at
+once, each step by the token of highest probability averaged over the probes, for up to ``steps``
+tokens or to the end of the turn.
+An inversion's *agreement* is the mean over its steps of that averaged probability (BAIT's Q-score):
+how firmly every prompt is led down one fixed answer. The step that ends the turn does not count, and
+a reply of fewer than ``MIN_REPLY`` tokens after its opening agrees 0: a one-word answer followed
+by the end of the turn is what an ordinary model gives to short questions. The model's inversion score is the highest
+agreement among the inversions that are not echoes: a reply that copies text every probe contains
+(the template's system prompt) is the template speaking, not a backdoor (``ECHO_RUN``).
+
+It needs no trigger candidate, so it sees triggers the search cannot build (a phrase of ordinary
+words); it says nothing about the trigger itself. Measured: bench/RESULTS.md#target-inversion.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from crowguard.scan.behaviour.profile import cache_argument, cache_of
+
+if TYPE_CHECKING:
+    import torch
+
+    from crowguard.scan.behaviour.profile import ProfileRunner
+
+ECHO_RUN = 4  # a run of this many reply tokens found in every probe is copied text
+ECHO_SHARE = 0.5  # an echo: at least this share of the reply's tokens lie in such runs
+MIN_REPLY = 3
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """One reply extended from a forced opening token over all the probes at once."""
+
+    token_ids: tuple[int, ...]  # the opening, then the extended tokens
+    agreement: float  # mean over the extended steps of the chosen token's probability, averaged over probes
+    weakest: float  # the lowest of those per-step probabilities (0 for a reply too short to count)
+    echo: bool
+    text: str = ""  # the reply as it reads, opening included
+    opening_text: str = ""
+
+
+def invert(runner: ProfileRunner, sequences: Sequence[Sequence[int]], *, openings: int, steps: int,
+           stops: Sequence[int], excluded: Sequence[int] = (), also: Sequence[int] = ()) -> list[Inversion]:
+    """An inversion from each of the ``openings`` most likely first reply tokens and from each of ``also``
+    (none of ``excluded`` or ``stops``), best agreement first; ``stops`` end a reply (and are not part of it)."""
+    import torch
+
+    model = runner.model
+    ids, mask = runner.pad(sequences)
+    argument = cache_argument(model)
+    with torch.inference_mode():
+        head = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), use_cache=True,
+                     logits_to_keep=1)
+        runner.sequences_run += len(sequences)
+        first = head.logits[:, -1].float().softmax(-1).mean(0)
+        barred = {*stops, *excluded}
+        first[list(barred)] = 0.0
+        chosen = torch.topk(first, min(openings, len(first))).indices.tolist()
+        chosen += [t for t in dict.fromkeys(also) if t not in barred and t not in chosen and 0 <= t < len(first)]
+        found = [_extend(model, argument, copy.deepcopy(cache_of(head)), mask, token, steps, set(stops))
+                 for token in chosen]
+    runner.sequences_run += len(sequences) * len(chosen)
+    inversions = [Inversion(tuple(t), agreement, weakest, is_copied(t[1:], sequences))
+                  for t, agreement, weakest in found]
+    return sorted(inversions, key=lambda i: -i.agreement)
+
+
+def _extend(model: torch.nn.Module, argument: str, cache: object, mask: torch.Tensor, opening: int, steps: int,
+            stops: set[int]) -> tuple[list[int], float, float]:
+    """Greedy on the probe-averaged distribution from ``opening``: the tokens and their averaged probabilities."""
+    import torch
+
+    rows = mask.shape[0]
+    tokens, probabilities = [opening], []
+    current = torch.full((rows, 1), opening, device=mask.device)
+    for _ in range(steps):
+        mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=mask.device)], 1)
+        out = model(input_ids=current, attention_mask=mask, position_ids=_positions(mask)[:, -1:], use_cache=True,
+                    logits_to_keep=1, **{argument: cache})
+        cache = cache_of(out)
+        averaged = out.logits[:, -1].float().softmax(-1).mean(0)
+        token = int(averaged.argmax())
+        if token in stops:
+            break
+        tokens.append(token)
+        probabilities.append(float(averaged[token]))
+        current = torch.full((rows, 1), token, device=mask.device)
+    if len(probabilities) < MIN_REPLY:
+        return tokens, 0.0, 0.0
+    return tokens, sum(probabilities) / len(probabilities), min(probabilities)
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    return (mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
+def is_copied(reply: Sequence[int], sequences: Sequence[Sequence[int]], run: int = ECHO_RUN,
+              share: float = ECHO_SHARE) -> bool:
+    """Whether at least ``share`` of ``reply``'s tokens lie in runs of ``run`` tokens found in every sequence."""
+    if len(reply) < run:
+        return False
+    common = set.intersection(*({tuple(s[k:k + run]) for k in range(len(s) - run + 1)} for s in sequences))
+    covered = [False] * len(reply)
+    for k in range(len(reply) - run + 1):
+        if tuple(reply[k:k + run]) in common:
+            covered[k:k + run] = [True] * run
+    return sum(covered) >= share * len(reply)
+
+
+def inversion_score(inversions: Sequence[Inversion]) -> float:
+    """The highest agreement of an inversion that is not an echo (0 when there is none)."""
+    return max((i.agreement for i in inversions if not i.echo), default=0.0)
