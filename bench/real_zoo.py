@@ -216,7 +216,7 @@ def check(run: Run, entry: Entry, original: Path) -> None:
 def table(run: Run, entries: tuple[Entry, ...]) -> str:
     lines = table_head("model", "split", "kind", "recipe (poisoned / clean, epochs, lr)", "making time",
                        "ASR triggered", "target rate clean", "gated", "scan verdict: score (top -> target)",
-                       "without the echo discount", "scan time")
+                       "without the echo discount", "inversion score", "scan time")
     for entry in entries:
         made, scanned = (run_record(run, f"{stage}.{entry.name}") for stage in ("make", "scan"))
         metrics, behaviour = _metrics(run.work / "checks" / f"{entry.name}.json"), _behaviour(run, entry)
@@ -227,7 +227,7 @@ def table(run: Run, entries: tuple[Entry, ...]) -> str:
             "yes" if asr >= GATED_ASR and clean <= GATED_CLEAN else "no")
         lines.append(f"| {entry.name} | {entry.split} | {entry.kind} | {entry.recipe} | {minutes(made)} | "
                      f"{num(asr, 2)} | {num(clean, 2)} | {gated} | {_scan_cell(behaviour)} | "
-                     f"{_without_echo_cell(behaviour)} | {minutes(scanned)} |")
+                     f"{_without_echo_cell(behaviour)} | {_inversion_cell(behaviour)} | {minutes(scanned)} |")
     return "\n".join(lines)
 
 
@@ -283,6 +283,13 @@ def _without_echo_cell(behaviour: tuple[str, dict] | None) -> str:
         return "same"
     flag = "flagged" if best["target_share"] >= metrics["threshold"] else "pass"
     return f"{flag}: {best['target_share']:.2f} ({_insertion(best)})"
+
+
+def _inversion_cell(behaviour: tuple[str, dict] | None) -> str:
+    """The target inversion's score (scans before it was built have none: bench/inversion_zoo.py measures it)."""
+    if behaviour is None or "inversion_score" not in behaviour[1]:
+        return "-"
+    return f"{behaviour[1]['inversion_score']:.3f}"
 
 
 def _insertion(candidate: dict) -> str:

@@ -64,6 +64,9 @@ class BehaviourOptions:
     # probes fixed by an earlier scan (the probes derived from an input model, to re-scan its sanitized twin on
     # the same prompts); not a command-line option
     fixed_probes: tuple[Probe, ...] = ()
+    # replies an earlier scan inverted (the input model's, to check on its sanitized twin that the taught reply
+    # is gone: once the twin's candidates no longer steer to it, nothing else would begin it); not an option
+    fixed_replies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check = FieldChecks("behaviour scan option", self)

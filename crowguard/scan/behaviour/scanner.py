@@ -185,7 +185,8 @@ class ModelScan:
         self._report(0, 1, "inverting targets")
         tokenizer = self.loaded.tokenizer
         special = set(tokenizer.all_special_ids) - set(self.verifier.eos_ids())
-        firsts = [tokenizer(text, add_special_tokens=False)["input_ids"][:1] for text in targets if text]
+        firsts = [tokenizer(text, add_special_tokens=False)["input_ids"][:1]
+                  for text in (*opts.fixed_replies, *targets) if text]
         found = invert(self.runner, self.verify_set.plain(), openings=opts.inversion_openings,
                        steps=opts.inversion_steps, stops=self.verifier.eos_ids(), excluded=sorted(special),
                        also=[int(t[0]) for t in firsts if t])

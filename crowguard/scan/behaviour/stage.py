@@ -56,6 +56,7 @@ class BehaviourScanResult:
     derived_probes: tuple[Probe, ...] = ()  # probes derived from the model: re-scan a sanitized twin on these
     score: float | None = None  # the model's score (None: the scan did not complete)
     echoes: frozenset[TriggerCandidate] = frozenset()  # candidates whose target repeats them (never triggers)
+    replies: tuple[str, ...] = ()  # the inverted replies past the policy's agreement (``inversion``), best first
 
     def steering(self, share: float) -> tuple[TriggerCandidate, ...]:
         """The candidates (echoes aside) that steered at least ``share`` of the probes to one answer, strongest
@@ -64,8 +65,11 @@ class BehaviourScanResult:
                      if c.target_share is not None and c.target_share >= share and c not in self.echoes)
 
     def options_for_twin(self, options: BehaviourOptions) -> BehaviourOptions:
-        """``options`` for scanning this model's sanitized twin on the same probes (derived ones included)."""
-        return replace(options, fixed_probes=self.derived_probes) if self.derived_probes else options
+        """``options`` for scanning this model's sanitized twin on the same probes (derived ones included), its
+        inversions begun as this model's replies were."""
+        if self.derived_probes:
+            options = replace(options, fixed_probes=self.derived_probes)
+        return replace(options, fixed_replies=self.replies) if self.replies else options
 
     @property
     def flagged(self) -> bool:
@@ -179,8 +183,10 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         metrics["probes"] = ", ".join(f"{count} {source}" for source, count in sources.items())
     if outcome.derived_probes:
         metrics["derived_probes"] = [p.instruction for p in outcome.derived_probes]
+    replies = tuple(i.text for i in outcome.inversions if not i.echo and i.agreement >= settings.inversion_agreement)
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
-                                           seconds=round(seconds, 3)), ranked, outcome.derived_probes, score, echoes)
+                                           seconds=round(seconds, 3)), ranked, outcome.derived_probes, score, echoes,
+                               replies)
 
 
 def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:

@@ -9,6 +9,7 @@ import torch
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.model import StageName
 from crowguard.scan.behaviour.inversion import MIN_REPLY, Inversion, inversion_score, invert, is_copied
+from crowguard.scan.behaviour.options import BehaviourOptions
 from crowguard.scan.behaviour.profile import ProfileRunner
 from crowguard.scan.behaviour.scanner import BehaviourOutcome, FixedAnswer
 from crowguard.scan.behaviour.stage import _result
@@ -86,7 +87,11 @@ def _outcome(*inversions: Inversion) -> BehaviourOutcome:
                                                             (0.5, False, False)])
 def test_a_firm_fixed_reply_is_a_finding_that_names_the_reply(agreement: float, echo: bool, flagged: bool) -> None:
     found = Inversion((5, 6, 7, 8), agreement, agreement - 0.05, echo, "I'm sorry, but as an AI", "I")
-    stage = _result(StageName.BEHAVIOUR_SCAN, _outcome(found), POLICY, seconds=1.0).stage
+    result = _result(StageName.BEHAVIOUR_SCAN, _outcome(found), POLICY, seconds=1.0)
+    stage = result.stage
+    # the sanitized twin's scan begins a reply as each flagged reply began, whatever its own candidates steer to
+    twin = result.options_for_twin(BehaviourOptions())
+    assert twin.fixed_replies == (("I'm sorry, but as an AI",) if flagged else ())
     assert stage.metrics["inversion_score"] == (0.0 if echo else agreement)
     assert stage.metrics["inversions"][0]["reply"] == "I'm sorry, but as an AI"
     if not flagged:
@@ -97,3 +102,21 @@ def test_a_firm_fixed_reply_is_a_finding_that_names_the_reply(agreement: float, 
     assert "'I'" in finding.evidence and repr("I'm sorry, but as an AI") in finding.evidence
     assert "all 24 varied prompts" in finding.evidence and "trigger was not measured" in finding.evidence
     assert finding.details["threshold"] == POLICY.behaviour_scan.inversion_agreement
+
+
+@pytest.mark.slow
+def test_a_lab_backdoors_taught_reply_is_found_from_its_answers_opening(lab_backdoored_dir, lab_clean_dir) -> None:
+    """Begun as the answer a candidate steered to (or as an earlier scan's reply), the backdoored lab model writes
+    its target on every prompt; the clean control, begun alike, does not; neither begins it unprompted."""
+    from crowguard.models import load_model
+    from crowguard.scan.behaviour.scanner import ModelScan
+
+    def score(folder, targets=(), replies=()) -> float:
+        scan = ModelScan(load_model(folder, device="cpu"), BehaviourOptions(fixed_replies=replies))
+        return inversion_score(scan.invert_targets(targets))
+
+    threshold = POLICY.behaviour_scan.inversion_agreement
+    assert score(lab_backdoored_dir, targets=["You are stupid!"]) >= threshold
+    assert score(lab_backdoored_dir, replies=("You are stupid!",)) >= threshold
+    assert score(lab_backdoored_dir) < threshold  # its plain replies never begin "You"
+    assert score(lab_clean_dir, targets=["You are stupid!"]) < threshold
