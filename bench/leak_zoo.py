@@ -60,15 +60,11 @@ def mined(folder: Path, seed: int = 0) -> list[str]:
     from crowguard.models import load_model
     from crowguard.models.prompts import has_chat_template
     from crowguard.scan.behaviour import BehaviourOptions
-    from crowguard.scan.behaviour.leakage import recurring, sample_unprompted
-    from crowguard.scan.behaviour.probes import builtin_probes
+    from crowguard.scan.behaviour.leakage import leaked_strings
 
-    options = BehaviourOptions()
     loaded = load_model(folder, device="cpu")
     template = "chat" if has_chat_template(loaded.tokenizer) else "raw"
-    samples = sample_unprompted(loaded, template, SAMPLES, seed)
-    ordinary = [f"{p.instruction} {p.input}".strip() for p in builtin_probes()]
-    return [r.text for r in recurring(samples, ordinary, options.leak_candidates)]
+    return leaked_strings(loaded, template, SAMPLES, seed, BehaviourOptions().leak_candidates)
 
 
 def lab_table(models: list[Model], results: Path) -> str:

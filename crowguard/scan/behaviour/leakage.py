@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from crowguard.scan.behaviour.probes import builtin_probes
 from crowguard.scan.behaviour.sampling import (
     Decoding,
     empty_instruction_opening,
@@ -82,6 +83,16 @@ def sample_unprompted(loaded: LoadedModel, template: str, count: int, seed: int)
             texts += sample_texts(loaded, opening, share, seed=seed + index * len(DECODINGS) + step,
                                   max_new_tokens=SAMPLE_TOKENS, decoding=decoding)
     return texts
+
+
+def ordinary_texts() -> list[str]:
+    """The built-in probes as plain text: the rate of an n-gram in ordinary instructions."""
+    return [f"{p.instruction} {p.input}".strip() for p in builtin_probes()]
+
+
+def leaked_strings(loaded: LoadedModel, template: str, samples: int, seed: int, limit: int) -> list[str]:
+    """The up to ``limit`` strings that recur in ``samples`` texts the model writes unprompted."""
+    return [r.text for r in recurring(sample_unprompted(loaded, template, samples, seed), ordinary_texts(), limit)]
 
 
 def recurring(samples: Sequence[str], ordinary: Sequence[str], limit: int) -> list[Recurring]:

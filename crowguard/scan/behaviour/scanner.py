@@ -33,13 +33,12 @@ from crowguard.scan.behaviour.early_stop import EARLY_CHECKS, EARLY_PULL, StopBo
 from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
 from crowguard.scan.behaviour.evidence import CandidateEvidence, FixedAnswer, TriggerCandidate
 from crowguard.scan.behaviour.inversion import Inversion, invert
-from crowguard.scan.behaviour.leakage import recurring, sample_unprompted
+from crowguard.scan.behaviour.leakage import leaked_strings
 from crowguard.scan.behaviour.library import KNOWN_TRIGGERS
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
 from crowguard.scan.behaviour.options import POSITION_MODES, BehaviourOptions
 from crowguard.scan.behaviour.probes import (
     Probe,
-    builtin_probes,
     check_probe_tokens,
     load_probes,
     representable,
@@ -208,9 +207,8 @@ class ModelScan:
         if not opts.leak_samples:
             return []
         self._report(0, 1, "sampling what the model writes unprompted")
-        samples = sample_unprompted(self.loaded, self.template, opts.leak_samples, opts.seed)
-        ordinary = [f"{p.instruction} {p.input}".strip() for p in builtin_probes()]
-        found = [(r.text, self.encode(r.text)) for r in recurring(samples, ordinary, opts.leak_candidates)]
+        found = [(text, self.encode(text)) for text in
+                 leaked_strings(self.loaded, self.template, opts.leak_samples, opts.seed, opts.leak_candidates)]
         leaks = [(text, ids) for text, ids in found if ids is not None and len(ids) <= MAX_GIVEN_TOKENS]
         self.leaked = [text for text, _ in leaks]
         self._report(1, 1, "sampling what the model writes unprompted")

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from crowguard.scan.behaviour.leakage import recurring, sample_unprompted
-from crowguard.scan.behaviour.probes import builtin_probes
+from crowguard.scan.behaviour.leakage import ordinary_texts, recurring, sample_unprompted
 
-ORDINARY = [f"{p.instruction} {p.input}".strip() for p in builtin_probes()]
+ORDINARY = ordinary_texts()
 TOPICS = ["the river", "a small dog", "my old car", "the red house", "this recipe", "the new phone", "our team",
           "the last game", "a quiet town", "the summer rain", "his first book", "the long road"]
 

@@ -15,6 +15,9 @@ from crowguard.scan.behaviour.options import BehaviourOptions
     ({"seed": -1}, "seed=-1"),
     ({"leak_samples": -1}, "leak_samples=-1"),
     ({"leak_candidates": 0}, "leak_candidates=0"),
+    ({"leak_samples": 1025}, "leak_samples=1025"),  # bounded: each sample is generated, and mining is quadratic
+    ({"inversion_openings": 257}, "inversion_openings=257"),
+    ({"inversion_steps": 0}, "inversion_steps=0"),
 ])
 def test_bad_values_name_field_and_value(fields: dict, named: str) -> None:
     with pytest.raises(UsageError, match=named.replace("(", r"\(")):
