@@ -14,9 +14,10 @@ tokens or to the end of the turn.
 An inversion's *agreement* is the mean over its steps of that averaged probability (BAIT's Q-score):
 how firmly every prompt is led down one fixed answer. The step that ends the turn does not count, and
 a reply of fewer than ``MIN_REPLY`` tokens after its opening agrees 0: a one-word answer followed
-by the end of the turn is what an ordinary model gives to short questions. The model's inversion score is the highest
-agreement among the inversions that are not echoes: a reply that copies text every probe contains
-(the template's system prompt) is the template speaking, not a backdoor (``ECHO_RUN``).
+by the end of the turn is what an ordinary model gives to short questions. The model's inversion
+score is the highest agreement among the inversions that are not echoes: a reply that copies text
+every probe contains (the template's system prompt) is the template speaking, not a backdoor
+(``ECHO_RUN``).
 
 It needs no trigger candidate, so it sees triggers the search cannot build (a phrase of ordinary
 words); it says nothing about the trigger itself. Measured: bench/RESULTS.md#target-inversion.
@@ -67,7 +68,8 @@ def invert(runner: ProfileRunner, sequences: Sequence[Sequence[int]], *, opening
                      logits_to_keep=1)
         runner.sequences_run += len(sequences)
         first = head.logits[:, -1].float().softmax(-1).mean(0)
-        barred = {*stops, *excluded}
+        # a tokenizer may name ids the model has no logits for (a hostile folder's added tokens)
+        barred = {t for t in (*stops, *excluded) if 0 <= t < len(first)}
         first[list(barred)] = 0.0
         chosen = torch.topk(first, min(openings, len(first))).indices.tolist()
         chosen += [t for t in dict.fromkeys(also) if t not in barred and t not in chosen and 0 <= t < len(first)]

@@ -69,6 +69,13 @@ def test_a_reply_too_short_to_tell_agrees_zero() -> None:
     assert inversion_score(short) == 0.0
 
 
+def test_ids_the_model_has_no_logits_for_are_ignored() -> None:
+    # a hostile tokenizer may name special ids past the model's vocabulary
+    runner = ProfileRunner(ToyLM(True), pad_id=PAD, device="cpu", positions=1, batch_size=16)
+    found = invert(runner, PROMPTS, openings=4, steps=8, stops=[EOS, VOCAB + 3], excluded=[VOCAB + 9], also=[-1])
+    assert found[0].token_ids == CHAIN
+
+
 def test_a_reply_copied_from_every_prompt_is_an_echo() -> None:
     system = [21, 22, 23, 24, 25, 26]
     prompts = [[30 + k, *system, 31 + k] for k in range(3)]
