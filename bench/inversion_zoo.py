@@ -36,12 +36,16 @@ class Subject:
 
 def subjects(realzoo: Path, realmodel: Path, labzoo: Path) -> list[Subject]:
     """Every built model of both zoos with its answer key."""
-    from bench.real_zoo import ZOO
+    from bench.real_model import Run
+    from bench.real_zoo import ZOO, model_folder
     from bench.scan_zoo import zoo_entries
+
+    def run(work: Path) -> Run:  # only its folder layout is read
+        return Run(work=work, data=work, device="cpu", limit=None, templates=(), defences=(), threads=1)
 
     found = []
     for entry in ZOO:
-        folder = realmodel / "models" / "original" if entry.original else realzoo / "models" / "zoo" / entry.name
+        folder = model_folder(run(realzoo), entry, run(realmodel).original)
         found.append(Subject(entry.name, folder, "real", entry.split, entry.backdoored))
     for lab in zoo_entries():
         found.append(Subject(f"lab/{lab.name}", labzoo / lab.name, "lab", lab.split, lab.spec.attack is not None))

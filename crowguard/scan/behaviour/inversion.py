@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crowguard.scan.behaviour.profile import cache_argument, cache_of
+from crowguard.scan.behaviour.profile import cache_of, positions_of
 
 if TYPE_CHECKING:
     import torch
@@ -60,11 +60,10 @@ def invert(runner: ProfileRunner, sequences: Sequence[Sequence[int]], *, opening
     (none of ``excluded`` or ``stops``), best agreement first; ``stops`` end a reply (and are not part of it)."""
     import torch
 
-    model = runner.model
+    model, argument = runner.model, runner.cache_argument
     ids, mask = runner.pad(sequences)
-    argument = cache_argument(model)
     with torch.inference_mode():
-        head = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), use_cache=True,
+        head = model(input_ids=ids, attention_mask=mask, position_ids=positions_of(mask), use_cache=True,
                      logits_to_keep=1)
         runner.sequences_run += len(sequences)
         first = head.logits[:, -1].float().softmax(-1).mean(0)
@@ -91,7 +90,7 @@ def _extend(model: torch.nn.Module, argument: str, cache: object, mask: torch.Te
     current = torch.full((rows, 1), opening, device=mask.device)
     for _ in range(steps):
         mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=mask.device)], 1)
-        out = model(input_ids=current, attention_mask=mask, position_ids=_positions(mask)[:, -1:], use_cache=True,
+        out = model(input_ids=current, attention_mask=mask, position_ids=positions_of(mask)[:, -1:], use_cache=True,
                     logits_to_keep=1, **{argument: cache})
         cache = cache_of(out)
         averaged = out.logits[:, -1].float().softmax(-1).mean(0)
@@ -104,10 +103,6 @@ def _extend(model: torch.nn.Module, argument: str, cache: object, mask: torch.Te
     if len(probabilities) < MIN_REPLY:
         return tokens, 0.0, 0.0
     return tokens, sum(probabilities) / len(probabilities), min(probabilities)
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    return (mask.long().cumsum(-1) - 1).clamp_min(0)
 
 
 def is_copied(reply: Sequence[int], sequences: Sequence[Sequence[int]], run: int = ECHO_RUN,

@@ -150,7 +150,7 @@ class ProfileRunner:
     def forward(self, mask: torch.Tensor, *, input_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Profiles (batch, pairs, positions + 1) and last-token log-probs; differentiable in ``inputs_embeds``."""
-        positions = (mask.long().cumsum(-1) - 1).clamp_min(0)
+        positions = positions_of(mask)
         out = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=mask,
                          position_ids=positions, output_hidden_states=True, use_cache=False, logits_to_keep=1)
         return profile_features(out.hidden_states, mask, self.positions), out.logits[:, -1].float().log_softmax(-1)
@@ -169,6 +169,11 @@ def profile_features(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor
 def kl_divergence(base: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """KL(base || other) per row, both given as log-probabilities."""
     return (base.exp() * (base - other)).sum(-1).clamp_min(0.0)
+
+
+def positions_of(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of left-padded rows: each real token counts from 0, padding sits at 0."""
+    return (mask.long().cumsum(-1) - 1).clamp_min(0)
 
 
 def cache_argument(model: torch.nn.Module) -> str:

@@ -182,12 +182,12 @@ class ModelScan:
         if not opts.inversion_openings:
             return []
         self._report(0, 1, "inverting targets")
-        tokenizer = self.loaded.tokenizer
-        special = set(tokenizer.all_special_ids) - set(self.verifier.eos_ids())
+        tokenizer, stops = self.loaded.tokenizer, self.verifier.eos_ids()
+        special = set(tokenizer.all_special_ids) - set(stops)
         firsts = [tokenizer(text, add_special_tokens=False)["input_ids"][:1]
                   for text in (*opts.fixed_replies, *targets) if text]
         found = invert(self.runner, self.verify_set.plain(), openings=opts.inversion_openings,
-                       steps=opts.inversion_steps, stops=self.verifier.eos_ids(), excluded=sorted(special),
+                       steps=opts.inversion_steps, stops=stops, excluded=sorted(special),
                        also=[int(t[0]) for t in firsts if t])
         self._report(1, 1, "inverting targets")
         return [replace(i, text=self.verifier.text(i.token_ids), opening_text=self.verifier.text(i.token_ids[:1]))

@@ -38,7 +38,6 @@ from crowguard.scan.behaviour.findings import (
     inversion_finding,
     stage_metrics,
 )
-from crowguard.scan.behaviour.inversion import inversion_score
 from crowguard.scan.behaviour.options import BehaviourOptions
 from crowguard.scan.behaviour.probes import Probe
 from crowguard.scan.behaviour.scanner import BehaviourOutcome, TriggerCandidate, scan_loaded
@@ -162,7 +161,9 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         findings.append(backdoor_finding(top, records, score=score, threshold=settings.threshold,
                                          severity=settings.severity,
                                          probes=int(outcome.stats["verification_probes"]), positions=positions))
-    if inversion_score(outcome.inversions) >= settings.inversion_agreement:
+    # the flagged replies: the finding's, and where the sanitized twin's re-scan begins its own
+    replies = tuple(i.text for i in outcome.inversions if not i.echo and i.agreement >= settings.inversion_agreement)
+    if replies:
         findings.append(inversion_finding(outcome.inversions, threshold=settings.inversion_agreement,
                                           probes=int(outcome.stats["verification_probes"]),
                                           severity=settings.severity))
@@ -183,7 +184,6 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         metrics["probes"] = ", ".join(f"{count} {source}" for source, count in sources.items())
     if outcome.derived_probes:
         metrics["derived_probes"] = [p.instruction for p in outcome.derived_probes]
-    replies = tuple(i.text for i in outcome.inversions if not i.echo and i.agreement >= settings.inversion_agreement)
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
                                            seconds=round(seconds, 3)), ranked, outcome.derived_probes, score, echoes,
                                replies)
