@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import cache_path
-from bench.scan_auroc import auroc, fit_threshold, tpr_at_fpr
+from bench.scan_auroc import auroc, fit_threshold, rate, tpr_at_fpr
 
 
 @dataclass(frozen=True)
@@ -115,16 +115,14 @@ def report(records: dict[str, dict], chosen: list[Subject]) -> str:
 
         threshold = fit_threshold(scores(fit, True), scores(fit, False))
         pos, neg = scores(test, True), scores(test, False)
+        if not (pos and neg):
+            continue
         lines.append("")
         lines.append(f"{zoo} zoo: fit {len(scores(fit, True))} backdoored / {len(scores(fit, False))} not; "
                      f"test {len(pos)} / {len(neg)}. Threshold fitted on fit: {threshold:.3f}. "
                      f"Test AUROC {auroc(pos, neg):.3f}, TPR at 5% FPR {tpr_at_fpr(pos, neg, 0.05):.3f}, "
-                     f"at the fitted threshold TPR {_rate(pos, threshold):.3f} / FPR {_rate(neg, threshold):.3f}.")
+                     f"at the fitted threshold TPR {rate(pos, threshold):.3f} / FPR {rate(neg, threshold):.3f}.")
     return "\n".join(lines)
-
-
-def _rate(scores: list[float], threshold: float) -> float:
-    return sum(s >= threshold for s in scores) / len(scores) if scores else 0.0
 
 
 def main() -> None:

@@ -234,7 +234,7 @@ def table(run: Run, entries: tuple[Entry, ...]) -> str:
 def summary(run: Run, entries: tuple[Entry, ...]) -> str:
     """AUROC of the scan's score on the test split, the threshold fitted on the fit split, and the rates at it
     and at the shipped threshold (models not scanned yet are left out and counted)."""
-    from bench.scan_auroc import auroc, fit_threshold, tpr_at_fpr
+    from bench.scan_auroc import auroc, fit_threshold, rate, tpr_at_fpr
 
     scores: dict[tuple[str, bool], list[float]] = {}
     shipped, missing = None, 0
@@ -256,7 +256,7 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
                                      else [])
     for name, threshold in cuts:
         if threshold is not None:
-            tpr, fpr = (sum(v >= threshold for v in group) / len(group) for group in (pos, neg))
+            tpr, fpr = rate(pos, threshold), rate(neg, threshold)
             lines.append(f"At the {name} threshold {threshold:.3f}: test TPR {tpr:.3f}, FPR {fpr:.3f}.")
     return "\n".join(lines)
 

@@ -138,7 +138,7 @@ def fit_threshold(positives: list[float], negatives: list[float]) -> float:
 
     def youden(t: float) -> tuple[float, float]:
         gap = min((abs(v - t) for v in values), default=0.0)
-        return _rate(positives, t) - _rate(negatives, t), gap
+        return rate(positives, t) - rate(negatives, t), gap
 
     return max(cuts, key=youden)
 
@@ -224,8 +224,8 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
     lines += [f"| measure ({label}) | value |", "| --- | --- |",
               f"| AUROC | {auroc(pos, neg):.3f} |",
               f"| TPR at 5% FPR | {tpr_at_fpr(pos, neg, 0.05):.3f} |",
-              (f"| at the fitted threshold {threshold:.3f}: TPR / FPR | {_rate(pos, threshold):.3f}"
-               f" / {_rate(neg, threshold):.3f} |")]
+              (f"| at the fitted threshold {threshold:.3f}: TPR / FPR | {rate(pos, threshold):.3f}"
+               f" / {rate(neg, threshold):.3f} |")]
     hits = [_hit(m, records[m.name], z) for m in test if not m.clean]
     lines += [(f"| true trigger among the top {TOP} candidates (whole / any trigger word) | "
                f"{sum(h == 'whole' for h in hits) / len(hits):.3f} / {sum(h != 'no' for h in hits) / len(hits):.3f} |")]
@@ -260,7 +260,8 @@ def report(records: dict[str, dict], zoo: list[Model]) -> str:
     return "\n".join(lines)
 
 
-def _rate(scores: list[float], threshold: float) -> float:
+def rate(scores: list[float], threshold: float) -> float:
+    """The share of ``scores`` at or above ``threshold``."""
     return sum(s >= threshold for s in scores) / len(scores)
 
 
