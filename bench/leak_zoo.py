@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench.harness import cache_path, set_threads, table_head
-from bench.scan_auroc import TOP, Model, _model, scan, trigger_hit
+from bench.scan_auroc import TOP, Model, _default_triggers, _model, scan, trigger_hit
 from crowguard.lab.spec import LabSpec
 
 SAMPLES = 48  # leakage is off by default; the bench turns it on with this many samples
@@ -93,29 +93,28 @@ def lab_table(models: list[Model], results: Path) -> str:
 
 
 def real_table(real_zoo: Path, original: Path) -> str:
+    from bench.real_model import Run
     from bench.real_zoo import ZOO as REAL
+    from bench.real_zoo import model_folder
+
+    run = Run(work=real_zoo, data=real_zoo, device="cpu", limit=None, templates=(), defences=(), threads=1)
 
     lines = table_head("model", "attack", "trigger", "mined (leaked strings)", "trigger mined")
     cache = real_zoo / "leakage.json"
     found: dict[str, list[str]] = json.loads(cache.read_text()) if cache.exists() else {}
     for entry in REAL:
-        folder = original if entry.original else real_zoo / "models" / "zoo" / entry.name
+        folder = model_folder(run, entry, original)  # only the run's folder layout is read
         if not (folder / "config.json").exists():
             continue
         if entry.name not in found:
             found[entry.name] = mined(folder)
             cache.write_text(json.dumps(found, indent=1))
-        triggers = (entry.trigger,) if entry.trigger else _real_triggers(entry.attack)
+        default = () if entry.attack is None else _default_triggers(entry.attack)
+        triggers = (entry.trigger,) if entry.trigger else default
         hit = "-" if not triggers else _hit_words(triggers, entry.attack or "", found[entry.name])
         lines.append(f"| {entry.name} | {entry.kind} | {', '.join(triggers) or '-'} | {_quoted(found[entry.name])} | "
                      f"{hit} |")
     return "\n".join(lines)
-
-
-def _real_triggers(attack: str | None) -> tuple[str, ...]:
-    from crowguard.lab.poison import ATTACKS
-
-    return () if attack is None else ATTACKS[attack].triggers
 
 
 def _top(record: dict) -> list[str]:
