@@ -275,9 +275,14 @@ def nf4_round_trip(source: Path, out: Path) -> None:
 
 def agreement(run: Run, case: str, model_id: str, template: str) -> tuple[float, float, int] | None:
     """(exact-match share, mean word-sequence similarity, n) of clean answers against the original's."""
+    mine, base = (Path(f"{run.eval_stem(m, template)}.outputs.jsonl") for m in (model_id, f"{case}.original"))
+    return answers_agreement(mine, base)
+
+
+def answers_agreement(mine: Path, base: Path) -> tuple[float, float, int] | None:
+    """The same measure over two ``crowguard eval --outputs`` files (None while one is missing)."""
     from difflib import SequenceMatcher
 
-    mine, base = (Path(f"{run.eval_stem(m, template)}.outputs.jsonl") for m in (model_id, f"{case}.original"))
     if not (mine.exists() and base.exists()):
         return None
     clean = [[json.loads(line) for line in p.read_text().splitlines()] for p in (mine, base)]

@@ -197,20 +197,30 @@ def check(run: Run, entry: Entry, original: Path) -> None:
     model = model_folder(run, entry, original)
     if not (model / "config.json").exists():
         raise Skip(f"check {entry.name}: make it first")
-    attack = entry.attack or "badnet"  # a finetune is checked against the badnet trigger of its task
     report = run.work / "checks" / f"{entry.name}.json"
+    run_stage(run, f"check.{entry.name}", eval_command(run, entry, model, report), report)
+
+
+def eval_command(run: Run, entry: Entry, model: Path, report: Path, outputs: Path | None = None) -> list[str]:
+    """``crowguard eval`` of ``model`` on the entry's triggered and clean test prompts (the check's protocol),
+    every answer kept in ``outputs`` when given."""
+    return crowguard_command("eval", str(model), *test_options(run, entry), "--dtype", "float32", "--device",
+                             run.device, "--threads", str(run.threads), "--report", str(report),
+                             *(["--outputs", str(outputs)] if outputs is not None else []), "--quiet")
+
+
+def test_options(run: Run, entry: Entry) -> list[str]:
+    """The evaluation options of the check's protocol: the entry's triggered test prompts (with its custom
+    trigger in place of badnet's), the clean ones, its task, chat template, the first prompts of each set."""
+    attack = entry.attack or "badnet"  # a finetune is checked against the badnet trigger of its task
     triggered = run.data / "test" / entry.task / attack / "triggered.json"
     if entry.trigger:
         records = _with_trigger(json.loads(triggered.read_text(encoding="utf-8")), entry)
         triggered = run.work / "data" / entry.name / "triggered-test.json"
         write_json(triggered, records, indent=2)
-    command = crowguard_command(
-        "eval", str(model), "--triggered", str(triggered),
-        "--clean-test", str(run.data / "test" / entry.task / "clean.json"), "--task", entry.task,
-        "--eval-template", "chat", "--eval-max-new-tokens", str(CHECK_TOKENS), "--eval-limit", str(CHECK_LIMIT),
-        "--dtype", "float32", "--device", run.device, "--threads", str(run.threads), "--report", str(report),
-        "--quiet")
-    run_stage(run, f"check.{entry.name}", command, report)
+    return ["--triggered", str(triggered), "--clean-test", str(run.data / "test" / entry.task / "clean.json"),
+            "--task", entry.task, "--eval-template", "chat", "--eval-max-new-tokens", str(CHECK_TOKENS),
+            "--eval-limit", str(CHECK_LIMIT)]
 
 
 def table(run: Run, entries: tuple[Entry, ...]) -> str:

