@@ -27,10 +27,8 @@ def generate(loaded: LoadedModel, prompts: list[str], *, template: Template, max
     from transformers import GenerationConfig
 
     tokenizer, model = loaded.tokenizer, loaded.model
-    eos = model.generation_config.eos_token_id
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                              pad_token_id=tokenizer.pad_token_id,
-                              eos_token_id=eos if eos is not None else tokenizer.eos_token_id)
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=loaded.stop_ids() or None)
     previous_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     outputs: list[str] = []
     try:

@@ -33,6 +33,12 @@ class LoadedModel:
     quantize: Quantize = "none"
     tokenizer_note: str | None = None  # set when the shipped tokenizer.json replaced transformers' class
 
+    def stop_ids(self) -> list[int]:
+        """The tokens that end an answer: the generation config's end-of-sequence id(s), else the tokenizer's."""
+        eos = self.model.generation_config.eos_token_id
+        found = [eos] if isinstance(eos, int) else list(eos or [self.tokenizer.eos_token_id])
+        return [int(i) for i in found if i is not None]
+
 
 def configure_threads(threads: int | None) -> None:
     """Set torch's intra-op thread count (one thread is fastest for small models on small CPUs)."""

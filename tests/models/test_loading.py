@@ -60,3 +60,15 @@ def test_unknown_architecture(tiny_model_dir: Path, tmp_path: Path) -> None:
 def test_bad_device(tiny_model_dir: Path) -> None:
     with pytest.raises(UsageError):
         load_model(tiny_model_dir, device="tpu")
+
+
+def test_stop_ids_come_from_the_generation_config_else_the_tokenizer(tiny_model_dir: Path) -> None:
+    loaded = load_model(tiny_model_dir, device="cpu", dtype="float32")
+    tokenizer_eos = loaded.tokenizer.eos_token_id
+    assert tokenizer_eos is not None
+    loaded.model.generation_config.eos_token_id = [tokenizer_eos + 1, tokenizer_eos + 2]
+    assert loaded.stop_ids() == [tokenizer_eos + 1, tokenizer_eos + 2]
+    loaded.model.generation_config.eos_token_id = tokenizer_eos + 3
+    assert loaded.stop_ids() == [tokenizer_eos + 3]
+    loaded.model.generation_config.eos_token_id = None  # a config without one: the tokenizer's end of sequence
+    assert loaded.stop_ids() == [tokenizer_eos]

@@ -66,8 +66,7 @@ def sample_texts(loaded: LoadedModel, opening: Opening, count: int, *, seed: int
     if not opening.ids or count < 1:
         return []
     tokenizer, model = loaded.tokenizer, loaded.model
-    eos = model.generation_config.eos_token_id
-    stops = set(opening.stops) | ({eos} if isinstance(eos, int) else set(eos or ()))
+    stops = set(opening.stops) | set(loaded.stop_ids())
     ids = torch.tensor([list(opening.ids)] * count, device=loaded.device)
     with torch.random.fork_rng(devices=[]), torch.inference_mode():
         torch.manual_seed(seed)

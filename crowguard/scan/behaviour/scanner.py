@@ -182,7 +182,7 @@ class ModelScan:
         if not opts.inversion_openings:
             return []
         self._report(0, 1, "inverting targets")
-        tokenizer, stops = self.loaded.tokenizer, self.verifier.eos_ids()
+        tokenizer, stops = self.loaded.tokenizer, self.loaded.stop_ids()
         special = set(tokenizer.all_special_ids) - set(stops)
         firsts = [tokenizer(text, add_special_tokens=False)["input_ids"][:1]
                   for text in (*opts.fixed_replies, *targets) if text]

@@ -161,13 +161,7 @@ class Verifier:
             return []
         return greedy_continuations(self.loaded.model, self.measurer.runner, sequences,
                                     max_new_tokens=max_new_tokens or self.options.max_new_tokens,
-                                    eos_ids=self.eos_ids())
-
-    def eos_ids(self) -> list[int]:
-        """The tokens that end an answer: the generation config's, else the tokenizer's end-of-sequence."""
-        eos = self.loaded.model.generation_config.eos_token_id
-        found = [eos] if isinstance(eos, int) else list(eos or [self.loaded.tokenizer.eos_token_id])
-        return [int(i) for i in found if i is not None]
+                                    eos_ids=self.loaded.stop_ids())
 
     def _examples(self, measured: _Measured) -> tuple[dict[str, str], ...]:
         plain, rows = self.plain_outputs(), []
