@@ -151,11 +151,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_all(run: Run, entries: list[Entry], defences: list[str], epochs: int, original: Path) -> None:
-    for entry in entries:
+    for entry in entries:  # the gates first: the answers are the cheap part
+        for defence in defences:
+            _try(defend, run, entry, defence, epochs, original)
         _try(answers, run, f"original.{entry.task}", entry, original)  # the clean prompts are the task's
         _try(answers, run, entry.name, entry, model_folder(run, entry, original))
         for defence in defences:
-            _try(defend, run, entry, defence, epochs, original)
             _try(answers, run, f"{entry.name}.{defence}.e{epochs}", entry, gate_dir(run, entry, defence, epochs))
 
 
