@@ -4,7 +4,9 @@ One round: train (``sanitize_model``) into a folder, scan that folder afresh and
 input's candidates on it. CROW and finetune run one round. Guided runs up to the policy's
 ``sanitize.max_rounds``: while the re-scan or the re-check still flags the model, the candidates
 that still steer the probes past the threshold (and any new ones the re-scan found) join the guides
-and the next round trains the previous round's output on the same clean set. Every round's guides,
+and the next round trains the previous round's output on the same clean set. A model still flagged
+with no candidate past the threshold (e.g. by the target inversion alone) stops the rounds: another
+round would only train on the same guides again. Every round's guides,
 training summary and re-scan go into the sanitize stage's ``rounds``; only the last round's model,
 re-scan and re-check speak for the output (``stopped`` says why the rounds ended).
 """
@@ -31,6 +33,10 @@ STOP_CLEAN = "the re-scan and the re-check no longer flag the model"
 STOP_LIMIT = "the policy's sanitize.max_rounds was reached"
 STOP_ONE = "one round: the method is not guided"
 STOP_UNSCANNED = "no behavioural re-scan was asked for"
+# measured on two SmolLM2 plants (bench/RESULTS.md#real-removal): flagged only by the target inversion,
+# rounds 2 and 3 retrained on the same guides and cost 30% perplexity without changing the verdict
+STOP_NOTHING = ("the re-scan still flags the model, but no candidate steers its probes past the threshold: "
+                "another round would have nothing to unlearn")
 
 Rescan = Callable[[Path], tuple[BehaviourScanResult | None, BehaviourScanResult | None]]
 Figures = Callable[[Path], dict[str, float | None]]  # a round's headline evaluation figures
@@ -83,8 +89,11 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             if config.method == "guided":
                 summaries.append(_summary(number, outcome, scanned, rechecked))
             flagged = any(s is not None and (s.flagged or s.failed) for s in (scanned, rechecked))
+            threshold = policy.behaviour_scan.threshold
+            still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(threshold)]
             stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if config.method != "guided" else
-                       STOP_CLEAN if not flagged else STOP_LIMIT if number == limit else "")
+                       STOP_CLEAN if not flagged else STOP_LIMIT if number == limit else
+                       STOP_NOTHING if not still else "")
             if not stopped and evaluate is not None and summaries:
                 summaries[-1]["eval"] = evaluate(out)
             if stopped:
@@ -92,8 +101,6 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
                     for item in out.iterdir():
                         shutil.move(str(item), dest / item.name)
                 return Rounds(outcome, scanned, rechecked, tuple(summaries), stopped)
-            threshold = policy.behaviour_scan.threshold
-            still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(threshold)]
             guides = merge_guides(guides, _guides(still, f"re-scan round {number}"))
             source = out
         raise AssertionError("unreachable: the last round always stops")

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from crowguard.pipeline import rounds as rounds_module
-from crowguard.pipeline.rounds import STOP_CLEAN, STOP_LIMIT, STOP_ONE, first_guides, sanitize_in_rounds
+from crowguard.pipeline.rounds import (
+    STOP_CLEAN,
+    STOP_LIMIT,
+    STOP_NOTHING,
+    STOP_ONE,
+    first_guides,
+    sanitize_in_rounds,
+)
 from crowguard.policy import Policy, SanitizePolicy
 from crowguard.progress import NO_PROGRESS
 from crowguard.report.model import Finding, Severity, StageResult
@@ -116,3 +123,11 @@ def test_one_allowed_round_of_guided_says_so(tmp_path: Path, monkeypatch: pytest
     done, trainer, dest = _run(tmp_path, monkeypatch, [(_scan(("cf", 0.95), flagged=True), None)],
                                policy=Policy(sanitize=SanitizePolicy(max_rounds=1)))
     assert done.stopped == STOP_LIMIT and trainer.calls[0]["out"] == dest and len(done.summaries) == 1
+
+
+def test_rounds_stop_when_the_model_is_flagged_but_no_candidate_steers(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flagged by something no guide answers (the target inversion): a second round would repeat the first."""
+    done, trainer, dest = _run(tmp_path, monkeypatch, [(_scan(("cf", 0.04), flagged=True), None)] * 3)
+    assert done.stopped == STOP_NOTHING and len(trainer.calls) == 1 and len(done.summaries) == 1
+    assert (dest / "model.safetensors").read_text() == "round 1"
