@@ -79,18 +79,23 @@ def gate(model: Path, out: Path, key: Path, policy: Path, threads: int, *options
         write_json(run_file, {"exit": done.returncode, "seconds": round(time.perf_counter() - started, 1)})
     ran = json.loads(run_file.read_text())
     report = json.loads((out / "report.json").read_text())
+    return {"exit": ran["exit"], "seconds": ran["seconds"], **gate_figures(report, METRICS)}
+
+
+def gate_figures(report: dict, metrics: tuple[str, ...]) -> dict:
+    """What a gate's report says: method, rounds, what the scan and the re-scan found, and each metric's
+    [before, after] pair."""
     # a model the scan did not flag is not sanitized: its one evaluation ("eval") is the before, no after
     before = (stage(report, "eval-before") or stage(report, "eval")).get("metrics", {})
     after = stage(report, "eval-after").get("metrics", {})
     sanitized = stage(report, "sanitize").get("metrics", {})
     recheck = candidates(stage(report, "behaviour-recheck"))
-    return {"exit": ran["exit"], "seconds": ran["seconds"],
-            "method": sanitized.get("method"),
+    return {"method": sanitized.get("method"), "stopped": sanitized.get("stopped"),
             "rounds": (len(sanitized.get("rounds", [])) or 1) if sanitized else 0,
             "scan": candidates(stage(report, "behaviour-scan")),
             "rescan": candidates(stage(report, "behaviour-rescan")) + ("" if recheck == "none" else
                                                                          f"; re-check: {recheck}"),
-            **{key_: [before.get(key_), after.get(key_)] for key_ in METRICS}}
+            **{key_: [before.get(key_), after.get(key_)] for key_ in metrics}}
 
 
 def run_seed(seed: int, work: Path, runs: list[str], threads: int, *, rerun: bool = False,
