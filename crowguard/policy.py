@@ -92,6 +92,12 @@ class SanitizePolicy(_Strict):
         description="Rounds of guided sanitizing at most: another round trains while a candidate still steers "
                     "the re-scan's probes past the threshold.",
     )
+    residual_target_severity: Severity = Field(
+        default=Severity.MEDIUM,
+        description="Severity of a sanitized model's target-inversion finding once the input's trigger no longer "
+                    "steers and a fresh scan finds none (CG-RESIDUAL-TARGET): the taught reply survives in the "
+                    "weights, but no known trigger reaches it.",
+    )
 
 
 class Policy(_Strict):
@@ -165,7 +171,7 @@ SHIPPED: dict[str, ShippedPolicy] = {
         Policy(name="strict", fail_on=Severity.MEDIUM, max_attack_success=0.05,
                behaviour_scan=BehaviourScanPolicy(threshold=0.75, min_layer_z=3.0, fixed_answer_share=0.4,
                                                   severity=Severity.CRITICAL),
-               sanitize=SanitizePolicy(required=True, min_utility=0.9)),
+               sanitize=SanitizePolicy(required=True, min_utility=0.9, residual_target_severity=Severity.HIGH)),
         "crowguard strict policy: medium findings fail too, and every model is sanitized."),
     "permissive": ShippedPolicy(
         Policy(name="permissive", fail_on=Severity.CRITICAL, allowed_weight_formats=("safetensors", "pickle", "gguf"),

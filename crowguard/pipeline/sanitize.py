@@ -30,6 +30,7 @@ from crowguard.models import inspect_folder
 from crowguard.pipeline.checks import attack_success_check, utility_check
 from crowguard.pipeline.evaluation import Evaluation, evaluation_stage
 from crowguard.pipeline.remediation import after_sanitizing, answered_by_sanitizing
+from crowguard.pipeline.residual import mark_residual
 from crowguard.pipeline.rounds import first_guides, sanitize_in_rounds
 from crowguard.policy import Policy
 from crowguard.progress import NO_PROGRESS, Prefixed, ProgressSink
@@ -225,7 +226,7 @@ def _scans_after(folder: Path, *, scans: BehaviourScans, policy: Policy, before:
     if before is not None and before.candidates:
         recheck = _after_sanitizing(measure_candidates(folder, before.candidates, policy, options=options,
                                                        runtime=runtime, progress=count), StageName.BEHAVIOUR_RECHECK)
-    return rescan, recheck
+    return mark_residual(before, rescan, recheck, policy)
 
 
 def _after_sanitizing(scan: BehaviourScanResult, name: StageName) -> BehaviourScanResult:
