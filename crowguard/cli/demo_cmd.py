@@ -66,8 +66,9 @@ def _table(outcome: Any) -> None:
                   f"yes ({sanitize.metrics.get('method')}, {sanitize.metrics.get('steps')} steps)")
     rescan = stages.get("behaviour-rescan")
     if rescan is not None:
-        table.add_row("behaviour re-scan", f"still flagged: {len(rescan.findings)} candidate(s)" if rescan.findings
-                      else "nothing flagged")
+        flags = [f for f in rescan.findings if f.rule_id.startswith("CG-BACKDOOR")]
+        others = f"no backdoor flag ({rescan.findings[0].title})" if rescan.findings else "nothing flagged"
+        table.add_row("behaviour re-scan", f"still flagged: {len(flags)} backdoor finding(s)" if flags else others)
     for key, label in (("asr", "attack success"), ("clean_accuracy", "clean accuracy"),
                        ("triggered_accuracy", "accuracy under trigger")):
         table.add_row(f"{label} before -> after", f"{_fmt(before, key)} -> {_fmt(after, key)}")

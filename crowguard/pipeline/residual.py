@@ -30,9 +30,10 @@ from typing import Final
 from crowguard.policy import Policy
 from crowguard.report.model import Finding
 from crowguard.scan.behaviour import BehaviourScanResult
-from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID, INVERSION_RULE_ID, RULE_ID
+from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID, INVERSION_RULE_ID, RESIDUAL_RULE_ID, RULE_ID
 
-RESIDUAL_RULE_ID: Final = "CG-RESIDUAL-TARGET"
+__all__ = ["RESIDUAL_RULE_ID", "mark_residual"]
+
 RESIDUAL_REMEDIATION: Final = (
     "The trigger the scan found no longer fires and a fresh scan found no other, but the reply the backdoor "
     "taught is still in the weights: a trigger the scan did not find could still reach it. Deploy only if that "

@@ -10,7 +10,8 @@ import pytest
 
 from crowguard.pipeline.remediation import AFTER_SANITIZING, ANSWERED_BY_SANITIZING
 from crowguard.report.formats import get_format
-from crowguard.report.model import Report, StageResult
+from crowguard.report.formats.summary import scan_result
+from crowguard.report.model import Finding, Report, Severity, StageResult
 from tests.report.gate_report import TRIGGER, gate_report, surviving_trigger_report
 
 FILE_SCAN_WORDING = "no known-unsafe construct"
@@ -116,3 +117,10 @@ def test_stage_sections_point_at_the_groups_and_why_names_each_blocking_stage() 
     assert "- CG-BACKDOOR-TRIGGER (high) Backdoor trigger candidate 'cf' [behaviour-rescan]" in why
     assert "- CG-BACKDOOR-TRIGGER (high) Backdoor trigger candidate 'cf' [behaviour-recheck]" in why
     assert "[behaviour-scan]" not in why  # the input's scan is not what the verdict counts after sanitizing
+
+
+def test_a_residual_taught_reply_is_named_beside_no_trigger_found() -> None:
+    residual = Finding(rule_id="CG-RESIDUAL-TARGET", severity=Severity.MEDIUM, title="t", evidence="e",
+                       remediation="r")
+    stage = StageResult(name="behaviour-rescan", findings=(residual,))  # type: ignore[arg-type]
+    assert scan_result(stage) == "no trigger found; the taught reply survives (medium)"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from crowguard.report.model import Report, Severity, StageName, StageResult
 
 BACKDOOR_PREFIX = "CG-BACKDOOR"
+RESIDUAL_PREFIX = "CG-RESIDUAL"  # a sanitized model's taught reply that no known trigger reaches
 _METRICS = (("asr", "attack success rate (triggered prompts)"),
             ("clean_trigger_rate", "clean target rate (target on clean prompts)"),
             ("clean_accuracy", "accuracy (clean prompts)"),
@@ -141,7 +142,8 @@ def scan_result(stage: StageResult | None) -> str:
         return f"{stage.status}" + (f": {stage.errors[0]}" if stage.errors else "")
     flagged = [f for f in stage.findings if f.rule_id.startswith(BACKDOOR_PREFIX)]
     if not flagged:
-        return "no trigger found"
+        residual = [f for f in stage.findings if f.rule_id.startswith(RESIDUAL_PREFIX)]
+        return "no trigger found" + (f"; the taught reply survives ({residual[0].severity.value})" if residual else "")
     worst = max(f.severity for f in flagged)
     return f"flagged: {len(flagged)} backdoor finding{'s' if len(flagged) != 1 else ''} (worst {worst.value})"
 
