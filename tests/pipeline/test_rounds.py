@@ -14,6 +14,7 @@ from crowguard.pipeline.rounds import (
     STOP_LIMIT,
     STOP_NOTHING,
     STOP_ONE,
+    STOP_RESIDUAL,
     first_guides,
     sanitize_in_rounds,
 )
@@ -131,3 +132,13 @@ def test_rounds_stop_when_the_model_is_flagged_but_no_candidate_steers(tmp_path:
     done, trainer, dest = _run(tmp_path, monkeypatch, [(_scan(("cf", 0.04), flagged=True), None)] * 3)
     assert done.stopped == STOP_NOTHING and len(trainer.calls) == 1 and len(done.summaries) == 1
     assert (dest / "model.safetensors").read_text() == "round 1"
+
+
+def test_a_residual_taught_reply_ends_the_rounds_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    residual = Finding(rule_id="CG-RESIDUAL-TARGET", severity=Severity.MEDIUM, title="t", evidence="e",
+                       remediation="r")
+    scan = _scan(("cf", 0.04), flagged=False)
+    scan = BehaviourScanResult(scan.stage.model_copy(update={"findings": (residual,)}), scan.candidates)
+    done, trainer, _ = _run(tmp_path, monkeypatch, [(scan, None)] * 3)
+    assert done.stopped == STOP_RESIDUAL and len(trainer.calls) == 1
+    assert done.summaries[0]["rescan"]["residual"] is True and done.summaries[0]["rescan"]["flagged"] is False

@@ -38,6 +38,7 @@ from crowguard.scan.behaviour.findings import (
     inversion_finding,
     stage_metrics,
 )
+from crowguard.scan.behaviour.inversion import Inversion
 from crowguard.scan.behaviour.options import BehaviourOptions
 from crowguard.scan.behaviour.probes import Probe
 from crowguard.scan.behaviour.scanner import BehaviourOutcome, TriggerCandidate, scan_loaded
@@ -56,6 +57,8 @@ class BehaviourScanResult:
     score: float | None = None  # the model's score (None: the scan did not complete)
     echoes: frozenset[TriggerCandidate] = frozenset()  # candidates whose target repeats them (never triggers)
     replies: tuple[str, ...] = ()  # the inverted replies past the policy's agreement (``inversion``), best first
+    inversions: tuple[Inversion, ...] = ()  # every inverted reply measured, best agreement first
+    targets: tuple[str, ...] = ()  # each candidate's common answer under insertion, in the order of ``candidates``
 
     def steering(self, share: float) -> tuple[TriggerCandidate, ...]:
         """The candidates (echoes aside) that steered at least ``share`` of the probes to one answer, strongest
@@ -186,7 +189,7 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         metrics["derived_probes"] = [p.instruction for p in outcome.derived_probes]
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
                                            seconds=round(seconds, 3)), ranked, outcome.derived_probes, score, echoes,
-                               replies)
+                               replies, tuple(outcome.inversions), tuple(e.target_text for e in ordered))
 
 
 def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:
