@@ -26,7 +26,7 @@ from crowguard.cli import (
     scan_files_cmd,
     sign_cmd,
 )
-from crowguard.cli.guard import is_debug, report_error, set_debug
+from crowguard.cli.guard import is_debug, report_error, set_debug, stop_on_sigterm
 from crowguard.cli.library_noise import quiet_libraries
 from crowguard.cli.options import legacy_spellings
 
@@ -77,6 +77,7 @@ def _root(
 def main() -> None:
     """Console entry point; a last-resort guard so nothing escapes as exit 1."""
     quiet_libraries(is_debug)
+    stop_on_sigterm()
     try:
         app()
     except SystemExit:

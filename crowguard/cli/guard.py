@@ -2,13 +2,17 @@
 
 A user mistake prints one line and a hint, never a traceback; ``--debug`` (or CROWGUARD_DEBUG=1)
 shows the traceback, without local variables since tokens and keys pass through this code.
-Ctrl-C exits 130. Anything unexpected exits 3 (fail closed), never 1, which means "findings".
+Ctrl-C exits 130, and so does SIGTERM (what a CI runner or ``timeout`` sends on cancelling a job): it
+is raised as an interrupt, so the staged output and work folders are removed on the way out rather
+than left beside the output. Anything unexpected exits 3 (fail closed), never 1, which means "findings".
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import signal
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -32,6 +36,16 @@ def set_debug(on: bool) -> None:
 def is_debug() -> bool:
     """Whether --debug (or CROWGUARD_DEBUG=1) is on: tracebacks and library messages are shown."""
     return _debug["on"]
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread, so that cleanup runs as on Ctrl-C."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def report_error(exc: BaseException) -> int:

@@ -54,3 +54,29 @@ def test_guard_maps_errors_to_exit_codes() -> None:
     assert crash.exit_code == 3 and "Traceback" not in crash.stderr and "hf_abcdefghijkl" not in crash.stderr
     assert runner.invoke(_probe_app(KeyboardInterrupt()), []).exit_code == 130
     assert runner.invoke(_probe_app(MemoryError()), []).exit_code == 3
+
+
+TERMINATED_RUN = """
+import os, signal, sys, time
+from pathlib import Path
+from crowguard.atomic import staged_dir
+from crowguard.cli.guard import report_error, stop_on_sigterm
+stop_on_sigterm()
+try:
+    with staged_dir(Path(sys.argv[1])) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"half")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+except BaseException as exc:
+    sys.exit(report_error(exc))
+"""
+
+
+def test_sigterm_exits_130_and_leaves_no_staged_output(tmp_path: Path) -> None:
+    """A CI runner cancels a job with SIGTERM: the staged folder must go, as on Ctrl-C."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-I", "-c", TERMINATED_RUN, str(out)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a .out.partial-* folder
