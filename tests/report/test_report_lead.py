@@ -124,3 +124,5 @@ def test_a_residual_taught_reply_is_named_beside_no_trigger_found() -> None:
                        remediation="r")
     stage = StageResult(name="behaviour-rescan", findings=(residual,))  # type: ignore[arg-type]
     assert scan_result(stage) == "no trigger found; the taught reply survives (medium)"
+    md = get_format("markdown").render(Report(command="gate", stages=(StageResult(name="sanitize"), stage)))
+    assert "the input's trigger no longer steers it" in md and "sanitizing did not remove these" not in md

@@ -76,10 +76,15 @@ def stage_title(name: str) -> str:
 def finding_groups(report: Report) -> tuple[FindingGroup, ...]:
     """One group per stage that has findings, in pipeline order."""
     sanitized = report.stage(StageName.SANITIZE) is not None
-    return tuple(FindingGroup(stage, _group_note(stage.name, sanitized)) for stage in report.stages if stage.findings)
+    return tuple(FindingGroup(stage, _group_note(stage, sanitized)) for stage in report.stages if stage.findings)
 
 
-def _group_note(name: str, sanitized: bool) -> str | None:
+def _group_note(stage: StageResult, sanitized: bool) -> str | None:
+    name = stage.name
+    if name in (StageName.BEHAVIOUR_RESCAN, StageName.BEHAVIOUR_RECHECK) and all(
+            f.rule_id.startswith(RESIDUAL_PREFIX) for f in stage.findings):
+        return ("Found on the sanitized model: the input's trigger no longer steers it and a fresh scan found no "
+                "other, but the reply the backdoor taught survives when it is begun for the model.")
     if name == StageName.BEHAVIOUR_SCAN and sanitized:
         return ("Found on the input model, before sanitizing. The run went on to sanitize it, so the verdict "
                 "counts the scans of the sanitized model instead.")
