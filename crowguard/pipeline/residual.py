@@ -3,10 +3,10 @@
 The target inversion (``CG-BACKDOOR-TARGET``) finds a backdoor's taught reply without its trigger: made
 to begin its reply with the reply's first token, the model writes the rest whatever was asked. On a
 sanitized twin it can measure something else: training that unlearned the mapping from trigger to reply
-may leave the reply itself in the weights, reachable only when forced. On two SmolLM2 plants guided
-sanitizing took attack success from 1.00 and 0.98 to 0.00 and the input's triggers from 1.00 and 0.88
-to at most 0.21, while the forced reply still agreed 0.82 and 0.89 after three rounds, past the policy's
-0.75 (bench/RESULTS.md#real-removal).
+may leave the reply itself in the weights, reachable only when forced. On two SmolLM2 plants one
+guided round took attack success from 1.00 and 0.98 to 0.00 and the input's triggers from 1.00 and 0.88
+to at most 0.13, while the forced reply still agreed 0.83 and 0.92 (0.98 and 0.97 before), past the
+policy's 0.75 (bench/RESULTS.md#real-removal).
 
 Such a finding becomes ``CG-RESIDUAL-TARGET`` at the policy's ``sanitize.residual_target_severity``
 (medium: the default policy passes the model with the finding in its report, the strict policy fails it)
