@@ -14,7 +14,7 @@ from typing import Final
 from crowguard.report.model import StageName, StageResult
 from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID, INVERSION_RULE_ID
 
-ANSWERED_BY_SANITIZING: Final = ("Sanitized in this run (CROW) to remove it: the behaviour re-scan and re-check of "
+ANSWERED_BY_SANITIZING: Final = ("Sanitized in this run to remove it: the behaviour re-scan and re-check of "
                                  "the sanitized model, in this report, say whether it is gone.")
 AFTER_SANITIZING: Final = ("Sanitizing did not remove the trigger: do not deploy the model. Reject it, or sanitize "
                            "again with stronger settings (more epochs, a higher lr or alpha, more clean data) and "
