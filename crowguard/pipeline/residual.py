@@ -68,8 +68,14 @@ def mark_residual(before: BehaviourScanResult | None, rescan: BehaviourScanResul
 
 
 def _past(inversions: Iterable[Inversion], agreement: float) -> dict[int, Inversion]:
-    """The flagged inversions by opening token (echoes aside)."""
-    return {i.token_ids[0]: i for i in inversions if not i.echo and i.agreement >= agreement and i.token_ids}
+    """The flagged inversions by opening token (echoes aside), the firmest where two share an opening."""
+    flagged: dict[int, Inversion] = {}
+    for i in inversions:
+        if not i.echo and i.agreement >= agreement and i.token_ids:
+            kept = flagged.get(i.token_ids[0])
+            if kept is None or i.agreement > kept.agreement:
+                flagged[i.token_ids[0]] = i
+    return flagged
 
 
 def _trigger_gone(scan: BehaviourScanResult, bar: float, answers: tuple[str, ...]) -> bool:

@@ -82,6 +82,9 @@ CASES = {
     "re-check failed": {"recheck": {"status": "failed"}},
     "reply not weakened": {"rescan": {"agreement": 0.98}, "recheck": {"agreement": 0.98}},
     "a new taught reply": {"rescan": {"inversions": (_inversion(0.8), _inversion(0.9, OTHER, "I hate you"))}},
+    # two replies from one opening: the firmer one is compared, not whichever came last
+    "one opening, the firmer reply not weakened": {"rescan": {"inversions": (_inversion(0.99, text="You lose"),
+                                                                            _inversion(0.8))}},
 }
 
 
