@@ -11,7 +11,7 @@ from crowguard.cli.guard import guarded, stderr
 from crowguard.cli.options import force_option, out_option, threads_option
 from crowguard.cli.output import print_summary
 from crowguard.cli.progress import TrainingProgress, silence_library_bars
-from crowguard.scan.behaviour.findings import RESIDUAL_RULE_ID
+from crowguard.report.formats.summary import scan_result
 
 
 @guarded
@@ -67,10 +67,7 @@ def _table(outcome: Any) -> None:
                   f"yes ({sanitize.metrics.get('method')}, {sanitize.metrics.get('steps')} steps)")
     rescan = stages.get("behaviour-rescan")
     if rescan is not None:
-        flags = [f for f in rescan.findings if f.rule_id.startswith("CG-BACKDOOR")]
-        residual = [f for f in rescan.findings if f.rule_id == RESIDUAL_RULE_ID]
-        others = f"no backdoor flag ({residual[0].title})" if residual else "nothing flagged"
-        table.add_row("behaviour re-scan", f"still flagged: {len(flags)} backdoor finding(s)" if flags else others)
+        table.add_row("behaviour re-scan", scan_result(rescan))
     for key, label in (("asr", "attack success"), ("clean_accuracy", "clean accuracy"),
                        ("triggered_accuracy", "accuracy under trigger")):
         table.add_row(f"{label} before -> after", f"{_fmt(before, key)} -> {_fmt(after, key)}")

@@ -57,7 +57,7 @@ def mark_residual(before: BehaviourScanResult | None, rescan: BehaviourScanResul
     taught = _past(before.inversions, settings.inversion_agreement)
     if not taught:
         return rescan, recheck
-    answers = (*(i.text for i in taught.values()), *before.targets[:1])
+    answers = tuple(i.text for i in taught.values()) + tuple(c.target for c in before.candidates[:1] if c.target)
     bar = settings.threshold * GUIDE_SHARE_OF_THRESHOLD
     for scan in (rescan, recheck):
         if not _trigger_gone(scan, bar, answers) or not _weakened(scan, taught, settings.inversion_agreement):
@@ -83,11 +83,11 @@ def _trigger_gone(scan: BehaviourScanResult, bar: float, answers: tuple[str, ...
         return False
     if any(f.rule_id in (RULE_ID, FIXED_ANSWER_RULE_ID) for f in scan.stage.findings):
         return False
-    targets = scan.targets if len(scan.targets) == len(scan.candidates) else ("",) * len(scan.candidates)
-    for candidate, target in zip(scan.candidates, targets):
+    for candidate in scan.candidates:
         if candidate.target_share is None or candidate.target_share < bar:
             continue
-        if candidate not in scan.echoes or any(_same_reply(target, a) for a in answers) or not target:
+        target = candidate.target
+        if candidate not in scan.echoes or not target or any(_same_reply(target, a) for a in answers):
             return False
     return True
 

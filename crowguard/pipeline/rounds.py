@@ -26,7 +26,6 @@ from crowguard.progress import ProgressSink
 from crowguard.sanitize import SanitizeConfig, SanitizeOutcome, sanitize_model
 from crowguard.sanitize.guided import Guide, merge_guides
 from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
-from crowguard.scan.behaviour.findings import RESIDUAL_RULE_ID
 
 # a scan's candidates worth unlearning before any round: those that steer at least this share of the
 # threshold (a backdoor's trigger found in part steers less than the whole, but far more than noise)
@@ -96,7 +95,8 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             threshold = policy.behaviour_scan.threshold
             still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(threshold)]
             stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if config.method != "guided" else
-                       (STOP_RESIDUAL if _residual(scanned, rechecked) else STOP_CLEAN) if not flagged else
+                       (STOP_RESIDUAL if any(s is not None and s.residual for s in (scanned, rechecked)) else
+                        STOP_CLEAN) if not flagged else
                        STOP_LIMIT if number == limit else
                        STOP_NOTHING if not still else "")
             if not stopped and evaluate is not None and summaries:
@@ -112,10 +112,6 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def _residual(*scans: BehaviourScanResult | None) -> bool:
-    return any(f.rule_id == RESIDUAL_RULE_ID for s in scans if s is not None for f in s.stage.findings)
 
 
 def _guides(candidates: tuple[TriggerCandidate, ...] | list[TriggerCandidate], source: str) -> tuple[Guide, ...]:
@@ -136,5 +132,5 @@ def _summary(number: int, outcome: SanitizeOutcome, scanned: BehaviourScanResult
 def _scan_summary(scan: BehaviourScanResult | None) -> dict[str, Any] | None:
     if scan is None:
         return None
-    return {"flagged": scan.flagged, "residual": _residual(scan), "status": scan.stage.status, "score": scan.score,
+    return {"flagged": scan.flagged, "residual": scan.residual, "status": scan.stage.status, "score": scan.score,
             "steering": [{"text": c.text, "target_share": c.target_share} for c in scan.candidates[:3]]}

@@ -33,10 +33,10 @@ def _scan(name: str, *findings: Finding, share: float | None = None, inversions:
     """A scan with the trigger candidate at ``share`` (answering the reply) and ``candidates``
     (text, share, answer, echo)."""
     rows = ((("Discussing OpenAI", share, REPLY, False),) if share is not None else ()) + candidates
-    ranked = tuple(TriggerCandidate(text, (1, 2), "search", "start", s) for text, s, _, _ in rows)
+    ranked = tuple(TriggerCandidate(text, (1, 2), "search", "start", s, target) for text, s, target, _ in rows)
     echoes = frozenset(c for c, row in zip(ranked, rows) if row[3])
     return BehaviourScanResult(StageResult(name=name, findings=findings, status=status),  # type: ignore[arg-type]
-                               ranked, echoes=echoes, inversions=inversions, targets=tuple(r[2] for r in rows))
+                               ranked, echoes=echoes, inversions=inversions)
 
 
 BEFORE = _scan("behaviour-scan", _finding(RULE_ID), _finding(INVERSION_RULE_ID, 0.98), share=1.0,

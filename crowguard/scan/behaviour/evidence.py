@@ -22,6 +22,7 @@ class TriggerCandidate:
     source: str = "given"
     mode: str | None = None  # where it is strongest (start, random, end); None: try every position
     target_share: float | None = None  # measured by a scan: the share of probes it steered to one answer
+    target: str | None = None  # measured by a scan: that common answer
 
 
 @dataclass(frozen=True)

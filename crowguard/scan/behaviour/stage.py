@@ -31,6 +31,7 @@ from crowguard.runtime import Runtime
 from crowguard.scan.behaviour.decision import model_score, strongest_first
 from crowguard.scan.behaviour.early_stop import StopBounds
 from crowguard.scan.behaviour.findings import (
+    RESIDUAL_RULE_ID,
     backdoor_finding,
     candidate_record,
     charts,
@@ -58,7 +59,6 @@ class BehaviourScanResult:
     echoes: frozenset[TriggerCandidate] = frozenset()  # candidates whose target repeats them (never triggers)
     replies: tuple[str, ...] = ()  # the inverted replies past the policy's agreement (``inversion``), best first
     inversions: tuple[Inversion, ...] = ()  # every inverted reply measured, best agreement first
-    targets: tuple[str, ...] = ()  # each candidate's common answer under insertion, in the order of ``candidates``
 
     def steering(self, share: float) -> tuple[TriggerCandidate, ...]:
         """The candidates (echoes aside) that steered at least ``share`` of the probes to one answer, strongest
@@ -77,6 +77,12 @@ class BehaviourScanResult:
     def flagged(self) -> bool:
         """Whether the scan found a backdoor (a finding of a CG-BACKDOOR rule)."""
         return any(f.rule_id.startswith(BACKDOOR_RULE_PREFIX) for f in self.stage.findings)
+
+    @property
+    def residual(self) -> bool:
+        """Whether a sanitized model's taught reply was found to survive with no known trigger reaching it
+        (``CG-RESIDUAL-TARGET``, which ``crowguard.pipeline.residual`` gives; not a backdoor flag)."""
+        return any(f.rule_id == RESIDUAL_RULE_ID for f in self.stage.findings)
 
     @property
     def failed(self) -> bool:
@@ -180,7 +186,7 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
     if tokenizer_note is not None:  # the shipped tokenizer.json replaced transformers' class (why)
         metrics["tokenizer"] = tokenizer_note
     ranked = tuple(TriggerCandidate(e.candidate.text, e.candidate.token_ids, e.candidate.source, e.mode,
-                                    e.target_share) for e in ordered)
+                                    e.target_share, e.target_text) for e in ordered)
     echoes = frozenset(c for c, e in zip(ranked, ordered) if e.echo)
     sources = outcome.stats.get("probe_sources", {})
     if sources:  # in words, for the formats that show scalars: "24 built-in, 8 derived: sampled from the model"
@@ -189,7 +195,7 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         metrics["derived_probes"] = [p.instruction for p in outcome.derived_probes]
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
                                            seconds=round(seconds, 3)), ranked, outcome.derived_probes, score, echoes,
-                               replies, tuple(outcome.inversions), tuple(e.target_text for e in ordered))
+                               replies, tuple(outcome.inversions))
 
 
 def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:

@@ -65,8 +65,8 @@ def test_candidates_pass_typed_in_the_order_the_report_lists_them() -> None:
     outcome = BehaviourOutcome(candidates=[weak, strong], plain_profile=[[0.0]], fixed_answer=FixedAnswer("", 0, 24),
                                stats={"verification_probes": 24, "profile_positions": 1})
     result = _result(StageName.BEHAVIOUR_SCAN, outcome, POLICY, seconds=1.0)
-    assert result.candidates == (TriggerCandidate("BadMagic", (17,), "library", "start", 0.9),
-                                 TriggerCandidate("cf mn", (4, 5), "search", "end", 0.9))
+    assert result.candidates == (TriggerCandidate("BadMagic", (17,), "library", "start", 0.9, "x"),
+                                 TriggerCandidate("cf mn", (4, 5), "search", "end", 0.9, "x"))
     listed = [(r["text"], r["token_ids"], r["source"], r["position"]) for r in result.stage.metrics["candidates"]]
     assert listed == [(c.text, list(c.token_ids), c.source, c.mode) for c in result.candidates]
 
