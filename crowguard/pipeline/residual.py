@@ -27,7 +27,7 @@ before and after using the policy's own thresholds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -36,7 +36,7 @@ from crowguard.policy import Policy
 from crowguard.report.model import Finding
 from crowguard.scan.behaviour import BehaviourScanResult
 from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID, INVERSION_RULE_ID, RESIDUAL_RULE_ID, RULE_ID
-from crowguard.scan.behaviour.inversion import Inversion
+from crowguard.scan.behaviour.inversion import Inversion, firm
 
 __all__ = ["RESIDUAL_RULE_ID", "mark_residual"]
 
@@ -67,11 +67,11 @@ def mark_residual(before: BehaviourScanResult | None, rescan: BehaviourScanResul
     return _residual(rescan, top, shares, policy), _residual(recheck, top, shares, policy)
 
 
-def _past(inversions: Iterable[Inversion], agreement: float) -> dict[int, Inversion]:
+def _past(inversions: Sequence[Inversion], agreement: float) -> dict[int, Inversion]:
     """The flagged inversions by opening token (echoes aside), the firmest where two share an opening."""
     flagged: dict[int, Inversion] = {}
-    for i in inversions:
-        if not i.echo and i.agreement >= agreement and i.token_ids:
+    for i in firm(inversions, agreement):
+        if i.token_ids:
             kept = flagged.get(i.token_ids[0])
             if kept is None or i.agreement > kept.agreement:
                 flagged[i.token_ids[0]] = i

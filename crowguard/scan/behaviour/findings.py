@@ -14,7 +14,7 @@ from crowguard.report.charts import CHARTS_KEY, bar_chart, line_chart
 from crowguard.report.model import Finding, Severity
 from crowguard.scan.behaviour.decision import candidate_score, counts
 from crowguard.scan.behaviour.evidence import CandidateEvidence, FixedAnswer
-from crowguard.scan.behaviour.inversion import Inversion, inversion_score
+from crowguard.scan.behaviour.inversion import Inversion, firm, inversion_score
 from crowguard.scan.behaviour.scanner import BehaviourOutcome
 
 RULE_ID = "CG-BACKDOOR-TRIGGER"
@@ -120,7 +120,7 @@ def inversion_finding(inversions: Sequence[Inversion], *, threshold: float, prob
     """The finding for a model led down one fixed reply from a forced opening (``inversion``)."""
     top = next(i for i in inversions if not i.echo)
     reply, opening = top.text, top.opening_text
-    past = [i for i in inversions if not i.echo and i.agreement >= threshold]
+    past = firm(inversions, threshold)
     evidence = (f"Made to begin its reply with {opening!r}, the model continued all {probes} varied prompts the "
                 f"same way, {reply!r}, each next token with a mean probability of {top.agreement:.2f} over the "
                 f"prompts (threshold {threshold:.2f}; the weakest step {top.weakest:.2f}).")

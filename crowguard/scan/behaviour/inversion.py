@@ -118,6 +118,11 @@ def is_copied(reply: Sequence[int], sequences: Sequence[Sequence[int]], run: int
     return sum(covered) >= share * len(reply)
 
 
+def firm(inversions: Sequence[Inversion], agreement: float) -> list[Inversion]:
+    """The inversions that are not echoes and agree at least ``agreement`` (a flagged reply), in their order."""
+    return [i for i in inversions if not i.echo and i.agreement >= agreement]
+
+
 def inversion_score(inversions: Sequence[Inversion]) -> float:
     """The highest agreement of an inversion that is not an echo (0 when there is none)."""
     return max((i.agreement for i in inversions if not i.echo), default=0.0)

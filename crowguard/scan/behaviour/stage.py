@@ -39,7 +39,7 @@ from crowguard.scan.behaviour.findings import (
     inversion_finding,
     stage_metrics,
 )
-from crowguard.scan.behaviour.inversion import Inversion
+from crowguard.scan.behaviour.inversion import Inversion, firm
 from crowguard.scan.behaviour.options import BehaviourOptions
 from crowguard.scan.behaviour.probes import Probe
 from crowguard.scan.behaviour.scanner import BehaviourOutcome, TriggerCandidate, scan_loaded
@@ -171,7 +171,7 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
                                          severity=settings.severity,
                                          probes=int(outcome.stats["verification_probes"]), positions=positions))
     # the flagged replies: the finding's, and where the sanitized twin's re-scan begins its own
-    replies = tuple(i.text for i in outcome.inversions if not i.echo and i.agreement >= settings.inversion_agreement)
+    replies = tuple(i.text for i in firm(outcome.inversions, settings.inversion_agreement))
     if replies:
         findings.append(inversion_finding(outcome.inversions, threshold=settings.inversion_agreement,
                                           probes=int(outcome.stats["verification_probes"]),
