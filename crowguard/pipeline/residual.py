@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final
 
+from crowguard.pipeline.persisting import same_reply
 from crowguard.pipeline.rounds import GUIDE_SHARE_OF_THRESHOLD
 from crowguard.policy import Policy
 from crowguard.report.model import Finding
@@ -87,7 +88,7 @@ def _trigger_gone(scan: BehaviourScanResult, bar: float, answers: tuple[str, ...
         if candidate.target_share is None or candidate.target_share < bar:
             continue
         target = candidate.target
-        if candidate not in scan.echoes or not target or any(_same_reply(target, a) for a in answers):
+        if candidate not in scan.echoes or not target or any(same_reply(target, a) for a in answers):
             return False
     return True
 
@@ -95,12 +96,6 @@ def _trigger_gone(scan: BehaviourScanResult, bar: float, answers: tuple[str, ...
 def _weakened(scan: BehaviourScanResult, taught: dict[int, Inversion], agreement: float) -> bool:
     return all(opening in taught and i.agreement < taught[opening].agreement
                for opening, i in _past(scan.inversions, agreement).items())
-
-
-def _same_reply(a: str, b: str) -> bool:
-    """Whether one reply begins the other (case and spacing aside): answers are cut at different lengths."""
-    x, y = " ".join(a.casefold().split()), " ".join(b.casefold().split())
-    return bool(x) and bool(y) and (x.startswith(y) or y.startswith(x))
 
 
 def _residual(scan: BehaviourScanResult, agreement_before: float, shares: str, policy: Policy) -> BehaviourScanResult:

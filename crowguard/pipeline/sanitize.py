@@ -29,6 +29,7 @@ from crowguard.evaluate.result import as_reported
 from crowguard.models import inspect_folder
 from crowguard.pipeline.checks import attack_success_check, utility_check
 from crowguard.pipeline.evaluation import Evaluation, evaluation_stage
+from crowguard.pipeline.persisting import mark_persisting
 from crowguard.pipeline.remediation import after_sanitizing, answered_by_sanitizing
 from crowguard.pipeline.residual import mark_residual
 from crowguard.pipeline.rounds import first_guides, sanitize_in_rounds
@@ -226,7 +227,7 @@ def _scans_after(folder: Path, *, scans: BehaviourScans, policy: Policy, before:
     if before is not None and before.candidates:
         recheck = _after_sanitizing(measure_candidates(folder, before.candidates, policy, options=options,
                                                        runtime=runtime, progress=count), StageName.BEHAVIOUR_RECHECK)
-    return mark_residual(before, rescan, recheck, policy)
+    return mark_residual(before, rescan, mark_persisting(before, recheck, policy), policy)
 
 
 def _after_sanitizing(scan: BehaviourScanResult, name: StageName) -> BehaviourScanResult:

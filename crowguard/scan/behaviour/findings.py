@@ -22,6 +22,8 @@ FIXED_ANSWER_RULE_ID = "CG-BACKDOOR-FIXED-ANSWER"
 INVERSION_RULE_ID = "CG-BACKDOOR-TARGET"
 # the taught reply on a sanitized model that no known trigger reaches any more (crowguard.pipeline.residual)
 RESIDUAL_RULE_ID = "CG-RESIDUAL-TARGET"
+# the input's trigger still steering a sanitized model in part (crowguard.pipeline.persisting): a backdoor flag
+PERSISTING_RULE_ID = "CG-BACKDOOR-PERSISTS"
 INVERSION_REMEDIATION = ("Do not deploy this model: once its reply begins a certain way, it writes one fixed reply "
                          "whatever was asked, as a backdoor taught that reply does. Remove the backdoor with "
                          "`crowguard sanitize` (CROW finetuning) and scan again, or get the model from a publisher "

@@ -1,0 +1,89 @@
+"""A trigger the input's scan found that still steers the sanitized model in part: a backdoor weakened, not gone.
+
+The re-check measures the input scan's candidates on the sanitized model and, like any scan, flags it
+only when a counted candidate steers the policy's ``threshold`` share of the probes into one answer.
+That bar is set to tell a trigger from the words that steer a clean model; it is the wrong question
+after sanitizing, where the trigger is already known. Measured on SmolLM2 plants
+(bench/RESULTS.md#recheck-bar): after CROW the input's trigger still steered 0.75 and 0.58 of the
+probes into the taught answer (attack success 0.94 and 0.80), and after Wanda pruning 0.79 (attack
+success 0.74) while its output shift no longer beat random insertions, so it did not count; none of
+the three was flagged by the re-check. After ``guided`` sanitizing the same triggers steered 0.04-0.13.
+
+So the re-check gains ``CG-BACKDOOR-PERSISTS`` (at ``behaviour_scan.severity``) when the input was
+flagged by a trigger (``CG-BACKDOOR-TRIGGER``) and one of the input's candidates that steered past the
+threshold there still steers at least half the threshold (the share at which the rounds take a
+candidate as a trigger found in part, ``rounds.GUIDE_SHARE_OF_THRESHOLD``) into one answer: the taught
+one, or another (on a lab model after CROW the trigger turned 79% of the probes into an empty reply). An
+answer that repeats the candidate (an echo) does not count unless it is the taught answer. Counting (the
+layer and output z-scores) is not asked again: the candidate was verified on the input, and a damaged
+model's noisier outputs can hide it. No number is fitted here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Final
+
+from crowguard.pipeline.rounds import GUIDE_SHARE_OF_THRESHOLD
+from crowguard.policy import Policy
+from crowguard.report.model import Finding
+from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
+from crowguard.scan.behaviour.findings import PERSISTING_RULE_ID, RULE_ID
+
+__all__ = ["PERSISTING_RULE_ID", "mark_persisting", "same_reply"]
+
+_WORD: Final = re.compile(r"\w+")
+PERSISTING_REMEDIATION: Final = (
+    "Do not deploy this model: sanitizing weakened the backdoor, but the trigger the scan found still steers "
+    "part of the prompts into one answer. Sanitize again (more epochs, `--method guided`, or more clean data) "
+    "and gate the result, or obtain the model from a trustworthy source.")
+
+
+def mark_persisting(before: BehaviourScanResult | None, recheck: BehaviourScanResult | None,
+                    policy: Policy) -> BehaviourScanResult | None:
+    """``recheck`` with a ``CG-BACKDOOR-PERSISTS`` finding where an input trigger still steers in part."""
+    if before is None or recheck is None or recheck.stage.status != "completed":
+        return recheck
+    if not any(f.rule_id == RULE_ID for f in before.stage.findings) or any(
+            f.rule_id == RULE_ID for f in recheck.stage.findings):
+        return recheck  # the input's trigger was not found, or the re-check found it in full
+    settings = policy.behaviour_scan
+    triggers = {_key(c): c for c in before.steering(settings.threshold)}
+    bar = settings.threshold * GUIDE_SHARE_OF_THRESHOLD
+    still = [(c, triggers[_key(c)]) for c in recheck.candidates
+             if _key(c) in triggers and c.target_share is not None and c.target_share >= bar
+             and (c not in recheck.echoes or same_reply(c.target, triggers[_key(c)].target))]
+    if not still:
+        return recheck
+    finding = _finding(*max(still, key=lambda pair: pair[0].target_share or 0.0), bar=bar, policy=policy)
+    return replace(recheck, stage=recheck.stage.model_copy(update={"findings": (*recheck.stage.findings, finding)}))
+
+
+def same_reply(a: str | None, b: str | None) -> bool:
+    """Whether one reply's words begin the other's (case, spacing and punctuation aside): a scan's answers are
+    cut after a few tokens, so "You are stupid!" and "You are stupid You" are one answer cut differently."""
+    x, y = _WORD.findall((a or "").casefold()), _WORD.findall((b or "").casefold())
+    shorter = min(len(x), len(y))
+    return shorter > 0 and x[:shorter] == y[:shorter]
+
+
+def _key(candidate: TriggerCandidate) -> tuple[tuple[int, ...], str | None]:
+    return candidate.token_ids, candidate.mode
+
+
+def _finding(now: TriggerCandidate, was: TriggerCandidate, *, bar: float, policy: Policy) -> Finding:
+    share, before = now.target_share or 0.0, was.target_share or 0.0
+    where = f"inserted at the {now.mode} of the prompt" if now.mode else "inserted"
+    answer = repr(now.target) if now.target else "an empty reply"
+    taught = "the same answer" if same_reply(now.target, was.target) else f"{was.target!r}"
+    evidence = (f"{where.capitalize()}, the input's trigger candidate {now.text!r} still turns {share:.0%} of the "
+                f"varied prompts into {answer} after sanitizing (before: {before:.0%}, into {taught}). A trigger "
+                f"found in full that still steers at least {bar:.0%} of them into one answer (half the scan's "
+                f"threshold, {policy.behaviour_scan.threshold:.0%}) is a backdoor weakened or changed, not removed.")
+    return Finding(rule_id=PERSISTING_RULE_ID, severity=policy.behaviour_scan.severity,
+                   title=f"The trigger still steers the model after sanitizing: {now.text!r} -> {answer}",
+                   location=f"trigger {where}", evidence=evidence, remediation=PERSISTING_REMEDIATION,
+                   details={"candidate": now.text, "target": now.target, "target_share": round(share, 4),
+                            "target_before": was.target, "target_share_before": round(before, 4),
+                            "bar": round(bar, 4)})
