@@ -3,11 +3,12 @@
 The re-check measures the input scan's candidates on the sanitized model and, like any scan, flags it
 only when a counted candidate steers the policy's ``threshold`` share of the probes into one answer.
 That bar is set to tell a trigger from the words that steer a clean model; it is the wrong question
-after sanitizing, where the trigger is already known. Measured on SmolLM2 plants
-(bench/RESULTS.md#recheck-bar): after CROW the input's trigger still steered 0.75 and 0.58 of the
-probes into the taught answer (attack success 0.94 and 0.80), and after Wanda pruning 0.79 (attack
-success 0.74) while its output shift no longer beat random insertions, so it did not count; none of
-the three was flagged by the re-check. After ``guided`` sanitizing the same triggers steered 0.04-0.13.
+after sanitizing, where the trigger is already known. On SmolLM2 plants after CROW the input's trigger
+still steered 0.75 and 0.58 of the probes (attack success 0.94 and 0.80); after Wanda pruning 0.79
+(attack success 0.74), while its output shift no longer beat random insertions, so it did not count;
+on lab models after CROW 0.50-0.79 with accuracy under the trigger at 0.00-0.08. None was flagged by
+the re-check. After ``guided`` sanitizing the same triggers steered 0.04-0.12 on all ten models
+measured (bench/RESULTS.md#recheck-bar).
 
 So the re-check gains ``CG-BACKDOOR-PERSISTS`` (at ``behaviour_scan.severity``) when the input was
 flagged by a trigger (``CG-BACKDOOR-TRIGGER``) and one of the input's candidates that steered past the
@@ -16,7 +17,8 @@ candidate as a trigger found in part, ``rounds.GUIDE_SHARE_OF_THRESHOLD``) into 
 one, or another (on a lab model after CROW the trigger turned 79% of the probes into an empty reply). An
 answer that repeats the candidate (an echo) does not count unless it is the taught answer. Counting (the
 layer and output z-scores) is not asked again: the candidate was verified on the input, and a damaged
-model's noisier outputs can hide it. No number is fitted here.
+model's noisier outputs can hide it. No number is fitted here. It cannot see a surviving backdoor that
+the probes no longer show: 3 of the 15 survivors measured, which only triggered test prompts caught.
 """
 
 from __future__ import annotations
