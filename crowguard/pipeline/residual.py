@@ -17,6 +17,9 @@ only when the evidence that the trigger is gone matches the evidence that it was
   steers even half the threshold's share of the probes (the share at which the rounds take a candidate as
   a trigger found in part). An echo (a candidate whose answer repeats it) is passed over only when its
   answer is not the taught reply: a backdoor whose reply quotes its own trigger is an echo too;
+- no candidate's commonest answer is the taught reply, on however few probes: after CROW at 5 epochs a
+  SmolLM2 plant's trigger still led 4 of 24 probes into it (0.17, under the half-threshold bar) with
+  attack success 0.34 on test prompts, while after ``guided`` no candidate's answer was the taught reply;
 - every reply the twin still writes past the agreement threshold begins as one of the input's flagged
   replies began, and agrees less than it did: sanitizing weakened the taught reply and taught none new.
 
@@ -85,10 +88,12 @@ def _trigger_gone(scan: BehaviourScanResult, bar: float, answers: tuple[str, ...
     if any(f.rule_id in (RULE_ID, FIXED_ANSWER_RULE_ID) for f in scan.stage.findings):
         return False
     for candidate in scan.candidates:
+        target = candidate.target
+        if target and any(same_reply(target, a) for a in answers):
+            return False  # however few probes: a known insertion still leads into the taught reply
         if candidate.target_share is None or candidate.target_share < bar:
             continue
-        target = candidate.target
-        if candidate not in scan.echoes or not target or any(same_reply(target, a) for a in answers):
+        if candidate not in scan.echoes or not target:
             return False
     return True
 
