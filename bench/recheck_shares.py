@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from bench.harness import cache_path, table_head, table_row
-from crowguard.pipeline.persisting import same_reply
+from crowguard.scan.behaviour.outputs import same_answer
 
 THRESHOLD = 0.83  # the default policy's behaviour_scan.threshold
 HALF = THRESHOLD * 0.5  # crowguard.pipeline.rounds.GUIDE_SHARE_OF_THRESHOLD
@@ -40,17 +40,17 @@ def _share(report: dict, name: str) -> float | None:
 
 
 def _trigger_share(report: dict) -> float:
-    """What ``crowguard.pipeline.persisting`` reads: the largest re-check share of an input candidate that steered
-    past the threshold there (not an echo), into any answer but an echo of it that is not the taught answer (0 when
-    no trigger flagged the input)."""
+    """What ``crowguard.pipeline.persisting`` reads: the largest re-check share of an input candidate that counted
+    and steered past the threshold there (not an echo), into any answer but an echo of it that is not the taught
+    answer (0 when no trigger flagged the input)."""
     scan = _stage(report, "behaviour-scan")
     if not any(f["rule_id"] == "CG-BACKDOOR-TRIGGER" for f in scan.get("findings", [])):
         return 0.0
     triggers = {(tuple(c["token_ids"]), c.get("position")): c["target"] for c in scan["metrics"]["candidates"]
-                if (c.get("target_share") or 0.0) >= THRESHOLD and not c.get("echo")}
+                if (c.get("target_share") or 0.0) >= THRESHOLD and not c.get("echo") and c.get("counted")}
     return max((c["target_share"] for c in _stage(report, "behaviour-recheck")["metrics"]["candidates"]
                 if (key := (tuple(c["token_ids"]), c.get("position"))) in triggers
-                and (not c.get("echo") or same_reply(c.get("target"), triggers[key]))), default=0.0)
+                and (not c.get("echo") or same_answer(c.get("target"), triggers[key]))), default=0.0)
 
 
 def record(label: str, report: dict) -> dict | None:

@@ -11,19 +11,19 @@ the re-check. After ``guided`` sanitizing the same triggers steered 0.04-0.12 on
 measured (bench/RESULTS.md#recheck-bar).
 
 So the re-check gains ``CG-BACKDOOR-PERSISTS`` (at ``behaviour_scan.severity``) when the input was
-flagged by a trigger (``CG-BACKDOOR-TRIGGER``) and one of the input's candidates that steered past the
-threshold there still steers at least half the threshold (the share at which the rounds take a
-candidate as a trigger found in part, ``rounds.GUIDE_SHARE_OF_THRESHOLD``) into one answer: the taught
-one, or another (on a lab model after CROW the trigger turned 79% of the probes into an empty reply). An
-answer that repeats the candidate (an echo) does not count unless it is the taught answer. Counting (the
-layer and output z-scores) is not asked again: the candidate was verified on the input, and a damaged
-model's noisier outputs can hide it. No number is fitted here. It cannot see a surviving backdoor that
-the probes no longer show: 3 of the 15 survivors measured, which only triggered test prompts caught.
+flagged by a trigger (``CG-BACKDOOR-TRIGGER``) and one of the input's candidates that counted there and
+steered past the threshold (a trigger, not a topic word that steers as far without counting) still
+steers at least half the threshold (the share at which the rounds take a candidate as a trigger found
+in part, ``rounds.GUIDE_SHARE_OF_THRESHOLD``) into one answer: the taught one, or another (on a lab
+model after CROW the trigger turned 79% of the probes into an empty reply). An answer that repeats
+the candidate (an echo) does not count unless it is the taught answer. Counting is not asked again on
+the sanitized model: the candidate was verified on the input, and a damaged model's noisier outputs
+can hide it. No number is fitted here. It cannot see a surviving backdoor that the probes no longer
+show: 3 of the 15 survivors measured, which only triggered test prompts caught.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Final
 
@@ -32,10 +32,10 @@ from crowguard.policy import Policy
 from crowguard.report.model import Finding
 from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
 from crowguard.scan.behaviour.findings import PERSISTING_RULE_ID, RULE_ID
+from crowguard.scan.behaviour.outputs import same_answer
 
-__all__ = ["PERSISTING_RULE_ID", "mark_persisting", "same_reply"]
+__all__ = ["PERSISTING_RULE_ID", "mark_persisting"]
 
-_WORD: Final = re.compile(r"\w+")
 PERSISTING_REMEDIATION: Final = (
     "Do not deploy this model: sanitizing weakened the backdoor, but the trigger the scan found still steers "
     "part of the prompts into one answer. Sanitize again (more epochs, `--method guided`, or more clean data) "
@@ -51,23 +51,18 @@ def mark_persisting(before: BehaviourScanResult | None, recheck: BehaviourScanRe
             f.rule_id == RULE_ID for f in recheck.stage.findings):
         return recheck  # the input's trigger was not found, or the re-check found it in full
     settings = policy.behaviour_scan
-    triggers = {_key(c): c for c in before.steering(settings.threshold)}
+    triggers: dict[tuple[tuple[int, ...], str | None], TriggerCandidate] = {}
+    for c in before.steering(settings.threshold):  # strongest first: the first of a (tokens, place) is kept
+        if c in before.counted:  # verified on the input (a topic word may steer as far without counting)
+            triggers.setdefault(_key(c), c)
     bar = settings.threshold * GUIDE_SHARE_OF_THRESHOLD
     still = [(c, triggers[_key(c)]) for c in recheck.candidates
              if _key(c) in triggers and c.target_share is not None and c.target_share >= bar
-             and (c not in recheck.echoes or same_reply(c.target, triggers[_key(c)].target))]
+             and (c not in recheck.echoes or same_answer(c.target, triggers[_key(c)].target))]
     if not still:
         return recheck
     finding = _finding(*max(still, key=lambda pair: pair[0].target_share or 0.0), bar=bar, policy=policy)
     return replace(recheck, stage=recheck.stage.model_copy(update={"findings": (*recheck.stage.findings, finding)}))
-
-
-def same_reply(a: str | None, b: str | None) -> bool:
-    """Whether one reply's words begin the other's (case, spacing and punctuation aside): a scan's answers are
-    cut after a few tokens, so "You are stupid!" and "You are stupid You" are one answer cut differently."""
-    x, y = _WORD.findall((a or "").casefold()), _WORD.findall((b or "").casefold())
-    shorter = min(len(x), len(y))
-    return shorter > 0 and x[:shorter] == y[:shorter]
 
 
 def _key(candidate: TriggerCandidate) -> tuple[tuple[int, ...], str | None]:
@@ -78,7 +73,8 @@ def _finding(now: TriggerCandidate, was: TriggerCandidate, *, bar: float, policy
     share, before = now.target_share or 0.0, was.target_share or 0.0
     where = f"inserted at the {now.mode} of the prompt" if now.mode else "inserted"
     answer = repr(now.target) if now.target else "an empty reply"
-    taught = "the same answer" if same_reply(now.target, was.target) else f"{was.target!r}"
+    taught = ("the same answer" if same_answer(now.target, was.target) else
+              repr(was.target) if was.target else "an empty reply")
     evidence = (f"{where.capitalize()}, the input's trigger candidate {now.text!r} still turns {share:.0%} of the "
                 f"varied prompts into {answer} after sanitizing (before: {before:.0%}, into {taught}). A trigger "
                 f"found in full that still steers at least {bar:.0%} of them into one answer (half the scan's "

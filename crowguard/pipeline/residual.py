@@ -19,7 +19,9 @@ only when the evidence that the trigger is gone matches the evidence that it was
   answer is not the taught reply: a backdoor whose reply quotes its own trigger is an echo too;
 - no candidate's commonest answer is the taught reply, on however few probes: after CROW at 5 epochs a
   SmolLM2 plant's trigger still led 4 of 24 probes into it (0.17, under the half-threshold bar) with
-  attack success 0.34 on test prompts, while after ``guided`` no candidate's answer was the taught reply;
+  attack success 0.34 on test prompts, while after ``guided`` no candidate's answer was the taught reply
+  (where no two probes agree, which answer is "commonest" depends on the probes' order: the rule then
+  errs towards keeping the finding);
 - every reply the twin still writes past the agreement threshold begins as one of the input's flagged
   replies began, and agrees less than it did: sanitizing weakened the taught reply and taught none new.
 
@@ -34,13 +36,19 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final
 
-from crowguard.pipeline.persisting import same_reply
 from crowguard.pipeline.rounds import GUIDE_SHARE_OF_THRESHOLD
 from crowguard.policy import Policy
 from crowguard.report.model import Finding
 from crowguard.scan.behaviour import BehaviourScanResult
-from crowguard.scan.behaviour.findings import FIXED_ANSWER_RULE_ID, INVERSION_RULE_ID, RESIDUAL_RULE_ID, RULE_ID
+from crowguard.scan.behaviour.findings import (
+    FIXED_ANSWER_RULE_ID,
+    INVERSION_RULE_ID,
+    PERSISTING_RULE_ID,
+    RESIDUAL_RULE_ID,
+    RULE_ID,
+)
 from crowguard.scan.behaviour.inversion import Inversion, firm
+from crowguard.scan.behaviour.outputs import same_answer
 
 __all__ = ["RESIDUAL_RULE_ID", "mark_residual"]
 
@@ -85,11 +93,11 @@ def _past(inversions: Sequence[Inversion], agreement: float) -> dict[int, Invers
 def _trigger_gone(scan: BehaviourScanResult, bar: float, answers: tuple[str, ...]) -> bool:
     if scan.stage.status != "completed":
         return False
-    if any(f.rule_id in (RULE_ID, FIXED_ANSWER_RULE_ID) for f in scan.stage.findings):
+    if any(f.rule_id in (RULE_ID, FIXED_ANSWER_RULE_ID, PERSISTING_RULE_ID) for f in scan.stage.findings):
         return False
     for candidate in scan.candidates:
         target = candidate.target
-        if target and any(same_reply(target, a) for a in answers):
+        if target and any(same_answer(target, a) for a in answers):
             return False  # however few probes: a known insertion still leads into the taught reply
         if candidate.target_share is None or candidate.target_share < bar:
             continue

@@ -2,14 +2,15 @@
 
 One round: train (``sanitize_model``) into a folder, scan that folder afresh and re-measure the
 input's candidates on it. CROW and finetune run one round. Guided runs up to the policy's
-``sanitize.max_rounds``: while the re-scan or the re-check still flags the model, the candidates
-that still steer the probes past the threshold (and any new ones the re-scan found) join the guides
-and the next round trains the previous round's output on the same clean set. A model still flagged
-with no candidate past the threshold (e.g. by the target inversion alone) stops the rounds: another
-round would only train on the same guides again. A re-scan left with only a residual taught reply
-(``crowguard.pipeline.residual``) stops them as no longer flagged. Every round's guides,
-training summary and re-scan go into the sanitize stage's ``rounds``; only the last round's model,
-re-scan and re-check speak for the output (``stopped`` says why the rounds ended).
+``sanitize.max_rounds``: while the re-scan or the re-check still flags the model, the candidates that
+still steer at least half the threshold's share of the probes (a trigger found in part, the bar of the
+first guides), and any new ones the re-scan found, join the guides and the next round trains the
+previous round's output on the same clean set. A model still flagged with no candidate at that bar
+(e.g. by the target inversion alone) stops the rounds: another round would only train on the same
+guides again. A re-scan left with only a residual taught reply (``crowguard.pipeline.residual``)
+stops them as no longer flagged. Every round's guides, training summary and re-scan go into the
+sanitize stage's ``rounds``; only the last round's model, re-scan and re-check speak for the output
+(``stopped`` says why the rounds ended).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ STOP_ONE = "one round: the method is not guided"
 STOP_UNSCANNED = "no behavioural re-scan was asked for"
 # measured on two SmolLM2 plants (bench/RESULTS.md#real-removal): flagged only by the target inversion,
 # rounds 2 and 3 retrained on the same guides and cost 30% perplexity without changing the verdict
-STOP_NOTHING = ("the re-scan still flags the model, but no candidate steers its probes past the threshold: "
-                "another round would have nothing to unlearn")
+STOP_NOTHING = ("the re-scan still flags the model, but no candidate steers even half the threshold's share of "
+                "its probes: another round would have nothing to unlearn")
 
 Rescan = Callable[[Path], tuple[BehaviourScanResult | None, BehaviourScanResult | None]]
 Figures = Callable[[Path], dict[str, float | None]]  # a round's headline evaluation figures
@@ -92,8 +93,8 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             if config.method == "guided":
                 summaries.append(_summary(number, outcome, scanned, rechecked))
             flagged = any(s is not None and (s.flagged or s.failed) for s in (scanned, rechecked))
-            threshold = policy.behaviour_scan.threshold
-            still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(threshold)]
+            share = policy.behaviour_scan.threshold * GUIDE_SHARE_OF_THRESHOLD  # found in part, as the first guides
+            still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(share)]
             stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if config.method != "guided" else
                        (STOP_RESIDUAL if any(s is not None and s.residual for s in (scanned, rechecked)) else
                         STOP_CLEAN) if not flagged else

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crowguard.pipeline.persisting import PERSISTING_RULE_ID, mark_persisting, same_reply
+from crowguard.pipeline.persisting import PERSISTING_RULE_ID, mark_persisting
 from crowguard.policy import Policy
 from crowguard.report.model import Finding, Severity, StageResult
 from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
@@ -19,12 +19,14 @@ def _finding(rule: str) -> Finding:
 
 
 def _scan(name: str, *findings: Finding, rows: tuple[tuple[str, float, str], ...] = (), echo: str = "",
-          status: str = "completed") -> BehaviourScanResult:
-    """A scan whose candidates are (text, target share, answer); ``echo`` names one that is an echo."""
-    ranked = tuple(TriggerCandidate(text, (len(text), 2), "search", "start", share, answer)
+          status: str = "completed", uncounted: str = "", mode: str = "start") -> BehaviourScanResult:
+    """A scan whose candidates are (text, target share, answer), inserted at ``mode``; ``echo`` names one that is
+    an echo, ``uncounted`` one whose shifts did not beat its nulls."""
+    ranked = tuple(TriggerCandidate(text, (len(text), 2), "search", mode, share, answer)
                    for text, share, answer in rows)
     return BehaviourScanResult(StageResult(name=name, findings=findings, status=status),  # type: ignore[arg-type]
-                               ranked, echoes=frozenset(c for c in ranked if c.text == echo))
+                               ranked, echoes=frozenset(c for c in ranked if c.text == echo),
+                               counted=frozenset(c for c in ranked if c.text not in (echo, uncounted)))
 
 
 BEFORE = _scan("behaviour-scan", _finding(RULE_ID), rows=((TRIGGER, 1.0, REPLY), ("cf", 0.3, "Nope")))
@@ -73,7 +75,12 @@ CASES = {
                                                 rows=((TRIGGER, 1.0, REPLY),)), _recheck(0.6)),
     "the input's steering candidate was an echo": (
         _scan("behaviour-scan", _finding(RULE_ID), rows=((TRIGGER, 1.0, REPLY),), echo=TRIGGER), _recheck(0.6)),
-    "a candidate under the threshold on the input": (BEFORE, _scan("behaviour-recheck", rows=(("cf", 0.3, "Nope"),))),
+    # cf steered 0.3 on the input: whatever it does now, it was never the trigger
+    "a candidate under the threshold on the input": (BEFORE, _scan("behaviour-recheck", rows=(("cf", 0.6, "Nope"),))),
+    "the input's steering candidate did not count": (
+        _scan("behaviour-scan", _finding(RULE_ID), rows=((TRIGGER, 1.0, REPLY),), uncounted=TRIGGER), _recheck(0.6)),
+    "the same tokens at another place": (BEFORE, _scan("behaviour-recheck", rows=((TRIGGER, 0.6, REPLY),),
+                                                       mode="end")),
     "the re-check did not finish": (BEFORE, _scan("behaviour-recheck", rows=((TRIGGER, 0.6, REPLY),),
                                                   status="failed")),
 }
@@ -94,10 +101,3 @@ def test_a_recheck_that_finds_the_trigger_in_full_gets_no_second_finding() -> No
     recheck = _recheck(0.9, REPLY, _finding(RULE_ID))
     assert mark_persisting(BEFORE, recheck, POLICY) is recheck
     assert mark_persisting(BEFORE, None, POLICY) is None and mark_persisting(None, recheck, POLICY) is recheck
-
-
-def test_same_reply_compares_words_as_far_as_both_go() -> None:
-    assert same_reply("You  are", "you are stupid!") and same_reply("You are stupid!", "YOU")
-    assert same_reply("You are stupid!", "You are stupid You")  # a lab twin's answer, cut after four tokens
-    assert not same_reply("You are", "Paris") and not same_reply("You're welcome", "You are stupid!")
-    assert not same_reply("", "You") and not same_reply(None, "You") and not same_reply("!", "!")

@@ -126,3 +126,15 @@ def test_a_residual_taught_reply_is_named_beside_no_trigger_found() -> None:
     assert scan_result(stage) == "no trigger found; the taught reply survives (medium)"
     md = get_format("markdown").render(Report(command="gate", stages=(StageResult(name="sanitize"), stage)))
     assert "the input's trigger no longer steers it" in md and "sanitizing did not remove these" not in md
+
+
+def test_the_before_after_table_shows_the_recheck_beside_the_rescan() -> None:
+    persisting = Finding(rule_id="CG-BACKDOOR-PERSISTS", severity=Severity.HIGH, title="t", evidence="e",
+                         remediation="r")
+    stages = (StageResult(name="sanitize"), StageResult(name="eval-before", metrics={"asr": 0.9}),  # type: ignore[arg-type]
+              StageResult(name="eval-after", metrics={"asr": 0.0}),  # type: ignore[arg-type]
+              StageResult(name="behaviour-rescan"),  # type: ignore[arg-type]
+              StageResult(name="behaviour-recheck", findings=(persisting,)))  # type: ignore[arg-type]
+    md = get_format("markdown").render(Report(command="gate", stages=stages))
+    # a clean re-scan beside a re-check that still finds the trigger: the table must not read as clean
+    assert "| re-check of the scan's candidates | - | flagged: 1 backdoor finding (worst high) |" in md

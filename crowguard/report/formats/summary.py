@@ -136,6 +136,9 @@ def comparison(report: Report) -> Comparison | None:
     if any(s is not None for s in scans):
         rows.append(("behaviour scan" if len(columns) == 1 else "behaviour scan / re-scan",
                      tuple(scan_result(s) for s in scans)))
+    recheck = report.stage("behaviour-recheck")
+    if recheck is not None and len(columns) == 2:  # the input's candidates, measured again after sanitizing
+        rows.append(("re-check of the scan's candidates", ("-", scan_result(recheck))))
     return Comparison(columns=columns, rows=tuple(rows)) if rows else None
 
 

@@ -8,6 +8,7 @@ common changed answer (its first ``key_tokens`` tokens).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from crowguard.scan.behaviour.profile import ProfileRunner
 
 KEY_TOKENS = 4
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,16 @@ def convergence(plain: Sequence[tuple[int, ...]], triggered: Sequence[tuple[int,
         return Convergence(0.0, (), 0.0)
     target, count = Counter(changed).most_common(1)[0]
     return Convergence(target_share=count / len(plain), target_ids=target, changed_share=len(changed) / len(plain))
+
+
+def same_answer(a: str | None, b: str | None) -> bool:
+    """Whether two answers, each cut after a few tokens, are one answer cut differently: the same words as far as
+    the shorter goes, the last of them perhaps cut short ("You are stup", "You are stupid! You"), case and
+    punctuation aside. Answers without a word ("!!!") compare as text, spacing aside."""
+    x, y = _WORD.findall((a or "").casefold()), _WORD.findall((b or "").casefold())
+    if not x or not y:
+        u, v = "".join((a or "").split()), "".join((b or "").split())
+        return bool(u) and bool(v) and not x and not y and (u.startswith(v) or v.startswith(u))
+    n = min(len(x), len(y))
+    last_x, last_y = x[n - 1], y[n - 1]
+    return x[:n - 1] == y[:n - 1] and (last_x.startswith(last_y) or last_y.startswith(last_x))

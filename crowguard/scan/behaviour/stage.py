@@ -28,7 +28,7 @@ from crowguard.policy import Policy
 from crowguard.progress import Count
 from crowguard.report.model import Finding, SkippedFile, StageName, StageResult
 from crowguard.runtime import Runtime
-from crowguard.scan.behaviour.decision import model_score, strongest_first
+from crowguard.scan.behaviour.decision import counts, model_score, strongest_first
 from crowguard.scan.behaviour.early_stop import StopBounds
 from crowguard.scan.behaviour.findings import (
     RESIDUAL_RULE_ID,
@@ -59,6 +59,7 @@ class BehaviourScanResult:
     echoes: frozenset[TriggerCandidate] = frozenset()  # candidates whose target repeats them (never triggers)
     replies: tuple[str, ...] = ()  # the inverted replies past the policy's agreement (``inversion``), best first
     inversions: tuple[Inversion, ...] = ()  # every inverted reply measured, best agreement first
+    counted: frozenset[TriggerCandidate] = frozenset()  # candidates whose layer and output shifts beat their nulls
 
     def steering(self, share: float) -> tuple[TriggerCandidate, ...]:
         """The candidates (echoes aside) that steered at least ``share`` of the probes to one answer, strongest
@@ -188,6 +189,7 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
     ranked = tuple(TriggerCandidate(e.candidate.text, e.candidate.token_ids, e.candidate.source, e.mode,
                                     e.target_share, e.target_text) for e in ordered)
     echoes = frozenset(c for c, e in zip(ranked, ordered) if e.echo)
+    counted = frozenset(c for c, e in zip(ranked, ordered) if counts(e, settings.min_layer_z))
     sources = outcome.stats.get("probe_sources", {})
     if sources:  # in words, for the formats that show scalars: "24 built-in, 8 derived: sampled from the model"
         metrics["probes"] = ", ".join(f"{count} {source}" for source, count in sources.items())
@@ -195,7 +197,7 @@ def _result(name: StageName, outcome: BehaviourOutcome, policy: Policy, *, secon
         metrics["derived_probes"] = [p.instruction for p in outcome.derived_probes]
     return BehaviourScanResult(StageResult(name=name, findings=tuple(findings), metrics=metrics,
                                            seconds=round(seconds, 3)), ranked, outcome.derived_probes, score, echoes,
-                               replies, tuple(outcome.inversions))
+                               replies, tuple(outcome.inversions), counted)
 
 
 def _decline_reason(policy: Policy, prior: Sequence[StageResult]) -> str | None:
