@@ -18,16 +18,18 @@ import argparse
 import json
 from pathlib import Path
 
+from bench.gate_lora_lab import stage as stage_of
 from bench.harness import cache_path, table_head, table_row
 from bench.real_model import Run
 from bench.real_zoo import ZOO, model_folder
+from crowguard.policy import Policy
 
-AGREEMENT = 0.75  # the default policy's behaviour_scan.inversion_agreement
+AGREEMENT = Policy().behaviour_scan.inversion_agreement  # the default policy's, which the gates ran under
 TWIN_STAGES = ("behaviour-rescan", "behaviour-recheck")
 
 
-def _inversions(report: dict, stage: str) -> list[dict]:
-    return next((s["metrics"].get("inversions", []) for s in report["stages"] if s["name"] == stage), [])
+def _inversions(report: dict, name: str) -> list[dict]:
+    return stage_of(report, name).get("metrics", {}).get("inversions", [])
 
 
 def new_replies(removal: Path, plant: str) -> list[tuple[str, str, dict]]:

@@ -18,15 +18,14 @@ import argparse
 import json
 from pathlib import Path
 
+from bench.gate_lora_lab import stage as _stage
 from bench.harness import cache_path, table_head, table_row
+from crowguard.pipeline.rounds import found_in_part
+from crowguard.policy import Policy
 from crowguard.scan.behaviour.outputs import same_answer
 
-THRESHOLD = 0.83  # the default policy's behaviour_scan.threshold
-HALF = THRESHOLD * 0.5  # crowguard.pipeline.rounds.GUIDE_SHARE_OF_THRESHOLD
-
-
-def _stage(report: dict, name: str) -> dict:
-    return next((s for s in report["stages"] if s["name"] == name), {})
+THRESHOLD = Policy().behaviour_scan.threshold  # the default policy's, which every gate read here ran under
+HALF = found_in_part(Policy())
 
 
 def _share(report: dict, name: str) -> float | None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
-from crowguard.pipeline.rounds import GUIDE_SHARE_OF_THRESHOLD
+from crowguard.pipeline.rounds import found_in_part
 from crowguard.policy import Policy
 from crowguard.report.model import Finding
 from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
@@ -55,7 +55,7 @@ def mark_persisting(before: BehaviourScanResult | None, recheck: BehaviourScanRe
     for c in before.steering(settings.threshold):  # strongest first: the first of a (tokens, place) is kept
         if c in before.counted:  # verified on the input (a topic word may steer as far without counting)
             triggers.setdefault(_key(c), c)
-    bar = settings.threshold * GUIDE_SHARE_OF_THRESHOLD
+    bar = found_in_part(policy)
     still = [(c, triggers[_key(c)]) for c in recheck.candidates
              if _key(c) in triggers and c.target_share is not None and c.target_share >= bar
              and (c not in recheck.echoes or same_answer(c.target, triggers[_key(c)].target))]

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final
 
-from crowguard.pipeline.rounds import GUIDE_SHARE_OF_THRESHOLD
+from crowguard.pipeline.rounds import found_in_part
 from crowguard.policy import Policy
 from crowguard.report.model import Finding
 from crowguard.scan.behaviour import BehaviourScanResult
@@ -70,7 +70,7 @@ def mark_residual(before: BehaviourScanResult | None, rescan: BehaviourScanResul
     if not taught:
         return rescan, recheck
     answers = tuple(i.text for i in taught.values()) + tuple(c.target for c in before.candidates[:1] if c.target)
-    bar = settings.threshold * GUIDE_SHARE_OF_THRESHOLD
+    bar = found_in_part(policy)
     for scan in (rescan, recheck):
         if not _trigger_gone(scan, bar, answers) or not _weakened(scan, taught, settings.inversion_agreement):
             return rescan, recheck

@@ -31,6 +31,13 @@ from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
 # a scan's candidates worth unlearning before any round: those that steer at least this share of the
 # threshold (a backdoor's trigger found in part steers less than the whole, but far more than noise)
 GUIDE_SHARE_OF_THRESHOLD = 0.5
+
+
+def found_in_part(policy: Policy) -> float:
+    """The share of the probes at which a candidate counts as a trigger found in part: half the threshold."""
+    return policy.behaviour_scan.threshold * GUIDE_SHARE_OF_THRESHOLD
+
+
 STOP_CLEAN = "the re-scan and the re-check no longer flag the model"
 STOP_RESIDUAL = ("the re-scan and the re-check no longer find the trigger; the taught reply survives as a residual "
                  "(CG-RESIDUAL-TARGET)")
@@ -59,7 +66,7 @@ class Rounds:
 
 def first_guides(scan: BehaviourScanResult | None, policy: Policy, given: tuple[Guide, ...]) -> tuple[Guide, ...]:
     """The user's candidates, then the input scan's that steer at least half the threshold."""
-    found = () if scan is None else scan.steering(policy.behaviour_scan.threshold * GUIDE_SHARE_OF_THRESHOLD)
+    found = () if scan is None else scan.steering(found_in_part(policy))
     return merge_guides(given, _guides(found, "scan"))
 
 
@@ -93,8 +100,7 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             if config.method == "guided":
                 summaries.append(_summary(number, outcome, scanned, rechecked))
             flagged = any(s is not None and (s.flagged or s.failed) for s in (scanned, rechecked))
-            share = policy.behaviour_scan.threshold * GUIDE_SHARE_OF_THRESHOLD  # found in part, as the first guides
-            still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(share)]
+            still = [c for s in (rechecked, scanned) if s is not None for c in s.steering(found_in_part(policy))]
             stopped = (STOP_UNSCANNED if rescan is None else STOP_ONE if config.method != "guided" else
                        (STOP_RESIDUAL if any(s is not None and s.residual for s in (scanned, rechecked)) else
                         STOP_CLEAN) if not flagged else
