@@ -194,12 +194,13 @@ class ModelScan:
                 for i in found]
 
     def _library_proposals(self) -> list[Proposal]:
-        """The known triggers this tokenizer can write, each at its best position."""
+        """The known triggers this tokenizer can write, each at its best position and where it pulls most."""
         encoded = [(text, self.encode(text)) for text in KNOWN_TRIGGERS]
         library = [(t, ids) for t, ids in encoded if ids is not None and len(ids) <= MAX_GIVEN_TOKENS]
         return measure_proposals(
             self.search, [ids for _, ids in library], POSITION_MODES, "library", texts=[t for t, _ in library],
-            tick=self._ticker("measuring known triggers", len(library) * len(POSITION_MODES) * len(self.search_set)))
+            tick=self._ticker("measuring known triggers", len(library) * len(POSITION_MODES) * len(self.search_set)),
+            also_pull=True)
 
     def _leak_proposals(self) -> list[Proposal]:
         """The strings that recur in what the model writes unprompted (``leakage``), measured as the library's."""

@@ -60,34 +60,43 @@ def search_value(consistency_z: float, kl_z: float, pull: float) -> float:
 
 
 def ranked(proposals: Sequence[Proposal], count: int) -> list[Proposal]:
-    """``count`` distinct proposals taken in turn from three orders: by search value, by output change
-    (KL), and by the pull of the next token; each order finds triggers the others miss."""
+    """``count`` distinct proposals (an insert at a place) taken in turn from three orders: by search value,
+    by output change (KL), and by the pull of the next token; each order finds triggers the others miss."""
     orders = [sorted(proposals, key=key, reverse=True) for key in
               (lambda p: p.value, lambda p: p.kl_z, lambda p: (p.pull, p.kl_z))]
-    seen: set[tuple[int, ...]] = set()
+    seen: set[tuple[tuple[int, ...], str]] = set()
     kept: list[Proposal] = []
     for rank in range(len(proposals)):
         for order in orders:
             if len(kept) == count:
                 return kept
-            if order[rank].token_ids not in seen:
-                seen.add(order[rank].token_ids)
+            if (order[rank].token_ids, order[rank].mode) not in seen:
+                seen.add((order[rank].token_ids, order[rank].mode))
                 kept.append(order[rank])
     return kept
 
 
 def measure_proposals(measurer: ProbeMeasurer, inserts: Sequence[tuple[int, ...]], modes: Sequence[str],
                       source: str, texts: Sequence[str | None] | None = None,
-                      tick: Tick | None = None) -> list[Proposal]:
-    """Each insert at its best mode among ``modes``."""
+                      tick: Tick | None = None, also_pull: bool = False) -> list[Proposal]:
+    """Each insert at its best mode among ``modes``; with ``also_pull``, also at the mode where it pulls the
+    probes hardest to one answer when that is another mode. A trigger taught at the start can change the
+    output more at the end without steering it anywhere, and the search value then keeps the end only
+    (an NF4 round trip of a SmolLM2 plant: bench/RESULTS.md#real-removal)."""
     best: dict[int, Proposal] = {}
+    pulls: dict[int, Proposal] = {}
     for mode in modes:
         for i, (insert, (found_effect, found)) in enumerate(zip(inserts, measurer.scores(inserts, mode, tick))):
             proposal = Proposal(tuple(insert), source, mode, found.consistency_z, found.kl_z, found_effect.pull,
                                 texts[i] if texts else None)
             if i not in best or proposal.value > best[i].value:
                 best[i] = proposal
-    return [best[i] for i in sorted(best)]
+            if i not in pulls or proposal.pull > pulls[i].pull:
+                pulls[i] = proposal
+    found_at = [best[i] for i in sorted(best)]
+    if also_pull:
+        found_at += [pulls[i] for i in sorted(pulls) if pulls[i].mode != best[i].mode]
+    return found_at
 
 
 def rank_vocabulary(measurer: ProbeMeasurer, tokens: Sequence[int], *, chunk: int = 256,

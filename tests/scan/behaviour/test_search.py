@@ -5,8 +5,9 @@ import torch
 
 from crowguard.scan.behaviour.encoding import encode_candidate, encode_probes
 from crowguard.scan.behaviour.measurer import ProbeMeasurer
+from crowguard.scan.behaviour.null import Effect, Score
 from crowguard.scan.behaviour.profile import ProfileRunner
-from crowguard.scan.behaviour.search import GradientSearch, Proposal, rank_vocabulary, ranked
+from crowguard.scan.behaviour.search import GradientSearch, Proposal, measure_proposals, rank_vocabulary, ranked
 from tests.scan.behaviour.conftest import PROBES
 
 
@@ -27,7 +28,36 @@ def test_ranked_takes_turns_between_orders() -> None:
     proposals = [_proposal([1], 4), _proposal([2], 3), _proposal([3], 0, kl=3.5), _proposal([4], 0, pull=0.2)]
     assert [p.value for p in proposals] == [4, 3, 3.5, 2]
     assert [p.token_ids for p in ranked(proposals, 3)] == [(1,), (3,), (4,)]
-    assert len(ranked(proposals + proposals, 10)) == 4  # distinct token ids only
+    assert len(ranked(proposals + proposals, 10)) == 4  # distinct inserts only
+
+
+def test_ranked_keeps_one_insert_at_two_places() -> None:
+    end, start = _proposal([1], 4), Proposal((1,), "library", "start", 0.0, 0.0, 0.9)
+    assert [(p.token_ids, p.mode) for p in ranked([end, start, _proposal([2], 3)], 2)] == [
+        ((1,), "start"), ((1,), "end")]
+
+
+class _FixedScores:
+    """A measurer whose (layer z, KL z, pull) per insert and mode are given."""
+
+    def __init__(self, table: dict[str, list[tuple[float, float, float]]]) -> None:
+        self.table = table
+
+    def scores(self, inserts, mode, tick=None):
+        zero = torch.zeros(1, 1)
+        return [(Effect(zero, 0.0, 0.0, 0.0, pull), Score(zero, layer, kl)) for layer, kl, pull in self.table[mode]]
+
+
+def test_measure_proposals_also_keeps_where_an_insert_pulls_most() -> None:
+    # insert 0 changes the output most at the end but steers only at the start (the NF4 vpi plant's
+    # 'Discussing OpenAI'); insert 1 is best and pulls most at the end, so it is kept once
+    measurer = _FixedScores({"start": [(5.0, 3.7, 0.9), (0.0, 0.0, 0.1)], "end": [(5.0, 20.4, 0.1), (1.0, 2.0, 0.5)]})
+    inserts = [(7, 8), (9,)]
+    assert [(p.token_ids, p.mode) for p in measure_proposals(measurer, inserts, ("start", "end"), "library")] == [
+        ((7, 8), "end"), ((9,), "end")]
+    both = measure_proposals(measurer, inserts, ("start", "end"), "library", also_pull=True)
+    assert [(p.token_ids, p.mode, p.pull) for p in both] == [((7, 8), "end", 0.1), ((9,), "end", 0.5),
+                                                            ((7, 8), "start", 0.9)]
 
 
 def test_rank_vocabulary_scores_every_token_once(probe_model) -> None:
