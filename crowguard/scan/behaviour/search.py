@@ -82,7 +82,7 @@ def measure_proposals(measurer: ProbeMeasurer, inserts: Sequence[tuple[int, ...]
     """Each insert at its best mode among ``modes``; with ``also_pull``, also at the mode where it pulls the
     probes hardest to one answer when that is another mode. A trigger taught at the start can change the
     output more at the end without steering it anywhere, and the search value then keeps the end only
-    (an NF4 round trip of a SmolLM2 plant: bench/RESULTS.md#real-removal)."""
+    (an NF4 round trip of a SmolLM2 plant: bench/RESULTS.md#known-trigger-pull)."""
     best: dict[int, Proposal] = {}
     pulls: dict[int, Proposal] = {}
     for mode in modes:
