@@ -32,12 +32,6 @@ from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
 # threshold (a backdoor's trigger found in part steers less than the whole, but far more than noise)
 GUIDE_SHARE_OF_THRESHOLD = 0.5
 
-
-def found_in_part(policy: Policy) -> float:
-    """The share of the probes at which a candidate counts as a trigger found in part: half the threshold."""
-    return policy.behaviour_scan.threshold * GUIDE_SHARE_OF_THRESHOLD
-
-
 STOP_CLEAN = "the re-scan and the re-check no longer flag the model"
 STOP_RESIDUAL = ("the re-scan and the re-check no longer find the trigger; the taught reply survives as a residual "
                  "(CG-RESIDUAL-TARGET)")
@@ -48,6 +42,12 @@ STOP_UNSCANNED = "no behavioural re-scan was asked for"
 # rounds 2 and 3 retrained on the same guides and cost 30% perplexity without changing the verdict
 STOP_NOTHING = ("the re-scan still flags the model, but no candidate steers even half the threshold's share of "
                 "its probes: another round would have nothing to unlearn")
+
+
+def found_in_part(policy: Policy) -> float:
+    """The share of the probes at which a candidate counts as a trigger found in part: half the threshold."""
+    return policy.behaviour_scan.threshold * GUIDE_SHARE_OF_THRESHOLD
+
 
 Rescan = Callable[[Path], tuple[BehaviourScanResult | None, BehaviourScanResult | None]]
 Figures = Callable[[Path], dict[str, float | None]]  # a round's headline evaluation figures

@@ -70,8 +70,9 @@ def ranked(proposals: Sequence[Proposal], count: int) -> list[Proposal]:
         for order in orders:
             if len(kept) == count:
                 return kept
-            if (order[rank].token_ids, order[rank].mode) not in seen:
-                seen.add((order[rank].token_ids, order[rank].mode))
+            place = (order[rank].token_ids, order[rank].mode)
+            if place not in seen:
+                seen.add(place)
                 kept.append(order[rank])
     return kept
 
