@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+COSINE_EPS = 1e-8  # the bound torch's cosine_similarity puts under the product of norms
+
 
 def layer_cosines(hidden_states: tuple[torch.Tensor, ...], first: int = 1, last: int | None = None) -> torch.Tensor:
     """cos(h[i], h[i+1]) for i in [first, last), shape (pairs, batch, tokens).
@@ -23,9 +25,12 @@ def layer_cosines(hidden_states: tuple[torch.Tensor, ...], first: int = 1, last:
     last = count - 1 if last is None else last
     if not 0 <= first < last <= count:
         raise ValueError(f"layer pair range [{first}, {last}) is outside 0..{count}")
-    lower = torch.stack(hidden_states[first:last])
-    upper = torch.stack(hidden_states[first + 1:last + 1])
-    return torch.nn.functional.cosine_similarity(lower.float(), upper.float(), dim=-1)
+    # each state's norm once, and no stacked copies of the states: torch's cosine_similarity over two stacks
+    # took a fifth of a scan's time on SmolLM2 (bench/RESULTS.md#scan-engine); the same cosines up to rounding
+    states = [h.float() for h in hidden_states[first:last + 1]]
+    norms = [torch.linalg.vector_norm(h, dim=-1) for h in states]
+    return torch.stack([torch.linalg.vecdot(lower, upper) / (low * up).clamp_min(COSINE_EPS)
+                        for lower, upper, low, up in zip(states, states[1:], norms, norms[1:])])
 
 
 def consistency_loss(hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor | None,
