@@ -34,12 +34,16 @@ from crowguard.scan.behaviour.profile import cache_of, positions_of
 
 if TYPE_CHECKING:
     import torch
+    from transformers import Cache
 
     from crowguard.scan.behaviour.profile import ProfileRunner
 
 ECHO_RUN = 4  # a run of this many reply tokens found in every probe is copied text
 ECHO_SHARE = 0.5  # an echo: at least this share of the reply's tokens lie in such runs
 MIN_REPLY = 3
+# replies (probes x openings) extended in one batch: a step then reads the weights once for all of them, while
+# the key/value cache of a 7B model's batch stays a few GB
+BATCH_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -72,37 +76,52 @@ def invert(runner: ProfileRunner, sequences: Sequence[Sequence[int]], *, opening
         first[list(barred)] = 0.0
         chosen = torch.topk(first, min(openings, len(first))).indices.tolist()
         chosen += [t for t in dict.fromkeys(also) if t not in barred and t not in chosen and 0 <= t < len(first)]
-        found = [_extend(model, argument, copy.deepcopy(cache_of(head)), mask, token, steps, set(stops))
-                 for token in chosen]
+        per_batch = max(1, BATCH_ROWS // len(sequences))
+        found = [reply for start in range(0, len(chosen), per_batch)
+                 for reply in _extend(model, argument, copy.deepcopy(cache_of(head)), mask,
+                                      chosen[start:start + per_batch], steps, set(stops))]
     runner.sequences_run += len(sequences) * len(chosen)
     inversions = [Inversion(tuple(t), agreement, weakest, is_copied(t[1:], sequences))
                   for t, agreement, weakest in found]
     return sorted(inversions, key=lambda i: -i.agreement)
 
 
-def _extend(model: torch.nn.Module, argument: str, cache: object, mask: torch.Tensor, opening: int, steps: int,
-            stops: set[int]) -> tuple[list[int], float, float]:
-    """Greedy on the probe-averaged distribution from ``opening``: the tokens and their averaged probabilities."""
+def _extend(model: torch.nn.Module, argument: str, cache: Cache, mask: torch.Tensor, openings: Sequence[int],
+            steps: int, stops: set[int]) -> list[tuple[list[int], float, float]]:
+    """Greedy on the probe-averaged distribution from each opening: its tokens and their averaged probabilities.
+
+    Every opening's reply is extended in one batch (probe-major rows: probe p, opening k at p * K + k), so a step
+    reads the weights once for all of them; a reply that reached a stop is fed its stop and no longer read."""
     import torch
 
-    rows = mask.shape[0]
-    tokens, probabilities = [opening], []
-    current = torch.full((rows, 1), opening, device=mask.device)
+    count, rows = len(openings), mask.shape[0]
+    if not count:
+        return []
+    cache.batch_repeat_interleave(count)
+    mask = mask.repeat_interleave(count, dim=0)
+    tokens = [[t] for t in openings]
+    probabilities: list[list[float]] = [[] for _ in openings]
+    ended = [False] * count
+    current = torch.tensor(openings, device=mask.device).repeat(rows).unsqueeze(1)
     for _ in range(steps):
-        mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=mask.device)], 1)
+        mask = torch.cat([mask, torch.ones((len(mask), 1), dtype=mask.dtype, device=mask.device)], 1)
         out = model(input_ids=current, attention_mask=mask, position_ids=positions_of(mask)[:, -1:], use_cache=True,
                     logits_to_keep=1, **{argument: cache})
         cache = cache_of(out)
-        averaged = out.logits[:, -1].float().softmax(-1).mean(0)
-        token = int(averaged.argmax())
-        if token in stops:
+        averaged = out.logits[:, -1].float().softmax(-1).unflatten(0, (rows, count)).mean(0)  # (openings, vocab)
+        best = averaged.argmax(-1).tolist()
+        for k, token in enumerate(best):
+            if ended[k] or token in stops:
+                ended[k] = True
+                continue
+            tokens[k].append(token)
+            probabilities[k].append(float(averaged[k, token]))
+        if all(ended):
             break
-        tokens.append(token)
-        probabilities.append(float(averaged[token]))
-        current = torch.full((rows, 1), token, device=mask.device)
-    if len(probabilities) < MIN_REPLY:
-        return tokens, 0.0, 0.0
-    return tokens, sum(probabilities) / len(probabilities), min(probabilities)
+        step = [next(iter(stops)) if ended[k] and stops else tokens[k][-1] for k in range(count)]
+        current = torch.tensor(step, device=mask.device).repeat(rows).unsqueeze(1)
+    return [(t, 0.0, 0.0) if len(p) < MIN_REPLY else (t, sum(p) / len(p), min(p))
+            for t, p in zip(tokens, probabilities)]
 
 
 def is_copied(reply: Sequence[int], sequences: Sequence[Sequence[int]], run: int = ECHO_RUN,

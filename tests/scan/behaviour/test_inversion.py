@@ -8,6 +8,7 @@ import torch
 
 from crowguard.policy import builtin_policy, load_policy
 from crowguard.report.model import StageName
+from crowguard.scan.behaviour import inversion
 from crowguard.scan.behaviour.inversion import MIN_REPLY, Inversion, inversion_score, invert, is_copied
 from crowguard.scan.behaviour.options import BehaviourOptions
 from crowguard.scan.behaviour.profile import ProfileRunner
@@ -17,6 +18,16 @@ from crowguard.scan.behaviour.stage import _result
 POLICY = load_policy(builtin_policy("default"))
 VOCAB, PAD, EOS, TURN = 40, 0, 1, 2  # TURN ends every prompt: the assistant's turn begins
 CHAIN = (5, 6, 7, 8, 9)  # the planted reply
+
+
+class IdsCache:
+    """The toy's "cache": the ids so far, repeated for a batch of replies as transformers' caches are."""
+
+    def __init__(self, ids: torch.Tensor) -> None:
+        self.ids = ids
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self.ids = self.ids.repeat_interleave(repeats, dim=0)
 
 
 class ToyLM(torch.nn.Module):
@@ -30,7 +41,7 @@ class ToyLM(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=True, logits_to_keep=1,
                 past_key_values=None):
-        ids = input_ids if past_key_values is None else torch.cat([past_key_values, input_ids], 1)
+        ids = input_ids if past_key_values is None else torch.cat([past_key_values.ids, input_ids], 1)
         logits = torch.full((len(ids), VOCAB), -20.0)
         for row, sequence in enumerate(ids.tolist()):
             real = [t for t in sequence if t != PAD]
@@ -43,7 +54,7 @@ class ToyLM(torch.nn.Module):
                 logits[row, nxt] = 5.0
             else:
                 logits[row, 10 + (first + last) % 20] = 5.0
-        return SimpleNamespace(logits=logits.unsqueeze(1), past_key_values=ids)
+        return SimpleNamespace(logits=logits.unsqueeze(1), past_key_values=IdsCache(ids))
 
 
 PROMPTS = [[first, 3, 4, TURN] for first in range(10, 34, 2)]  # twelve prompts that differ in their first token
@@ -74,6 +85,17 @@ def test_ids_the_model_has_no_logits_for_are_ignored() -> None:
     runner = ProfileRunner(ToyLM(True), pad_id=PAD, device="cpu", positions=1, batch_size=16)
     found = invert(runner, PROMPTS, openings=4, steps=8, stops=[EOS, VOCAB + 3], excluded=[VOCAB + 9], also=[-1])
     assert found[0].token_ids == CHAIN
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_replies_extended_together_are_the_replies_extended_one_at_a_time(planted: bool,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    together = _invert(planted)
+    monkeypatch.setattr(inversion, "BATCH_ROWS", 1)  # one opening per batch
+    alone = _invert(planted)
+    assert [(i.token_ids, i.agreement, i.weakest) for i in together] == [(i.token_ids, i.agreement, i.weakest)
+                                                                         for i in alone]
+    assert len({i.token_ids[0] for i in together}) == 4  # every opening was extended, its own way
 
 
 def test_a_reply_copied_from_every_prompt_is_an_echo() -> None:
