@@ -16,7 +16,9 @@ Each prefix is run once per scan and its cache kept (copied for every batch of t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import Cache
 
+GQA_SWITCH = "TRANSFORMERS_SDPA_FORCE_GQA"
 MAX_HEADS = 128  # prefixes kept (a scan uses at most (search + verification probes) x 3 positions)
 
 
@@ -164,6 +167,26 @@ def profile_features(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor
     weights = mask.to(cos.dtype).unsqueeze(0)
     mean = (cos * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)
     return torch.cat([cos[:, :, -positions:], mean.unsqueeze(-1)], dim=-1).permute(1, 0, 2)
+
+
+@contextmanager
+def grouped_attention(device: str) -> Iterator[None]:
+    """On a CPU, attention reads a grouped-query model's key/value heads as they are.
+
+    transformers copies each key/value head once per query head it serves (``repeat_kv``) whenever an
+    attention mask is given, which every scan batch has: on SmolLM2 (3 key/value heads for 9) those copies
+    were a tenth of a scan's time (bench/RESULTS.md#scan-engine). torch's CPU kernel takes the groups
+    directly (``enable_gqa``) and gives the same numbers; transformers turns that on under this switch. On
+    CUDA a mask with ``enable_gqa`` falls back to a slow kernel, so there the switch stays as it is.
+    """
+    if device != "cpu" or os.environ.get(GQA_SWITCH) is not None:
+        yield
+        return
+    os.environ[GQA_SWITCH] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(GQA_SWITCH, None)
 
 
 def kl_divergence(base: torch.Tensor, other: torch.Tensor) -> torch.Tensor:

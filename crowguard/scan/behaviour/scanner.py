@@ -44,7 +44,7 @@ from crowguard.scan.behaviour.probes import (
     representable,
     split_probes,
 )
-from crowguard.scan.behaviour.profile import ProfileRunner
+from crowguard.scan.behaviour.profile import ProfileRunner, grouped_attention
 from crowguard.scan.behaviour.search import GradientSearch, Proposal, measure_proposals, rank_vocabulary, ranked
 from crowguard.scan.behaviour.verification import Verifier
 
@@ -278,10 +278,11 @@ def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Count 
     (the policy's bounds) it spends less where they are settled (``early_stop``)."""
     started = time.perf_counter()
     loaded.model.requires_grad_(False)
-    scan = ModelScan(loaded, options, progress, stop)
-    found = scan.find() if candidates is None else candidates
-    evidence = scan.verifier.verify_all(found)
-    inversions = scan.invert_targets([e.target_text for e in evidence])
+    with grouped_attention(loaded.device):
+        scan = ModelScan(loaded, options, progress, stop)
+        found = scan.find() if candidates is None else candidates
+        evidence = scan.verifier.verify_all(found)
+        inversions = scan.invert_targets([e.target_text for e in evidence])
     return BehaviourOutcome(
         candidates=evidence,
         plain_profile=scan.verify.plain_profile.tolist(),
