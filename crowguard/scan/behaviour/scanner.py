@@ -45,7 +45,14 @@ from crowguard.scan.behaviour.probes import (
     split_probes,
 )
 from crowguard.scan.behaviour.profile import ProfileRunner, grouped_attention
-from crowguard.scan.behaviour.search import GradientSearch, Proposal, measure_proposals, rank_vocabulary, ranked
+from crowguard.scan.behaviour.search import (
+    RANK_MODES,
+    GradientSearch,
+    Proposal,
+    measure_proposals,
+    rank_vocabulary,
+    ranked,
+)
 from crowguard.scan.behaviour.verification import Verifier
 
 if TYPE_CHECKING:
@@ -143,11 +150,11 @@ class ModelScan:
         opts = self.options
         searcher = GradientSearch(self.search, allowed=self.ordinary, width=opts.search_width,
                                   max_tokens=opts.max_trigger_tokens, seed=opts.seed)
-        tokens = self.ordinary
-        if opts.vocab_budget < len(tokens):
+        tokens: dict[str, list[int]] = {mode: self.ordinary for mode in RANK_MODES}
+        if opts.vocab_budget < len(self.ordinary):
             tokens = self._token_budget(searcher, opts.vocab_budget)
-        proposals = rank_vocabulary(self.search, tokens, tick=self._ticker("ranking vocabulary",
-                                                                         len(tokens) * 2 * len(self.search_set)))
+        measured = sum(len(at_mode) for at_mode in tokens.values()) * len(self.search_set)
+        proposals = rank_vocabulary(self.search, tokens, tick=self._ticker("ranking vocabulary", measured))
         proposals += self._library_proposals()
         proposals += self._leak_proposals()
         if self.stop is not None and self._flagged_before_search(proposals):
@@ -242,19 +249,22 @@ class ModelScan:
                 return True
         return False
 
-    def _token_budget(self, searcher: GradientSearch, budget: int) -> list[int]:
-        """Three quarters of the budget: the tokens with the largest first-order gain at the start and at the
-        end, ranked over the whole vocabulary from one gradient per position; the rest drawn at random (a
-        first-order estimate misses what is far from linear). Measuring each of them exactly was most of
-        a scan's cost on a real vocabulary at the old budget of 2048 (bench/RESULTS.md#scan-profile)."""
-        chosen: set[int] = set()
-        self._report(0, 2, "choosing tokens to rank")
-        for done, mode in enumerate(("start", "end")):
-            chosen.update(searcher.best_single_tokens(mode, int(budget * GRADIENT_SHARE) // 2))
-            self._report(done + 1, 2, "choosing tokens to rank")
-        rest = sorted(set(self.ordinary) - chosen)
-        chosen.update(random.Random(self.options.seed).sample(rest, min(len(rest), budget - len(chosen))))
-        return sorted(chosen)
+    def _token_budget(self, searcher: GradientSearch, budget: int) -> dict[str, list[int]]:
+        """Per ranking position, the tokens ranked there: three quarters of the budget are the tokens with the
+        largest first-order gain at the start or at the end, ranked over the whole vocabulary from one
+        gradient per position, each measured where its gain was found; the rest, drawn at random (a
+        first-order estimate misses what is far from linear), are measured at both. Measuring every token
+        at both positions was a third of a scan of SmolLM2 (bench/RESULTS.md#scan-engine), and measuring
+        the whole vocabulary most of it at the old budget of 2048 (bench/RESULTS.md#scan-profile)."""
+        chosen: dict[str, set[int]] = {}
+        self._report(0, len(RANK_MODES), "choosing tokens to rank")
+        for done, mode in enumerate(RANK_MODES):
+            chosen[mode] = set(searcher.best_single_tokens(mode, int(budget * GRADIENT_SHARE) // 2))
+            self._report(done + 1, len(RANK_MODES), "choosing tokens to rank")
+        picked = set().union(*chosen.values())
+        rest = sorted(set(self.ordinary) - picked)
+        drawn = random.Random(self.options.seed).sample(rest, min(len(rest), budget - len(picked)))
+        return {mode: sorted(chosen[mode].union(drawn)) for mode in RANK_MODES}
 
     # -- progress ----------------------------------------------------------------------------
 

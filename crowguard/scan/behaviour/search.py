@@ -16,7 +16,7 @@ The objective is the consistency deviation in null units plus the output change 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -100,19 +100,21 @@ def measure_proposals(measurer: ProbeMeasurer, inserts: Sequence[tuple[int, ...]
     return found_at
 
 
-def rank_vocabulary(measurer: ProbeMeasurer, tokens: Sequence[int], *, chunk: int = 256,
-                    tick: Tick | None = None) -> list[Proposal]:
-    """Single tokens ranked by the search statistic against the population of all ranked tokens."""
+def rank_vocabulary(measurer: ProbeMeasurer, tokens: Sequence[int] | Mapping[str, Sequence[int]], *,
+                    chunk: int = 256, tick: Tick | None = None) -> list[Proposal]:
+    """Single tokens ranked by the search statistic against the population of all tokens ranked at each
+    position; ``tokens`` is ranked at every position of ``RANK_MODES``, or given per position."""
     best: dict[int, Proposal] = {}
     for mode in RANK_MODES:
+        at_mode = tokens.get(mode, ()) if isinstance(tokens, Mapping) else tokens
         effects = []
-        for start in range(0, len(tokens), chunk):
-            effects += measurer.effects([(t,) for t in tokens[start:start + chunk]], mode, tick)
+        for start in range(0, len(at_mode), chunk):
+            effects += measurer.effects([(t,) for t in at_mode[start:start + chunk]], mode, tick)
         if len(effects) < 2:
             continue
         population = fit_null(effects)
         measurer.adopt_null(1, mode, population)
-        for token, found_effect in zip(tokens, effects):
+        for token, found_effect in zip(at_mode, effects):
             found = score(found_effect, population)
             proposal = Proposal((token,), "vocabulary", mode, found.consistency_z, found.kl_z, found_effect.pull)
             if token not in best or proposal.value > best[token].value:

@@ -138,19 +138,34 @@ def test_best_single_tokens_follow_the_first_order_gain(probe_model) -> None:
     assert len(best) == len(set(best)) == 5 and set(best) <= set(measurer.null_tokens)
 
 
-def test_vocabulary_budget_is_mostly_chosen_by_gradient(probe_model) -> None:
+def test_vocabulary_budget_is_mostly_chosen_by_gradient_and_measured_where_chosen(probe_model) -> None:
     from crowguard.scan.behaviour.options import BehaviourOptions
     from crowguard.scan.behaviour.scanner import GRADIENT_SHARE, ModelScan
 
     scan = ModelScan(probe_model, BehaviourOptions(vocab_budget=40, probe_count=8, search_probes=4))
     search = GradientSearch(scan.search, allowed=scan.ordinary, width=4, max_tokens=3, seed=0)
     chosen = scan._token_budget(search, 40)
-    assert len(chosen) == len(set(chosen)) == 40 and set(chosen) <= set(scan.ordinary)
+    assert set(chosen) == {"start", "end"}
+    every = set().union(*chosen.values())
+    assert len(every) == 40 and every <= set(scan.ordinary)
     per_mode = int(40 * GRADIENT_SHARE) // 2
     twin = GradientSearch(scan.search, allowed=scan.ordinary, width=4, max_tokens=3, seed=0)  # same filler draws
-    for mode in ("start", "end"):
-        assert set(twin.best_single_tokens(mode, per_mode)) <= set(chosen)
+    picked = {mode: set(twin.best_single_tokens(mode, per_mode)) for mode in ("start", "end")}
+    drawn = every - picked["start"] - picked["end"]
+    assert len(drawn) >= 40 - 2 * per_mode  # the rest of the budget, at random
+    for mode, other in (("start", "end"), ("end", "start")):
+        # a token the gradient picked for one position only is measured there only; one drawn, at both
+        assert set(chosen[mode]) == picked[mode] | drawn
+        assert not (picked[other] - picked[mode]) & set(chosen[mode])
 
+
+def test_tokens_given_per_position_are_ranked_only_there(probe_model) -> None:
+    measurer = _measurer(probe_model)
+    tokens = measurer.null_tokens
+    found = rank_vocabulary(measurer, {"start": tokens[:6], "end": tokens[4:12]})
+    assert {p.token_ids[0] for p in found} == set(tokens[:12])
+    assert all(p.mode == "start" for p in found if p.token_ids[0] in tokens[:4])
+    assert all(p.mode == "end" for p in found if p.token_ids[0] in tokens[6:12])
 
 
 def test_known_triggers_longer_than_the_search_grows_are_still_measured(lab_clean_dir) -> None:
