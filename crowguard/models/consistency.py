@@ -25,8 +25,9 @@ def layer_cosines(hidden_states: tuple[torch.Tensor, ...], first: int = 1, last:
     last = count - 1 if last is None else last
     if not 0 <= first < last <= count:
         raise ValueError(f"layer pair range [{first}, {last}) is outside 0..{count}")
-    # each state's norm once, and no stacked copies of the states: torch's cosine_similarity over two stacks
-    # took a fifth of a scan's time on SmolLM2 (bench/RESULTS.md#scan-engine); the same cosines up to rounding
+    # each state's norm once, and no stacked copies of the states (torch's cosine_similarity over two stacks
+    # copied them twice over): the same cosines up to rounding, with grouped attention 3-18% off a scan's
+    # forwards on SmolLM2 (bench/RESULTS.md#scan-engine)
     states = [h.float() for h in hidden_states[first:last + 1]]
     norms = [torch.linalg.vector_norm(h, dim=-1) for h in states]
     return torch.stack([torch.linalg.vecdot(lower, upper) / (low * up).clamp_min(COSINE_EPS)

@@ -174,10 +174,11 @@ def grouped_attention(device: str) -> Iterator[None]:
     """On a CPU, attention reads a grouped-query model's key/value heads as they are.
 
     transformers copies each key/value head once per query head it serves (``repeat_kv``) whenever an
-    attention mask is given, which every scan batch has: on SmolLM2 (3 key/value heads for 9) those copies
-    were a tenth of a scan's time (bench/RESULTS.md#scan-engine). torch's CPU kernel takes the groups
-    directly (``enable_gqa``) and gives the same numbers; transformers turns that on under this switch. On
-    CUDA a mask with ``enable_gqa`` falls back to a slow kernel, so there the switch stays as it is.
+    attention mask is given, which every scan batch has (on SmolLM2, 3 key/value heads for 9; with the
+    layer cosines' rewrite, 3-18% off a scan's forwards: bench/RESULTS.md#scan-engine). torch's CPU
+    kernel takes the groups directly (``enable_gqa``) and gives the same numbers; transformers turns that
+    on under this switch. On CUDA a mask with ``enable_gqa`` falls back to a slow kernel, so there the
+    switch stays as it is.
     """
     if device != "cpu" or os.environ.get(GQA_SWITCH) is not None:
         yield

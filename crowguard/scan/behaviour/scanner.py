@@ -254,8 +254,9 @@ class ModelScan:
         largest first-order gain at the start or at the end, ranked over the whole vocabulary from one
         gradient per position, each measured where its gain was found; the rest, drawn at random (a
         first-order estimate misses what is far from linear), are measured at both. Measuring every token
-        at both positions was a third of a scan of SmolLM2 (bench/RESULTS.md#scan-engine), and measuring
-        the whole vocabulary most of it at the old budget of 2048 (bench/RESULTS.md#scan-profile)."""
+        at both positions took 4,096 of a SmolLM2 scan's 7,000-9,600 sequences
+        (bench/RESULTS.md#scan-engine), and measuring the whole vocabulary most of a scan at the old
+        budget of 2048 (bench/RESULTS.md#scan-profile)."""
         chosen: dict[str, set[int]] = {}
         self._report(0, len(RANK_MODES), "choosing tokens to rank")
         for done, mode in enumerate(RANK_MODES):

@@ -1,10 +1,12 @@
 """The consistency profile per layer pair and position, and its independence from padding."""
 
+import os
+
 import torch
 
 from crowguard.models.consistency import layer_cosines
 from crowguard.scan.behaviour.encoding import encode_probes
-from crowguard.scan.behaviour.profile import ProfileRunner, kl_divergence
+from crowguard.scan.behaviour.profile import GQA_SWITCH, ProfileRunner, grouped_attention, kl_divergence
 from tests.scan.behaviour.conftest import PROBES
 
 
@@ -70,3 +72,38 @@ def test_a_prefix_runs_once_and_its_kept_cache_gives_the_same_profiles(probe_mod
     torch.testing.assert_close(again.next_token, first.next_token, atol=0, rtol=0)
     whole = runner.run([prefix + t for t in tails])
     torch.testing.assert_close(again.features, whole.features, atol=1e-5, rtol=0)
+
+
+def _grouped_lm() -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
+    return LlamaForCausalLM(config).eval()
+
+
+def test_grouped_attention_gives_the_same_profiles_and_restores_the_switch(monkeypatch) -> None:
+    monkeypatch.delenv(GQA_SWITCH, raising=False)
+    runner = ProfileRunner(_grouped_lm(), pad_id=0, device="cpu", positions=2, batch_size=8)
+    prefix, tails = [5, 6, 7, 8], [[9 + k, 20, 21] for k in range(6)]
+    plain = runner.run_shared_prefix(prefix, tails)
+    padded = runner.run([[5, 6, *t] for t in tails[:3]] + [[5, *t] for t in tails[3:]])  # masks with padding
+    with grouped_attention("cpu"):
+        assert os.environ[GQA_SWITCH] == "1"
+        grouped = runner.run_shared_prefix(prefix, tails)
+        grouped_padded = runner.run([[5, 6, *t] for t in tails[:3]] + [[5, *t] for t in tails[3:]])
+    assert GQA_SWITCH not in os.environ
+    for a, b in ((plain, grouped), (padded, grouped_padded)):
+        torch.testing.assert_close(a.features, b.features, atol=1e-5, rtol=0)
+        torch.testing.assert_close(a.next_token, b.next_token, atol=1e-5, rtol=0)
+
+
+def test_grouped_attention_leaves_cuda_and_a_users_setting_alone(monkeypatch) -> None:
+    monkeypatch.delenv(GQA_SWITCH, raising=False)
+    with grouped_attention("cuda"):
+        assert GQA_SWITCH not in os.environ
+    monkeypatch.setenv(GQA_SWITCH, "0")
+    with grouped_attention("cpu"):
+        assert os.environ[GQA_SWITCH] == "0"
+    assert os.environ[GQA_SWITCH] == "0"
