@@ -21,7 +21,6 @@ verification probes at every position (padded batches), and the inversion.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import time
@@ -56,7 +55,6 @@ def variant(shipped_cosines: bool, grouped: bool) -> Iterator[None]:
             yield
     finally:
         profile.layer_cosines = shipped  # type: ignore[assignment]
-        os.environ.pop(profile.GQA_SWITCH, None)
 
 
 def forward_work(scan: Any, tokens: int) -> dict[str, Callable[[], object]]:

@@ -118,7 +118,7 @@ def _extend(model: torch.nn.Module, argument: str, cache: Cache, mask: torch.Ten
             probabilities[k].append(float(averaged[k, token]))
         if all(ended):
             break
-        step = [next(iter(stops)) if ended[k] and stops else tokens[k][-1] for k in range(count)]
+        step = [next(iter(stops)) if ended[k] else tokens[k][-1] for k in range(count)]  # ended: by a stop
         current = torch.tensor(step, device=mask.device).repeat(rows).unsqueeze(1)
     return [(t, 0.0, 0.0) if len(p) < MIN_REPLY else (t, sum(p) / len(p), min(p))
             for t, p in zip(tokens, probabilities)]
