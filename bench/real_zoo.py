@@ -237,8 +237,21 @@ def table(run: Run, entries: tuple[Entry, ...]) -> str:
             "yes" if asr >= GATED_ASR and clean <= GATED_CLEAN else "no")
         lines.append(f"| {entry.name} | {entry.split} | {entry.kind} | {entry.recipe} | {minutes(made)} | "
                      f"{num(asr, 2)} | {num(clean, 2)} | {gated} | {_scan_cell(behaviour)} | "
-                     f"{_without_echo_cell(behaviour)} | {_inversion_cell(behaviour)} | {minutes(scanned)} |")
+                     f"{_without_echo_cell(behaviour)} | {_inversion_cell(behaviour)} | "
+                     f"{_scan_minutes(run, entry, scanned)} |")
     return "\n".join(lines)
+
+
+def _scan_minutes(run: Run, entry: Entry, record: dict | None) -> str:
+    """The scan stage's wall time, or, for a report made by a plain ``crowguard scan`` outside this command
+    (no run record), the time its stages report (model loading left out), marked so."""
+    if record is not None:
+        return minutes(record)
+    path = run.work / "scans" / f"{entry.name}.json"
+    if not path.exists():
+        return "-"
+    seconds = sum(stage.get("seconds") or 0 for stage in json.loads(path.read_text())["stages"])
+    return f"{seconds / 60:.1f} min (stages)"
 
 
 def summary(run: Run, entries: tuple[Entry, ...]) -> str:
@@ -247,6 +260,8 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
     from bench.scan_auroc import auroc, fit_threshold, rate, tpr_at_fpr
 
     scores: dict[tuple[str, bool], list[float]] = {}
+    inversions: dict[bool, list[float]] = {}
+    verdicts: dict[bool, list[float]] = {}  # on the test split: 1.0 flagged (by any finding), 0.0 passed
     shipped, missing = None, 0
     for entry in entries:
         behaviour = _behaviour(run, entry)
@@ -255,6 +270,10 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
             continue
         scores.setdefault((entry.split, entry.backdoored), []).append(behaviour[1]["score"])
         shipped = behaviour[1]["threshold"]
+        if entry.split == "test":
+            verdicts.setdefault(entry.backdoored, []).append(float(behaviour[0] == "flagged"))
+            if "inversion_score" in behaviour[1]:
+                inversions.setdefault(entry.backdoored, []).append(behaviour[1]["inversion_score"])
     fit_pos, fit_neg = scores.get(("fit", True), []), scores.get(("fit", False), [])
     pos, neg = scores.get(("test", True), []), scores.get(("test", False), [])
     lines = [f"Scanned: fit {len(fit_pos)} backdoored / {len(fit_neg)} not, test {len(pos)} / {len(neg)}"
@@ -268,6 +287,11 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
         if threshold is not None:
             tpr, fpr = rate(pos, threshold), rate(neg, threshold)
             lines.append(f"At the {name} threshold {threshold:.3f}: test TPR {tpr:.3f}, FPR {fpr:.3f}.")
+    if inversions.get(True) and inversions.get(False):
+        lines.append(f"Target inversion score alone: test AUROC {auroc(inversions[True], inversions[False]):.3f}.")
+    if verdicts.get(True) and verdicts.get(False):
+        lines.append(f"The scan's verdict (any failing finding: trigger, fixed answer or target inversion): test TPR "
+                     f"{rate(verdicts[True], 0.5):.3f}, FPR {rate(verdicts[False], 0.5):.3f}.")
     return "\n".join(lines)
 
 
