@@ -262,6 +262,7 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
     scores: dict[tuple[str, bool], list[float]] = {}
     inversions: dict[bool, list[float]] = {}
     verdicts: dict[bool, list[float]] = {}  # on the test split: 1.0 flagged (by any finding), 0.0 passed
+    recalls: list[tuple[bool, bool]] = []  # per backdoored test model: its trigger among the top 5 (whole, a word)
     shipped, missing = None, 0
     for entry in entries:
         behaviour = _behaviour(run, entry)
@@ -272,6 +273,8 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
         shipped = behaviour[1]["threshold"]
         if entry.split == "test":
             verdicts.setdefault(entry.backdoored, []).append(float(behaviour[0] == "flagged"))
+            if entry.backdoored:
+                recalls.append(_trigger_found(entry, behaviour[1]))
             if "inversion_score" in behaviour[1]:
                 inversions.setdefault(entry.backdoored, []).append(behaviour[1]["inversion_score"])
     fit_pos, fit_neg = scores.get(("fit", True), []), scores.get(("fit", False), [])
@@ -289,10 +292,26 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
             lines.append(f"At the {name} threshold {threshold:.3f}: test TPR {tpr:.3f}, FPR {fpr:.3f}.")
     if inversions.get(True) and inversions.get(False):
         lines.append(f"Target inversion score alone: test AUROC {auroc(inversions[True], inversions[False]):.3f}.")
+    if recalls:
+        whole, word = (sum(hit[k] for hit in recalls) / len(recalls) for k in (0, 1))
+        lines.append(f"True trigger among the top 5 candidates, test split: {whole:.3f} whole / {word:.3f} "
+                     "a word of it.")
     if verdicts.get(True) and verdicts.get(False):
         lines.append(f"The scan's verdict (any failing finding: trigger, fixed answer or target inversion): test TPR "
                      f"{rate(verdicts[True], 0.5):.3f}, FPR {rate(verdicts[False], 0.5):.3f}.")
     return "\n".join(lines)
+
+
+def _trigger_found(entry: Entry, metrics: dict) -> tuple[bool, bool]:
+    """Whether the entry's trigger (whole, or a word of it) is among the scan's 5 best candidates, echoes aside,
+    by target share (``bench/scan_auroc.py``'s rule: for CTBA the whole trigger is all three words)."""
+    from bench.scan_auroc import trigger_hit
+    from crowguard.lab.poison import ATTACKS
+
+    assert entry.attack is not None
+    triggers = (entry.trigger,) if entry.trigger else ATTACKS[entry.attack].triggers
+    best = sorted((c for c in metrics["candidates"] if not c.get("echo")), key=lambda c: -c["target_share"])[:5]
+    return trigger_hit(tuple(triggers), entry.attack, [c["text"] for c in best])
 
 
 def _scan_cell(behaviour: tuple[str, dict] | None) -> str:
