@@ -44,7 +44,7 @@ from crowguard.scan.behaviour.probes import (
     representable,
     split_probes,
 )
-from crowguard.scan.behaviour.profile import ProfileRunner, grouped_attention
+from crowguard.scan.behaviour.profile import ProfileRunner, contiguous_head, grouped_attention
 from crowguard.scan.behaviour.search import (
     RANK_MODES,
     GradientSearch,
@@ -289,7 +289,7 @@ def scan_loaded(loaded: LoadedModel, options: BehaviourOptions, progress: Count 
     (the policy's bounds) it spends less where they are settled (``early_stop``)."""
     started = time.perf_counter()
     loaded.model.requires_grad_(False)
-    with grouped_attention(loaded.device):
+    with grouped_attention(loaded.device), contiguous_head(loaded.model):
         scan = ModelScan(loaded, options, progress, stop)
         found = scan.find() if candidates is None else candidates
         evidence = scan.verifier.verify_all(found)

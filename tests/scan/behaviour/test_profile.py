@@ -6,7 +6,13 @@ import torch
 
 from crowguard.models.consistency import layer_cosines
 from crowguard.scan.behaviour.encoding import encode_probes
-from crowguard.scan.behaviour.profile import GQA_SWITCH, ProfileRunner, grouped_attention, kl_divergence
+from crowguard.scan.behaviour.profile import (
+    GQA_SWITCH,
+    ProfileRunner,
+    contiguous_head,
+    grouped_attention,
+    kl_divergence,
+)
 from tests.scan.behaviour.conftest import PROBES
 
 
@@ -107,3 +113,28 @@ def test_grouped_attention_leaves_cuda_and_a_users_setting_alone(monkeypatch) ->
     with grouped_attention("cpu"):
         assert os.environ[GQA_SWITCH] == "0"
     assert os.environ[GQA_SWITCH] == "0"
+
+
+def test_contiguous_head_gives_the_same_profiles_and_is_removed_after() -> None:
+    model = _grouped_lm()
+    head = model.get_output_embeddings()
+    seen: list[bool] = []
+
+    def record(_module, args) -> None:
+        seen.append(args[0].is_contiguous())
+
+    runner = ProfileRunner(model, pad_id=0, device="cpu", positions=2, batch_size=8)
+    prefix, tails = [5, 6, 7, 8], [[9 + k, 20, 21] for k in range(6)]
+    probe = head.register_forward_pre_hook(record)
+    plain = runner.run_shared_prefix(prefix, tails)
+    probe.remove()
+    assert seen[-1] is False  # the tails' last position, as transformers slices it
+    with contiguous_head(model):
+        probe = head.register_forward_pre_hook(record)  # runs after the context's hook
+        contiguous = runner.run_shared_prefix(prefix, tails)
+        probe.remove()
+    assert seen[-1] is True
+    assert not head._forward_pre_hooks  # the context's hook is gone
+    torch.testing.assert_close(contiguous.features, plain.features, atol=1e-5, rtol=0)
+    torch.testing.assert_close(contiguous.next_token, plain.next_token, atol=1e-5, rtol=0)
+    assert torch.equal(contiguous.top_token, plain.top_token)
