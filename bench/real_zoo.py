@@ -283,7 +283,7 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
              f" ({missing} not scanned yet)."]
     if not (pos and neg):
         return "\n".join(lines + ["No test AUROC: the test split lacks a scanned model of one kind."])
-    lines.append(f"Test AUROC {auroc(pos, neg):.3f}, TPR at 5% FPR {tpr_at_fpr(pos, neg, 0.05):.3f}.")
+    lines.append(f"Trigger score: test AUROC {auroc(pos, neg):.3f}, TPR at 5% FPR {tpr_at_fpr(pos, neg, 0.05):.3f}.")
     cuts = [("shipped", shipped)] + ([("fitted on fit", fit_threshold(fit_pos, fit_neg))] if fit_pos and fit_neg
                                      else [])
     for name, threshold in cuts:

@@ -1,7 +1,7 @@
 """Settings of one behavioural scan: which probes and how much compute to spend (where it runs: ``Runtime``).
 
-The defaults fit a lab model on one CPU core in well under a minute and SmolLM2-135M in 5-8 minutes
-(bench/RESULTS.md#scan-engine); a 7B model wants a GPU.
+The defaults fit a lab model on one CPU core in well under a minute and SmolLM2-135M in 4-6 minutes
+(bench/RESULTS.md#contiguous-head); a 7B model wants a GPU.
 Every field is checked on construction; a bad value is a ConfigError naming the field, the value
 and what is allowed.
 """
