@@ -303,15 +303,14 @@ def summary(run: Run, entries: tuple[Entry, ...]) -> str:
 
 
 def _trigger_found(entry: Entry, metrics: dict) -> tuple[bool, bool]:
-    """Whether the entry's trigger (whole, or a word of it) is among the scan's 5 best candidates, echoes aside,
-    by target share (``bench/scan_auroc.py``'s rule: for CTBA the whole trigger is all three words)."""
-    from bench.scan_auroc import trigger_hit
+    """Whether the entry's trigger (whole, or a word of it) is among the scan's top 5 candidates, by
+    ``bench/scan_auroc.py``'s rule and order (for CTBA the whole trigger is all three words)."""
+    from bench.scan_auroc import top_texts, trigger_hit
     from crowguard.lab.poison import ATTACKS
 
     assert entry.attack is not None
     triggers = (entry.trigger,) if entry.trigger else ATTACKS[entry.attack].triggers
-    best = sorted((c for c in metrics["candidates"] if not c.get("echo")), key=lambda c: -c["target_share"])[:5]
-    return trigger_hit(tuple(triggers), entry.attack, [c["text"] for c in best])
+    return trigger_hit(tuple(triggers), entry.attack, top_texts(metrics["candidates"], metrics["min_layer_z"]))
 
 
 def _scan_cell(behaviour: tuple[str, dict] | None) -> str:

@@ -270,12 +270,17 @@ def _auroc_of(fn, records: dict[str, dict], models_: list[Model]) -> float:
                  [fn(records[m.name]) for m in models_ if m.clean])
 
 
-def _hit(model: Model, record: dict, min_layer_z: float) -> str:
-    """Whether a true trigger is among the top candidates, ordered as the scan orders them at ``min_layer_z``."""
-    ordered = sorted(record["candidates"], reverse=True, key=lambda c: (
+def top_texts(candidates: list[dict], min_layer_z: float) -> list[str]:
+    """The ``TOP`` candidates' texts, ordered as the scan orders them at ``min_layer_z`` (counted ones first)."""
+    ordered = sorted(candidates, reverse=True, key=lambda c: (
         c["target_share"] if _counts(c, min_layer_z) else 0.0, c["target_share"],
         -1.0 if c["layer_z"] is None else c["layer_z"]))
-    whole, part = trigger_hit(model.triggers, model.attack, [c["text"] for c in ordered[:TOP]])
+    return [c["text"] for c in ordered[:TOP]]
+
+
+def _hit(model: Model, record: dict, min_layer_z: float) -> str:
+    """Whether a true trigger is among the top candidates, ordered as the scan orders them at ``min_layer_z``."""
+    whole, part = trigger_hit(model.triggers, model.attack, top_texts(record["candidates"], min_layer_z))
     return "whole" if whole else "part" if part else "no"
 
 
