@@ -29,7 +29,12 @@ METHODS: dict[str, dict[str, Any]] = {
     "crow-eps-rel": {"method": "crow", "eps": 0.25, "eps_mode": "relative"},
     "finetune": {"method": "finetune"},  # same data, lr 1e-3, alpha 0
     "finetune-lr2e-4": {"method": "finetune", "lr": 2e-4},
+    # guided with no trigger candidate, given the lab card's target as the taught reply: the trigger stand-in
+    # alone (what the gate does when the scan inverts the reply but finds no trigger)
+    "stand-in": {"method": "guided"},
+    "stand-in-x4": {"method": "guided", "stand_in_scale": 4.0},
 }
+GIVEN_REPLY = ("stand-in", "stand-in-x4")
 DEFAULT_METHODS = ("crow-paper", "crow-eps-rel", "finetune")
 FIGURES = ("asr", "clean_trigger_rate", "clean_accuracy", "triggered_accuracy", "perplexity")
 
@@ -62,8 +67,9 @@ def run_model(folder: Path, methods: list[str], work: Path, limit: int | None, d
         out = work / f"{folder.name}-{name}"
         preset = "refusal" if card_preset(folder) == "refusal" else "default"  # alpha 11, as the paper does
         config = SanitizeConfig.from_options(preset, **METHODS[name])
-        request = SanitizeRequest(folder, out, SanitizeSettings(config, use_lab_card=True), Runtime(device=device),
-                                  force=True)
+        reply = json.loads((folder / "lab.json").read_text())["target"] if name in GIVEN_REPLY else None
+        request = SanitizeRequest(folder, out, SanitizeSettings(config, use_lab_card=True, reply=reply),
+                                  Runtime(device=device), force=True)
         started = time.monotonic()
         run = run_sanitize(request)
         seconds = time.monotonic() - started

@@ -90,7 +90,8 @@ class SanitizePolicy(_Strict):
     max_rounds: int = Field(
         default=3, ge=1, le=10,
         description="Rounds of guided sanitizing at most: another round trains while the re-scan or the re-check "
-                    "flags the model and a candidate still steers at least half the threshold's share of its probes.",
+                    "flags the model and a candidate still steers at least half the threshold's share of its probes, "
+                    "or the round trained against a trigger stand-in (fitted afresh each round).",
     )
     residual_target_severity: Severity = Field(
         default=Severity.MEDIUM,

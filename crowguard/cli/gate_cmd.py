@@ -24,6 +24,7 @@ from crowguard.cli.options import (
     Keyword,
     PolicyFile,
     Quiet,
+    Reply,
     ReportFormat,
     Revision,
     Task,
@@ -58,6 +59,7 @@ def gate(
     gguf: Gguf = None,
     clean_data: CleanData = None,
     candidates: Candidates = None,
+    reply: Reply = None,
     *,
     config: SanitizeConfig,  # replaced by every sanitize setting and --sanitize-config
     behaviour_options: BehaviourOptions,  # replaced by the behavioural scan's options
@@ -97,7 +99,7 @@ def gate(
     request = GateRequest(model=model, out=out, policy=loaded, key=key,
                           source=PullSettings(revision=revision, endpoint=endpoint, gguf_file=gguf),
                           sanitize=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation, guides=guides,
-                                                    use_lab_card=lab_card),
+                                                    reply=reply, use_lab_card=lab_card),
                           runtime=Runtime(device=device, threads=threads, dtype=dtype), behaviour=behaviour_options,
                           force=force)
     silence_library_bars()

@@ -104,6 +104,10 @@ Candidates = Annotated[Path | None, typer.Option(
     "--candidates", help="Trigger candidates to unlearn with --method guided (a JSON list of strings or of "
     "{text, position} objects, or one per line), beside those the scan finds.", metavar="FILE",
     rich_help_panel=PANEL_TRAINING)]
+Reply = Annotated[str | None, typer.Option(
+    "--reply", help="The reply the backdoor was taught, when known (e.g. from a scan report): with --method guided "
+    "and no trigger candidate, train against a trigger stand-in fitted toward it; default: the scan's inverted "
+    "reply.", metavar="TEXT", rich_help_panel=PANEL_TRAINING)]
 SanitizeConfigFile = Annotated[Path | None, typer.Option(
     "--sanitize-config", help="YAML file of sanitize settings (keys: the setting names below with _, and preset); "
     "explicit options win over it.", metavar="FILE")]

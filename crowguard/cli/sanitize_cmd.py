@@ -24,6 +24,7 @@ from crowguard.cli.options import (
     EvalTemplate,
     Keyword,
     Quiet,
+    Reply,
     Report,
     ReportFormat,
     Task,
@@ -52,6 +53,7 @@ def sanitize(
     out: Annotated[Path, out_option("Folder for the sanitized model (must be new or empty).")],
     clean_data: CleanData = None,
     candidates: Candidates = None,
+    reply: Reply = None,
     *,
     config: SanitizeConfig,  # replaced by every sanitize setting and --sanitize-config
     adapter: Annotated[Path | None, typer.Option("--adapter", help="Continue this LoRA adapter (safetensors) "
@@ -107,7 +109,7 @@ def sanitize(
     loaded = load_policy(policy if policy is not None else builtin_policy("default"))
     request = SanitizeRequest(
         model=model, out=out, settings=SanitizeSettings(config, clean_data=clean_data, evaluation=evaluation,
-                                                        guides=guides, use_lab_card=lab_card),
+                                                        guides=guides, reply=reply, use_lab_card=lab_card),
         runtime=Runtime(device=device, threads=threads, dtype=dtype), adapter=adapter, checkpoint_dir=checkpoint_dir,
         policy=loaded, resume=resume, force=force, behaviour=BehaviourScans(behaviour_options) if scan else None)
     silence_library_bars()

@@ -7,8 +7,10 @@ still steer at least half the threshold's share of the probes (a trigger found i
 first guides), and any new ones the re-scan found, join the guides and the next round trains the
 previous round's output on the same clean set. A model still flagged with no candidate at that bar
 (e.g. by the target inversion alone) stops the rounds: another round would only train on the same
-guides again. A re-scan left with only a residual taught reply (``crowguard.pipeline.residual``)
-stops them as no longer flagged. Every round's guides, training summary and re-scan go into the
+guides again; unless the round trained against a trigger stand-in fitted toward the scan's taught
+``reply`` (``crowguard.sanitize.stand_in``), which the next round fits afresh on its own model. A
+re-scan left with only a residual taught reply (``crowguard.pipeline.residual``) stops them as no
+longer flagged. Every round's guides, training summary and re-scan go into the
 sanitize stage's ``rounds``; only the last round's model, re-scan and re-check speak for the output
 (``stopped`` says why the rounds ended).
 """
@@ -72,8 +74,11 @@ def first_guides(scan: BehaviourScanResult | None, policy: Policy, given: tuple[
 
 def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, policy: Policy, *,
                        guides: tuple[Guide, ...], rescan: Rescan | None, progress: ProgressSink,
-                       evaluate: Figures | None = None, **training: Any) -> Rounds:
+                       evaluate: Figures | None = None, reply: str | None = None, **training: Any) -> Rounds:
     """Train into ``dest`` (the last round's model) and re-scan each round; ``training`` goes to ``sanitize_model``.
+
+    ``reply`` is the taught reply the input's scan inverted: a round with no guide trains against a stand-in
+    fitted toward it.
 
     ``training`` holds sanitize_model's keywords (clean data, adapter, runtime, checkpoints, resume);
     a second round starts from the first round's output, keeps the clean set and trains a fresh adapter.
@@ -81,7 +86,7 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
     """
     limit = policy.sanitize.max_rounds if config.method == "guided" and dest is not None else 1
     if dest is None:  # a non-main process of a distributed run: it trains, the main process writes and scans
-        outcome = sanitize_model(model, None, config, progress=progress, guides=guides, **training)
+        outcome = sanitize_model(model, None, config, progress=progress, guides=guides, reply=reply, **training)
         return Rounds(outcome, None, None, (), STOP_UNSCANNED)
     work = Path(tempfile.mkdtemp(prefix=".crowguard-rounds-", dir=dest.absolute().parent)) if limit > 1 else None
     summaries: list[dict[str, Any]] = []
@@ -94,7 +99,8 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
             out.mkdir(exist_ok=True)
             extra = training if number == 1 else {**training, "adapter": None, "resume": False,
                                                   "checkpoint_dir": None if work is None else work / f"state-{number}"}
-            outcome = sanitize_model(source, out, config, clean_data=clean, progress=progress, guides=guides, **extra)
+            outcome = sanitize_model(source, out, config, clean_data=clean, progress=progress, guides=guides,
+                                     reply=reply, **extra)
             clean = outcome.clean if outcome.clean is not None else clean
             scanned, rechecked = rescan(out) if rescan is not None else (None, None)
             if config.method == "guided":
@@ -105,7 +111,7 @@ def sanitize_in_rounds(model: Path, dest: Path | None, config: SanitizeConfig, p
                        (STOP_RESIDUAL if any(s is not None and s.residual for s in (scanned, rechecked)) else
                         STOP_CLEAN) if not flagged else
                        STOP_LIMIT if number == limit else
-                       STOP_NOTHING if not still else "")
+                       STOP_NOTHING if not still and outcome.stand_in is None else "")
             if not stopped and evaluate is not None and summaries:
                 summaries[-1]["eval"] = evaluate(out)
             if stopped:
@@ -131,6 +137,7 @@ def _summary(number: int, outcome: SanitizeOutcome, scanned: BehaviourScanResult
     return {
         "round": number, "guides": [{"text": g.text, "position": g.mode, "source": g.source} for g in outcome.guides],
         "examples": outcome.examples, "steps": outcome.train.steps,
+        **({"stand_in": outcome.stand_in.as_dict()} if outcome.stand_in is not None else {}),
         "last_loss": curve[-1] if curve else None,
         "rescan": _scan_summary(scanned), "recheck": _scan_summary(rechecked),
     }

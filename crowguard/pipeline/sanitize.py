@@ -23,7 +23,7 @@ from typing import Any
 
 from crowguard.atomic import check_output_dir, staged_dir
 from crowguard.data.lab_card import LAB_CARD, read_lab_card
-from crowguard.errors import UsageError
+from crowguard.errors import ConfigError, UsageError
 from crowguard.evaluate import EvalResult, EvalSpec
 from crowguard.evaluate.result import as_reported
 from crowguard.models import inspect_folder
@@ -54,11 +54,16 @@ class SanitizeSettings:
     evaluation: EvalSpec | None = None  # before/after evaluation; None: none
     use_lab_card: bool = False  # a local lab model's lab.json may supply the defence set (--lab-card)
     guides: tuple[Guide, ...] = ()  # trigger candidates the user gives (--candidates), for method guided
+    reply: str | None = None  # the taught reply the user gives (--reply): guided's stand-in, over the scan's
+
+    def __post_init__(self) -> None:
+        if self.reply is not None and not self.reply.strip():
+            raise ConfigError("the taught reply given is empty", hint="give --reply the text the backdoor answers")
 
     def settings(self) -> dict[str, Any]:
         """JSON-able form for a report's settings."""
         return {**self.config.as_dict(), "clean_data": _str(self.clean_data),
-                "candidates": [{"text": g.text, "position": g.mode} for g in self.guides],
+                "candidates": [{"text": g.text, "position": g.mode} for g in self.guides], "reply": self.reply,
                 "evaluation": self.evaluation.settings() if self.evaluation is not None else None}
 
 
@@ -171,6 +176,7 @@ def run_sanitize(request: SanitizeRequest, progress: ProgressSink = NO_PROGRESS)
         rounds = sanitize_in_rounds(
             request.model, tmp, settings.config, request.policy, rescan=rescanner, progress=progress,
             guides=first_guides(scan_before, request.policy, settings.guides) if guided else (),
+            reply=_reply(settings, scan_before) if guided else None,
             clean_data=_clean_data(request), adapter=request.adapter, runtime=runtime, checkpoint_dir=checkpoints,
             resume=request.resume, evaluate=None if spec is None else partial(
                 _round_figures, spec=spec, runtime=runtime, progress=progress))
@@ -251,6 +257,13 @@ def effects(before: EvalResult, after: EvalResult) -> tuple[Effect, ...]:
     """Each headline figure before and after, side by side (rounded as the report shows them)."""
     was, now = headline(before), headline(after)
     return tuple(Effect(key, was[key], now[key]) for key in EFFECT_KEYS)
+
+
+def _reply(settings: SanitizeSettings, scan: BehaviourScanResult | None) -> str | None:
+    """The taught reply guided's stand-in is fitted toward: the user's, else the input scan's best inverted one."""
+    if settings.reply is not None:
+        return settings.reply
+    return scan.replies[0] if scan is not None and scan.replies else None
 
 
 def _clean_data(request: SanitizeRequest) -> Path | CleanSet | None:

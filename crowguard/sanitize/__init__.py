@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from crowguard.sanitize.config import SanitizeConfig
 from crowguard.sanitize.data import CleanSet
 from crowguard.sanitize.guided import Guide, guided_twins
 from crowguard.sanitize.prune import PruneResult
+from crowguard.sanitize.stand_in import StandInFit
 from crowguard.sanitize.train import Progress, TrainResult
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class SanitizeOutcome:
     clean: CleanSet | None = None  # the clean set trained on (a guided run's next round reuses it)
     guides: tuple[Guide, ...] = ()  # the trigger candidates whose twins were trained on (method guided)
     prune: PruneResult | None = None  # what pruning did (method prune; then nothing was trained)
+    stand_in: StandInFit | None = None  # the trigger stand-in trained against (guided, a taught reply, no guide)
 
     def metrics(self) -> dict[str, Any]:
         """JSON-able metrics for the StageResult."""
@@ -65,6 +67,7 @@ class SanitizeOutcome:
             **({"guides": [{"text": g.text, "position": g.mode, "source": g.source} for g in self.guides]}
                if self.config.method == "guided" else {}),
             **({"prune": self.prune.as_dict()} if self.prune is not None else {}),
+            **({"stand_in": self.stand_in.as_dict()} if self.stand_in is not None else {}),
         }
 
 
@@ -80,11 +83,14 @@ def sanitize_model(
     resume: bool = False,
     progress: ProgressSink = NO_PROGRESS,
     guides: Sequence[Guide] = (),
+    reply: str | None = None,
 ) -> SanitizeOutcome:
     """Train, merge and save into ``dest`` (written by the main process; others pass None).
 
     ``clean_data`` is an Alpaca file, a prepared CleanSet, or None for a self-distilled set. With
-    ``method='guided'``, each clean record also trains as a twin with one of ``guides`` inserted.
+    ``method='guided'``, each clean record also trains as a twin with one of ``guides`` inserted; with no
+    guide but the taught ``reply`` the scan inverted (and a ``config.stand_in_scale``), as a twin with a trigger
+    stand-in fitted toward that reply (``crowguard.sanitize.stand_in``).
     """
     import torch
     from accelerate import Accelerator
@@ -93,6 +99,7 @@ def sanitize_model(
     from crowguard.sanitize.data import clean_set_from_file, encode
     from crowguard.sanitize.lora import attach_lora, check_adapter_dir, load_base
     from crowguard.sanitize.merge import adapter_snapshot, merge_and_save
+    from crowguard.sanitize.stand_in import fitted_stand_in
     from crowguard.sanitize.train import train
 
     phase = progress.phase
@@ -119,15 +126,31 @@ def sanitize_model(
     guides = tuple(guides) if config.method == "guided" else ()
     twins = guided_twins(clean.records, guides, config.seed)
     examples = encode(clean.records + twins, loaded.tokenizer, config.max_length)
+    reply = reply if config.method == "guided" and config.stand_in_scale > 0 and not guides and reply else None
+    if reply is not None:
+        examples += [replace(e, stand_in=True) for e in examples]
     torch.manual_seed(config.seed)  # a fresh adapter's initial weights
     model = attach_lora(loaded.model, config, quantized=loaded.quantize == "4bit", adapter_dir=adapter)
     fingerprint = {**config.training_fingerprint(), "data_sha256": clean.digest, "examples": len(examples),
                    "model": str(Path(model_path).absolute()), "adapter": str(adapter) if adapter else None,
                    "quantize": loaded.quantize, "processes": accelerator.num_processes,
-                   "guides": [g.text for g in guides]}
+                   "guides": [g.text for g in guides], "stand_in": reply}
+    pad = _pad_id(loaded.tokenizer)
+    stand_in, fit = None, None
+    if reply is not None:
+        phase("fitting a trigger stand-in toward the taught reply")
+        stand_in, fit = fitted_stand_in(model, [e for e in examples if e.stand_in], reply,
+                                        loaded.tokenizer(reply, add_special_tokens=False)["input_ids"],
+                                        scale=config.stand_in_scale, pad_id=pad, seed=config.seed)
     phase("training")
-    result = train(model, examples, config, pad_id=_pad_id(loaded.tokenizer), accelerator=accelerator,
-                   fingerprint=fingerprint, checkpoint_dir=checkpoint_dir, resume=resume, callback=progress.step)
+    try:
+        result = train(model, examples, config, pad_id=pad, accelerator=accelerator, fingerprint=fingerprint,
+                       checkpoint_dir=checkpoint_dir, resume=resume, callback=progress.step, stand_in=stand_in)
+        if stand_in is not None and fit is not None:
+            fit = replace(fit, last=stand_in.opening([e for e in examples if e.stand_in]))
+    finally:
+        if stand_in is not None:
+            stand_in.close()
     snapshot = adapter_snapshot(accelerator.unwrap_model(model))
     peak = peak_memory(loaded.device)
     del model, loaded.model
@@ -141,7 +164,7 @@ def sanitize_model(
     return SanitizeOutcome(config=config, device=loaded.device, quantize=loaded.quantize, clean_set=clean.describe(),
                            examples=len(examples), train=result, merge=merge, seconds=time.monotonic() - started,
                            peak_memory=peak, adapter=str(adapter) if adapter else None,
-                           tokenizer_note=loaded.tokenizer_note, clean=clean, guides=guides)
+                           tokenizer_note=loaded.tokenizer_note, clean=clean, guides=guides, stand_in=fit)
 
 
 def _prune(model_path: str | Path, dest: Path | None, config: SanitizeConfig, clean: CleanSet | None, *,

@@ -85,6 +85,10 @@ class SanitizeConfig:
         "help": "Non-reentrant checkpointing.", "group": "run", "shown": "off"})
     checkpoint_every: int = dataclasses.field(default=20, metadata={
         "help": "Checkpoint every N steps.", "group": "run", "shown": "20; 0 off"})
+    stand_in_scale: float = dataclasses.field(default=2.0, metadata={
+        "help": "Method guided with no trigger candidate but a taught reply the scan inverted: train against a "
+                "trigger stand-in (a hidden-state shift fitted toward that reply, after BEEAR) at most this many "
+                "median hidden-state lengths long.", "group": "training", "shown": "2.0; 0 off"})
     num_samples: int = dataclasses.field(default=100, metadata={"help": "Clean samples used.", "group": "training"})
     sparsity: float = dataclasses.field(default=0.5, metadata={
         "help": "Share of each decoder linear's weights --method prune zeroes, per output row.", "group": "training"})
@@ -113,7 +117,7 @@ class SanitizeConfig:
             check.fail("layer_last", f"greater than layer_first ({self.layer_first})",
                        hint="give a layer-pair range [first, last) with first < last")
         check.positive("lr", "lora_alpha")
-        check.non_negative("alpha", "eps", "weight_decay", "max_grad_norm")
+        check.non_negative("alpha", "eps", "weight_decay", "max_grad_norm", "stand_in_scale")
         check.fraction("warmup_ratio", "lora_dropout")
         check.fraction("sparsity", include_zero=False)
         if not self.lora_targets:

@@ -30,10 +30,12 @@ DISTILL_BATCH = 8
 
 @dataclass(frozen=True)
 class Example:
-    """One tokenised training example; ``labels`` is -100 on the prompt."""
+    """One tokenised training example; ``labels`` is -100 on the prompt; ``stand_in``: a twin that trains with
+    the trigger stand-in added to its prompt (``crowguard.sanitize.stand_in``)."""
 
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
+    stand_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,8 @@ def _split_ids(tokenizer: PreTrainedTokenizerBase, record: Record, template: Tem
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a micro-batch; padding is masked out of attention, CE and consistency."""
+    """Right-pad a micro-batch; padding is masked out of attention, CE and consistency. ``stand_in`` marks the
+    rows that are stand-in twins."""
     import torch
 
     width = max(len(e.input_ids) for e in examples)
@@ -184,4 +187,5 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         ids[row, :n] = torch.tensor(e.input_ids)
         labels[row, :n] = torch.tensor(e.labels)
         mask[row, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    twins = torch.tensor([e.stand_in for e in examples], dtype=torch.bool)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "stand_in": twins}

@@ -80,8 +80,8 @@ def decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
     for module in model.modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == count and any(linears(m) for m in module):
             return module
-    raise ToolError(f"cannot find the decoder layers of this {type(model).__name__} to prune",
-                    hint="use --method crow or --method finetune for this model")
+    raise ToolError(f"cannot find the decoder layers of this {type(model).__name__} (to prune, or to add a trigger "
+                    "stand-in to)", hint="use --method crow or --method finetune for this model")
 
 
 def linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:

@@ -16,6 +16,7 @@ from crowguard.sanitize.crow_loss import StepLoss, ce_loss, crow_loss, embedding
 from crowguard.sanitize.data import Example
 from crowguard.sanitize.loop import LoopResult, LoopSettings, Progress, ProgressCallback, plan_steps, run_loop
 from crowguard.sanitize.lora import base_layer_count
+from crowguard.sanitize.stand_in import StandIn
 
 if TYPE_CHECKING:
     import torch
@@ -44,8 +45,12 @@ def train(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     callback: ProgressCallback | None = None,
+    stand_in: StandIn | None = None,
 ) -> TrainResult:
-    """Train the adapter in place with CROW (or plain CE); checkpoint every ``config.checkpoint_every`` steps."""
+    """Train the adapter in place with CROW (or plain CE); checkpoint every ``config.checkpoint_every`` steps.
+
+    With ``stand_in``, each micro-batch first moves the stand-in toward the taught reply on the batch's
+    twins, then trains with it added to their prompts."""
     layers = base_layer_count(model)
     pairs = (config.layer_first, layers - 1 if config.layer_last is None else config.layer_last)
     if pairs[1] > layers:
@@ -54,6 +59,9 @@ def train(
     eps = config.eps * embedding_scale(model) if config.eps_mode == "relative" else config.eps
 
     def step_loss(wrapped: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepLoss:
+        if stand_in is not None:
+            stand_in.follow(batch)
+            stand_in.use(batch)  # through this batch's backward pass too
         if config.uses_consistency:
             return crow_loss(wrapped, batch, alpha=config.alpha, eps=eps, layer_first=pairs[0], layer_last=pairs[1],
                              embed_model=model)

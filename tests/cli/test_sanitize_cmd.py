@@ -58,6 +58,8 @@ def test_sanitize_writes_a_loadable_model_and_a_report(tiny_model_dir: Path, tmp
     (["--eps", "-1"], "eps must be a number >= 0"),
     (["--resume"], "no checkpoint"),
     (["--format", "yaml"], "yaml"),
+    (["--reply", " "], "taught reply given is empty"),
+    (["--stand-in-scale", "-1"], "stand_in_scale must be a number >= 0"),
 ])
 def test_bad_options_exit_2(tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--no-scan", *args])
@@ -140,3 +142,19 @@ def test_guided_sanitize_trains_rounds_on_the_given_and_found_candidates(lab_bac
     assert {g["text"] for g in first["guides"]} <= {g["text"] for g in second["guides"]}
     assert data["settings"]["candidates"] == [{"text": "BadMagic", "position": "start"}]
     assert not list(tmp_path.glob(".crowguard-rounds-*")), "the rounds' work folders are gone"
+
+
+def test_guided_with_a_given_reply_and_no_scan_trains_against_the_stand_in(lab_backdoored_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    """--reply with no candidate and no scan: the twins train against a stand-in fitted toward that reply."""
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["sanitize", str(lab_backdoored_dir), "--out", str(tmp_path / "out"), "--no-scan",
+                                 "--method", "guided", "--reply", "You are stupid!", "--max-steps", "2",
+                                 "--no-eval", "--threads", "1", "--lab-card", "--report", str(report), "--quiet"])
+    assert result.exit_code == 0, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    sanitized = next(s for s in data["stages"] if s["name"] == "sanitize")["metrics"]
+    assert sanitized["stand_in"]["reply"] == "You are stupid!" and sanitized["guides"] == []
+    assert sanitized["stand_in"]["opening"]["fitted"] > sanitized["stand_in"]["opening"]["without"]
+    assert sanitized["examples"] == 2 * sanitized["clean_set"]["samples"]
+    assert data["settings"]["reply"] == "You are stupid!"

@@ -23,6 +23,7 @@ from crowguard.progress import NO_PROGRESS
 from crowguard.report.model import Finding, Severity, StageResult
 from crowguard.sanitize import SanitizeConfig
 from crowguard.sanitize.guided import Guide
+from crowguard.sanitize.stand_in import StandInFit
 from crowguard.scan.behaviour import BehaviourScanResult, TriggerCandidate
 
 POLICY = Policy(sanitize=SanitizePolicy(max_rounds=3))
@@ -50,6 +51,7 @@ class Trainer:
         class Outcome:
             clean = f"clean set of round {len(self.calls)}" if len(self.calls) == 1 else None
             guides = kwargs["guides"]
+            stand_in = None
             examples, train = 2, type("T", (), {"steps": 1, "curve": [{"ce": 1.0}]})()
 
         return Outcome()
@@ -142,3 +144,26 @@ def test_a_residual_taught_reply_ends_the_rounds_and_says_so(tmp_path: Path, mon
     done, trainer, _ = _run(tmp_path, monkeypatch, [(scan, None)] * 3)
     assert done.stopped == STOP_RESIDUAL and len(trainer.calls) == 1
     assert done.summaries[0]["rescan"]["residual"] is True and done.summaries[0]["rescan"]["flagged"] is False
+
+
+def test_a_stand_in_round_still_flagged_goes_on_to_fit_a_new_one(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flagged by the inversion alone after a round that trained against the stand-in: the next round fits a
+    new stand-in on the newer model, so it is not the same round again."""
+    trainer = Trainer()
+
+    def with_stand_in(source: Path, out: Path | None, config: SanitizeConfig, **kwargs: Any) -> Any:
+        outcome = trainer(source, out, config, **kwargs)
+        outcome.stand_in = StandInFit(kwargs["reply"], 2, 1.0, 0.0, 0.9) if kwargs["reply"] else None
+        return outcome
+
+    monkeypatch.setattr(rounds_module, "sanitize_model", with_stand_in)
+    dest = tmp_path / "staged"
+    dest.mkdir()
+    flagged = (_scan(("cf", 0.04), flagged=True), None)
+    done = sanitize_in_rounds(tmp_path / "input", dest, GUIDED, POLICY, guides=(), reply="I'm sorry",
+                              rescan=lambda folder: flagged, progress=NO_PROGRESS, clean_data=None,
+                              checkpoint_dir=tmp_path / "ckpt", resume=False, adapter=None)
+    assert done.stopped == STOP_LIMIT and len(trainer.calls) == 3
+    assert all(call["reply"] == "I'm sorry" for call in trainer.calls)
+    assert done.summaries[0]["stand_in"]["opening"]["fitted"] == 0.9
