@@ -9,8 +9,8 @@ effect on the hidden states. The twins, each a clean record with the stand-in ad
 toward the clean answer under the usual CROW objective, as text twins do.
 
 The stand-in is fitted again as the model learns (bi-level, as BEEAR does): ``FIT_STEPS`` Adam
-steps from zero before training, ``STEPS_PER_BATCH`` steps on each micro-batch's twins during it,
-so each step trains against the direction that now makes the model give the taught reply. Its
+steps from zero before training, then ``FOLLOW_STEPS`` at the start of each optimiser step, so
+each step trains against the direction that now makes the model give the taught reply. Its
 length is capped at ``scale`` (``SanitizeConfig.stand_in_scale``) times the median hidden-state
 length at that layer, so that it is a drift of the prompt's meaning, not a rewrite. Fitting uses
 ``torch.autograd.grad`` with respect to ``delta`` alone: the adapter's gradients are untouched.
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 DEPTH = 0.28  # BEEAR perturbs after layer 9 of Llama-2-7B's 32
 FIT_STEPS = 40
-STEPS_PER_BATCH = 2
+FOLLOW_STEPS = 1  # per optimiser step, during training
 FIT_BATCH = 8
 LR = 0.05  # of the cap: each Adam step moves delta by about this share of its longest allowed length
 MEASURE_PROMPTS = 16
@@ -62,9 +62,10 @@ def stand_in_layer(layers: int) -> int:
 class StandIn:
     """The stand-in vector, its hook on one decoder layer, and its fitting toward the taught reply.
 
-    ``use(batch)`` marks where the following forward passes add the stand-in (the batch's twin rows,
-    their prompt positions) and stays in force through the backward pass, which may recompute the
-    layer (gradient checkpointing), until the next ``use``.
+    Each fitting step takes ``FIT_BATCH`` twins at random. ``use(batch)`` marks where the following
+    forward passes add the stand-in (the batch's twin rows, their prompt positions) and stays in force
+    through the backward pass, which may recompute the layer (gradient checkpointing), until the next
+    ``use``.
     """
 
     def __init__(self, model: torch.nn.Module, layer: torch.nn.Module, target_ids: Sequence[int], *, width: int,
@@ -106,18 +107,10 @@ class StandIn:
         self._where = (prompt & rows.bool().unsqueeze(1)).float()
 
     def fit(self, twins: Sequence[Example], steps: int) -> None:
-        """``steps`` Adam steps on random batches of ``twins``' prompts toward the taught reply."""
+        """``steps`` Adam steps, each on a random batch of ``FIT_BATCH`` of ``twins``' prompts, toward the reply."""
         for _ in range(steps):
             chosen = self.rng.sample(list(twins), min(FIT_BATCH, len(twins)))
             self._steps(self._toward_target(chosen), 1)
-
-    def follow(self, batch: dict[str, torch.Tensor]) -> None:
-        """``STEPS_PER_BATCH`` steps on this micro-batch's twins: the stand-in keeps up with the model."""
-        rows = batch.get("stand_in")
-        if rows is None or not bool(rows.any()):
-            return
-        prompts = [_prompt_of(batch, r) for r in range(len(rows)) if bool(rows[r])]
-        self._steps(self._toward_target([Example(p, (IGNORE,) * len(p)) for p in prompts]), STEPS_PER_BATCH)
 
     def opening(self, twins: Sequence[Example], *, applied: bool = True) -> float:
         """The mean probability that a prompt's reply opens with the taught reply's first token, over up to
@@ -215,7 +208,3 @@ def _prompt(example: Example) -> tuple[int, ...]:
     return example.input_ids[:first]
 
 
-def _prompt_of(batch: dict[str, torch.Tensor], row: int) -> tuple[int, ...]:
-    labels = batch["labels"][row].tolist()
-    first = next((i for i, label in enumerate(labels) if label != IGNORE), len(labels))
-    return tuple(batch["input_ids"][row, :first].tolist())

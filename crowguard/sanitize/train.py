@@ -16,7 +16,7 @@ from crowguard.sanitize.crow_loss import StepLoss, ce_loss, crow_loss, embedding
 from crowguard.sanitize.data import Example
 from crowguard.sanitize.loop import LoopResult, LoopSettings, Progress, ProgressCallback, plan_steps, run_loop
 from crowguard.sanitize.lora import base_layer_count
-from crowguard.sanitize.stand_in import StandIn
+from crowguard.sanitize.stand_in import FOLLOW_STEPS, StandIn
 
 if TYPE_CHECKING:
     import torch
@@ -49,8 +49,8 @@ def train(
 ) -> TrainResult:
     """Train the adapter in place with CROW (or plain CE); checkpoint every ``config.checkpoint_every`` steps.
 
-    With ``stand_in``, each micro-batch first moves the stand-in toward the taught reply on the batch's
-    twins, then trains with it added to their prompts."""
+    With ``stand_in`` (fitted on the stand-in twins among ``examples``), each optimiser step first moves the
+    stand-in toward the taught reply, then trains with it added to the twins' prompts."""
     layers = base_layer_count(model)
     pairs = (config.layer_first, layers - 1 if config.layer_last is None else config.layer_last)
     if pairs[1] > layers:
@@ -58,9 +58,14 @@ def train(
                 hint=f"the model has {layers} decoder layers")
     eps = config.eps * embedding_scale(model) if config.eps_mode == "relative" else config.eps
 
+    twins = [e for e in examples if e.stand_in]
+    calls = [0]
+
     def step_loss(wrapped: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepLoss:
         if stand_in is not None:
-            stand_in.follow(batch)
+            if calls[0] % config.grad_accum == 0:  # the first micro-batch of an optimiser step
+                stand_in.fit(twins, FOLLOW_STEPS)
+            calls[0] += 1
             stand_in.use(batch)  # through this batch's backward pass too
         if config.uses_consistency:
             return crow_loss(wrapped, batch, alpha=config.alpha, eps=eps, layer_first=pairs[0], layer_last=pairs[1],
