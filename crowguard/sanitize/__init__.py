@@ -147,7 +147,7 @@ def sanitize_model(
         result = train(model, examples, config, pad_id=pad, accelerator=accelerator, fingerprint=fingerprint,
                        checkpoint_dir=checkpoint_dir, resume=resume, callback=progress.step, stand_in=stand_in)
         if stand_in is not None and fit is not None:
-            fit = replace(fit, last=stand_in.opening([e for e in examples if e.stand_in]))
+            fit = replace(fit, last=stand_in.opening())
     finally:
         if stand_in is not None:
             stand_in.close()

@@ -64,19 +64,21 @@ def stand_in_layer(layers: int) -> int:
 class StandIn:
     """The stand-in vector, its hook on one decoder layer, and its fitting toward the taught reply.
 
-    Each fitting step takes ``FIT_BATCH`` twins at random. ``use(batch)`` marks where the following
+    ``twins`` are the stand-in twins it is fitted and measured on; each fitting step takes ``FIT_BATCH``
+    of them at random. ``use(batch)`` marks where the following
     forward passes add the stand-in (the batch's twin rows, their prompt positions) and stays in force
     through the backward pass, which may recompute the layer (gradient checkpointing), until the next
     ``use``.
     """
 
-    def __init__(self, model: torch.nn.Module, layer: torch.nn.Module, target_ids: Sequence[int], *, width: int,
-                 cap: float, layer_index: int, pad_id: int, seed: int) -> None:
+    def __init__(self, model: torch.nn.Module, layer: torch.nn.Module, twins: Sequence[Example],
+                 target_ids: Sequence[int], *, width: int, cap: float, layer_index: int, pad_id: int,
+                 seed: int) -> None:
         import torch
 
         if not target_ids:
             raise ValueError("the taught reply has no tokens")
-        self.model, self.target_ids, self.cap = model, tuple(target_ids), cap
+        self.model, self.twins, self.target_ids, self.cap = model, tuple(twins), tuple(target_ids), cap
         self.layer_index, self.pad_id = layer_index, pad_id
         device = next(model.parameters()).device
         self.delta = torch.zeros(width, device=device, requires_grad=True)
@@ -89,7 +91,7 @@ class StandIn:
     def _add(self, module: torch.nn.Module, args: Any, output: Any) -> Any:
         if self._where is None:
             return output
-        hidden = output[0] if isinstance(output, tuple) else output
+        hidden = _hidden(output)
         delta = self.delta if self._fitting else self.delta.detach()
         shifted = hidden + self._where.unsqueeze(-1).to(hidden.dtype) * delta.to(hidden.dtype)
         return (shifted, *output[1:]) if isinstance(output, tuple) else shifted
@@ -108,18 +110,17 @@ class StandIn:
         prompt = (batch["labels"] == IGNORE) & (batch["attention_mask"] == 1)
         self._where = (prompt & rows.bool().unsqueeze(1)).float()
 
-    def fit(self, twins: Sequence[Example], steps: int) -> None:
-        """``steps`` Adam steps, each on a random batch of ``FIT_BATCH`` of ``twins``' prompts, toward the reply."""
+    def fit(self, steps: int) -> None:
+        """``steps`` Adam steps, each on the prompts of ``FIT_BATCH`` twins drawn at random, toward the reply."""
         for _ in range(steps):
-            chosen = self.rng.sample(list(twins), min(FIT_BATCH, len(twins)))
-            self._steps(self._toward_target(chosen), 1)
+            self._step(self._toward_target(self.rng.sample(self.twins, min(FIT_BATCH, len(self.twins)))))
 
-    def opening(self, twins: Sequence[Example], *, applied: bool = True) -> float:
-        """The mean probability that a prompt's reply opens with the taught reply's first token, over up to
+    def opening(self, *, applied: bool = True) -> float:
+        """The mean probability that a prompt's reply opens with the taught reply's first token, over the first
         ``MEASURE_PROMPTS`` twins' prompts (with the stand-in, or without it)."""
         import torch
 
-        batch = self._toward_target(list(twins)[:MEASURE_PROMPTS])
+        batch = self._toward_target(self.twins[:MEASURE_PROMPTS])
         before = self._where
         self.use(batch if applied else None)
         try:
@@ -139,24 +140,23 @@ class StandIn:
         device = self.delta.device
         return {k: v.to(device) for k, v in collate(rows, self.pad_id).items()}
 
-    def _steps(self, batch: dict[str, torch.Tensor], count: int) -> None:
+    def _step(self, batch: dict[str, torch.Tensor]) -> None:
         import torch
 
         before = self._where
         self.use(batch)
         self._fitting = True
         try:
-            for _ in range(count):
-                with torch.enable_grad():
-                    out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                     labels=batch["labels"])
-                    (grad,) = torch.autograd.grad(out.loss, [self.delta])
-                self.delta.grad = grad
-                self.optimizer.step()
-                with torch.no_grad():
-                    length = self.delta.norm()
-                    if length > self.cap:
-                        self.delta.mul_(self.cap / length)
+            with torch.enable_grad():
+                out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                 labels=batch["labels"])
+                (grad,) = torch.autograd.grad(out.loss, [self.delta])
+            self.delta.grad = grad
+            self.optimizer.step()
+            with torch.no_grad():
+                length = self.delta.norm()
+                if length > self.cap:
+                    self.delta.mul_(self.cap / length)
         finally:
             self._fitting = False
             self._where = before
@@ -173,11 +173,11 @@ def fitted_stand_in(model: torch.nn.Module, twins: Sequence[Example], reply: str
     layers = decoder_layers(model)  # type: ignore[arg-type]  # a PeftModel: its modules include the base's
     index = stand_in_layer(len(layers))
     length, width = hidden_scale(model, layers[index], twins, pad_id)
-    stand_in = StandIn(model, layers[index], target_ids, width=width, cap=scale * length, layer_index=index,
+    stand_in = StandIn(model, layers[index], twins, target_ids, width=width, cap=scale * length, layer_index=index,
                        pad_id=pad_id, seed=seed)
-    without = stand_in.opening(twins, applied=False)
-    stand_in.fit(twins, FIT_STEPS)
-    return stand_in, StandInFit(reply, index, stand_in.cap, without, stand_in.opening(twins))
+    without = stand_in.opening(applied=False)
+    stand_in.fit(FIT_STEPS)
+    return stand_in, StandInFit(reply, index, stand_in.cap, without, stand_in.opening())
 
 
 def hidden_scale(model: torch.nn.Module, layer: torch.nn.Module, examples: Sequence[Example],
@@ -189,7 +189,7 @@ def hidden_scale(model: torch.nn.Module, layer: torch.nn.Module, examples: Seque
     seen: list[torch.Tensor] = []
 
     def keep(module: torch.nn.Module, args: Any, output: Any) -> None:
-        seen.append((output[0] if isinstance(output, tuple) else output).detach())
+        seen.append(_hidden(output).detach())
 
     prompts = [_prompt(e) for e in list(examples)[:MEASURE_PROMPTS]]
     batch = collate([Example(p, (IGNORE,) * len(p)) for p in prompts], pad_id)
@@ -202,6 +202,11 @@ def hidden_scale(model: torch.nn.Module, layer: torch.nn.Module, examples: Seque
         handle.remove()
     mask = batch["attention_mask"].to(device).bool()
     return float(seen[0].float().norm(dim=-1)[mask].median()), int(seen[0].shape[-1])
+
+
+def _hidden(output: Any) -> torch.Tensor:
+    """A decoder layer's hidden states, whether it returns them alone or first in a tuple."""
+    return output[0] if isinstance(output, tuple) else output
 
 
 def _prompt(example: Example) -> tuple[int, ...]:

@@ -58,14 +58,14 @@ def train(
                 hint=f"the model has {layers} decoder layers")
     eps = config.eps * embedding_scale(model) if config.eps_mode == "relative" else config.eps
 
-    twins = [e for e in examples if e.stand_in]
-    calls = [0]
+    micro_batches = 0
 
     def step_loss(wrapped: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepLoss:
+        nonlocal micro_batches
         if stand_in is not None:
-            if calls[0] % config.grad_accum == 0:  # the first micro-batch of an optimiser step
-                stand_in.fit(twins, FOLLOW_STEPS)
-            calls[0] += 1
+            if micro_batches % config.grad_accum == 0:  # the first micro-batch of an optimiser step
+                stand_in.fit(FOLLOW_STEPS)
+            micro_batches += 1
             stand_in.use(batch)  # through this batch's backward pass too
         if config.uses_consistency:
             return crow_loss(wrapped, batch, alpha=config.alpha, eps=eps, layer_first=pairs[0], layer_last=pairs[1],

@@ -67,7 +67,7 @@ def test_the_shift_goes_only_to_the_twins_prompts_and_goes_away_on_close(
 
     before = logits()
     layers = decoder_layers(model)
-    stand_in = StandIn(model, layers[2], target, width=model.config.hidden_size, cap=10.0,
+    stand_in = StandIn(model, layers[2], twins, target, width=model.config.hidden_size, cap=10.0,
                        layer_index=2, pad_id=0, seed=0)
     with torch.no_grad():
         stand_in.delta.fill_(0.3)
