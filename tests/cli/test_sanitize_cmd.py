@@ -60,6 +60,7 @@ def test_sanitize_writes_a_loadable_model_and_a_report(tiny_model_dir: Path, tmp
     (["--format", "yaml"], "yaml"),
     (["--reply", " "], "taught reply given is empty"),
     (["--stand-in-scale", "-1"], "stand_in_scale must be a number >= 0"),
+    (["--stand-in-place", "middle"], "stand_in_place must be one of token, layer"),
 ])
 def test_bad_options_exit_2(tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["sanitize", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--no-scan", *args])

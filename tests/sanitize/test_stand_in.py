@@ -1,4 +1,4 @@
-"""The trigger stand-in: a hidden-state shift fitted toward the taught reply, trained against by guided."""
+"""The trigger stand-in (soft tokens, or a hidden-state shift) fitted toward the taught reply, trained against."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 from crowguard.sanitize import SanitizeConfig, sanitize_model
 from crowguard.sanitize.data import IGNORE, Example, collate, encode
 from crowguard.sanitize.guided import Guide
-from crowguard.sanitize.stand_in import StandIn, fitted_stand_in, stand_in_layer
+from crowguard.sanitize.stand_in import SOFT_TOKENS, StandIn, fitted_stand_in, stand_in_layer, token_twins
 
 REPLY = "You are stupid!"
 
 
-def _peft_and_twins(folder: Path) -> tuple[Any, list[Example], list[int]]:
+def _peft_and_twins(folder: Path, place: str) -> tuple[Any, list[Example], list[int]]:
     from crowguard.data.lab_card import read_lab_card
     from crowguard.sanitize.data import clean_set_from_records
     from crowguard.sanitize.lora import attach_lora, load_base
@@ -26,14 +26,45 @@ def _peft_and_twins(folder: Path) -> tuple[Any, list[Example], list[int]]:
     assert card is not None
     clean = clean_set_from_records([p.record() for p in card.defense_set], "lab", 32, 0)
     loaded = load_base(folder, config, device="cpu", threads=1)
-    twins = [replace(e, stand_in=True) for e in encode(clean.records, loaded.tokenizer, 256)]
+    if place == "token":
+        twins = token_twins(clean.records, loaded.tokenizer, 256, pad_id=0, seed=0)
+    else:
+        twins = [replace(e, stand_in=True) for e in encode(clean.records, loaded.tokenizer, 256)]
     target = loaded.tokenizer(REPLY, add_special_tokens=False)["input_ids"]
     return attach_lora(loaded.model, config, quantized=False), twins, target
 
 
 @pytest.fixture(scope="module")
 def backdoored(lab_backdoored_dir: Path) -> tuple[Any, list[Example], list[int]]:
-    return _peft_and_twins(lab_backdoored_dir)
+    return _peft_and_twins(lab_backdoored_dir, "layer")
+
+
+@pytest.fixture(scope="module")
+def soft(lab_backdoored_dir: Path) -> tuple[Any, list[Example], list[int]]:
+    return _peft_and_twins(lab_backdoored_dir, "token")
+
+
+def test_token_twins_are_the_clean_examples_with_soft_positions_inside_the_instruction() -> None:
+    from crowguard.data import Record
+    from crowguard.lab.tiny import build_tokenizer
+
+    words = "what is two plus three it five four one"
+    tokenizer = build_tokenizer([words])
+    records = [Record("what is two plus three", "", "it is five"), Record("what is one plus three", "", "it is four")]
+    clean = encode(records * 3, tokenizer, 256)
+    twins = token_twins(records * 3, tokenizer, 256, pad_id=0, seed=0)
+    assert len(twins) == 6 and all(t.stand_in for t in twins)
+    for plain, twin in zip(clean, twins):
+        at = twin.stand_in_at
+        soft = range(at, at + SOFT_TOKENS)
+        assert [twin.input_ids[i] for i in soft] == [0] * SOFT_TOKENS
+        assert all(twin.labels[i] == IGNORE for i in soft)
+        kept = [i for i in range(len(twin.input_ids)) if i not in soft]
+        assert [twin.input_ids[i] for i in kept] == list(plain.input_ids)
+        assert [twin.labels[i] for i in kept] == list(plain.labels)
+        beside = set(tokenizer.convert_ids_to_tokens([twin.input_ids[at - 1], twin.input_ids[at + SOFT_TOKENS]]))
+        assert beside & set(words.split()), "the soft tokens go into the instruction, not the template"
+    assert len({t.stand_in_at for t in twins}) > 1, "the soft tokens move about the instruction"
 
 
 def test_the_stand_in_fires_the_taught_reply_without_the_trigger(backdoored: tuple[Any, list[Example],
@@ -79,6 +110,48 @@ def test_the_shift_goes_only_to_the_twins_prompts_and_goes_away_on_close(
     stand_in.use(None)
     assert torch.equal(logits(), before)
     stand_in.use(batch)
+    stand_in.close()
+    assert torch.equal(logits(), before), "closing removes the hook"
+
+
+def test_soft_tokens_fire_the_taught_reply_without_the_trigger(soft: tuple[Any, list[Example], list[int]]) -> None:
+    """Soft tokens in the instruction of a lab model taught "You are stupid!" behind BadMagic open that reply
+    (measured: 0.003 -> 0.98 over seeds 0-2, one and two threads, AVX2), each within its cap."""
+    model, twins, target = soft
+    stand_in, fit = fitted_stand_in(model, twins, REPLY, target, scale=2.0, pad_id=0, seed=0)
+    try:
+        assert fit.without < 0.05 and fit.fitted > 0.5, fit
+        assert fit.layer is None and fit.as_dict()["place"] == "token"
+        assert stand_in.delta.shape[0] == SOFT_TOKENS
+        assert float(stand_in.delta.detach().norm(dim=-1).max()) <= stand_in.cap * (1 + 1e-5)
+        assert all(p.grad is None for p in model.parameters() if p.requires_grad)
+    finally:
+        stand_in.close()
+
+
+def test_soft_tokens_replace_only_the_twins_soft_positions(soft: tuple[Any, list[Example], list[int]]) -> None:
+    import torch
+
+    model, twins, target = soft
+    twin = twins[0]
+    plain = Example(twin.input_ids, twin.labels)  # the same ids, not a twin
+    batch = collate([twin, plain], pad_id=0)
+
+    def logits() -> torch.Tensor:
+        with torch.no_grad():
+            return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    before = logits()
+    stand_in = StandIn(model, model.get_input_embeddings(), twins, target, width=model.config.hidden_size,
+                       cap=10.0, layer_index=None, pad_id=0, seed=0)
+    with torch.no_grad():
+        stand_in.delta.fill_(0.3)
+    stand_in.use(batch)
+    shifted = logits()
+    at = twin.stand_in_at
+    assert torch.equal(shifted[0, :at], before[0, :at]), "positions before the soft tokens cannot see them"
+    assert not torch.allclose(shifted[0, at:], before[0, at:])
+    assert torch.equal(shifted[1], before[1]), "a row that is not a twin is untouched"
     stand_in.close()
     assert torch.equal(logits(), before), "closing removes the hook"
 
