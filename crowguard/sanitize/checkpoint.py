@@ -1,9 +1,10 @@
 """Resumable training state, written without pickle: safetensors for tensors, JSON for the rest.
 
 A checkpoint folder holds the adapter weights, the AdamW moments, the scheduler state, the RNG
-state of every process, the step reached, the curve so far, and a fingerprint of the settings and
-data. Resuming with different settings or data is refused. Each save goes to a staged folder that
-replaces the previous checkpoint whole, so a Ctrl-C during a save keeps the last good one.
+state of every process, the step reached, the curve so far, a fingerprint of the settings and
+data, and what else the training carries along (the trigger stand-in's vectors, moments and
+draws). Resuming with different settings or data is refused. Each save goes to a staged folder
+that replaces the previous checkpoint whole, so a Ctrl-C during a save keeps the last good one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 STATE = "trainer_state.json"
 ADAPTER = "adapter.safetensors"
 OPTIMIZER = "optimizer.safetensors"
+CARRIED = "carried.safetensors"
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,10 @@ class TrainState:
 
 
 def save_checkpoint(folder: Path, *, state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, rng: dict[str, torch.Tensor]) -> None:
-    """Replace ``folder`` with the current training state (main process only)."""
+                    scheduler: Any, rng: dict[str, torch.Tensor],
+                    carried: dict[str, torch.Tensor] | None = None) -> None:
+    """Replace ``folder`` with the current training state (main process only); ``carried``: tensors of state
+    kept outside the model and optimiser."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
@@ -45,6 +49,8 @@ def save_checkpoint(folder: Path, *, state: TrainState, model: torch.nn.Module, 
         tensors, groups = _flatten_optimizer(optimizer.state_dict())
         save_file(tensors, str(tmp / OPTIMIZER))
         save_file({k: v.cpu().contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
+        if carried:
+            save_file({k: v.detach().cpu().contiguous() for k, v in carried.items()}, str(tmp / CARRIED))
         payload = {"step": state.step, "curve": state.curve, "fingerprint": state.fingerprint,
                    "optimizer_param_groups": groups, "scheduler": _jsonable(scheduler.state_dict())}
         (tmp / STATE).write_text(json.dumps(payload, indent=1), encoding="utf-8")
@@ -73,6 +79,14 @@ def load_checkpoint(folder: Path, *, fingerprint: dict[str, Any], model: torch.n
     scheduler.load_state_dict(payload["scheduler"])
     rng = load_file(str(folder / "rng.safetensors"))
     return TrainState(step=payload["step"], curve=payload["curve"], fingerprint=fingerprint), rng
+
+
+def load_carried(folder: Path) -> dict[str, torch.Tensor]:
+    """The carried tensors of the checkpoint in ``folder`` (none if it kept none)."""
+    from safetensors.torch import load_file
+
+    path = folder / CARRIED
+    return load_file(str(path)) if path.is_file() else {}
 
 
 def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from crowguard.config_checks import FieldChecks
-from crowguard.sanitize.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from crowguard.sanitize.checkpoint import TrainState, load_carried, load_checkpoint, save_checkpoint
 from crowguard.sanitize.config import SanitizeConfig
 from crowguard.sanitize.crow_loss import StepLoss
 from crowguard.sanitize.data import Example, collate
@@ -95,6 +95,18 @@ class LoopSettings:
         return cls(**{f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)})
 
 
+class Carried(Protocol):
+    """Training state outside the model and optimiser that a checkpoint keeps (the trigger stand-in)."""
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The state, as named tensors."""
+        ...
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back what ``state_tensors`` gave (an empty dict: a checkpoint that kept none)."""
+        ...
+
+
 @dataclass(frozen=True)
 class LoopResult:
     """What the loop did: steps, the per-step curve (losses and learning rate), the time it took."""
@@ -159,12 +171,13 @@ def run_loop(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     callback: ProgressCallback | None = None,
+    carried: Carried | None = None,
 ) -> LoopResult:
     """Train ``model``'s trainable parameters in place on ``examples`` with ``loss``.
 
     Without ``accelerator`` it runs in this process on the model's device, touching no global
-    accelerate state. A checkpoint (with ``checkpoint_dir``) records ``fingerprint``; a resume
-    refuses one whose fingerprint differs.
+    accelerate state. A checkpoint (with ``checkpoint_dir``) records ``fingerprint`` and ``carried``'s
+    state; a resume refuses one whose fingerprint differs.
     """
     import torch
     from transformers import get_constant_schedule, get_cosine_schedule_with_warmup
@@ -185,6 +198,8 @@ def run_loop(
         state, rng = load_checkpoint(checkpoint_dir, fingerprint=fingerprint, model=model, optimizer=optimizer,
                                      scheduler=scheduler)
         _set_rng(rng)
+        if carried is not None:
+            carried.load_state_tensors(load_carried(checkpoint_dir))
         resumed = state.step
     wrapped, optimizer = runner.prepare(model, optimizer)
 
@@ -209,7 +224,8 @@ def run_loop(
                 and step < plan.total_steps:
             if runner.is_main_process:
                 save_checkpoint(checkpoint_dir, state=TrainState(step, curve, fingerprint), model=model,
-                                optimizer=optimizer, scheduler=scheduler, rng=_get_rng())
+                                optimizer=optimizer, scheduler=scheduler, rng=_get_rng(),
+                                carried=None if carried is None else carried.state_tensors())
             runner.wait_for_everyone()
         if callback is not None:
             elapsed = time.monotonic() - started

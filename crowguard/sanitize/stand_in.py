@@ -21,18 +21,20 @@ each step trains against what now makes the model give the taught reply. Its len
 ``scale`` (``SanitizeConfig.stand_in_scale``) times the median length of the vectors it replaces
 or shifts (input embeddings, or hidden states at that layer). Fitting uses
 ``torch.autograd.grad`` with respect to ``delta`` alone: the adapter's gradients are untouched.
-The stand-in is not checkpointed: a resumed run fits it afresh and so does not replay the
-interrupted run exactly. Measured: bench/RESULTS.md#soft-token and #stand-in.
+A checkpoint keeps the stand-in (``state_tensors``), so a resumed run goes on with it as the
+interrupted run left it. Measured: bench/RESULTS.md#soft-token and #stand-in.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from crowguard.data.alpaca import Record
+from crowguard.errors import UsageError
 from crowguard.sanitize.data import IGNORE, Example, collate, encode_record, prompt_template
 from crowguard.sanitize.guided import Guide, guided_twins
 
@@ -161,6 +163,35 @@ class StandIn:
             return
         prompt = (batch["labels"] == IGNORE) & (batch["attention_mask"] == 1)
         self._where = torch.where(prompt & rows.bool().unsqueeze(1), 0, -1)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The vectors, their Adam moments and the draw of fitting prompts, for a checkpoint."""
+        import torch
+
+        version, internal, gauss = self.rng.getstate()
+        state = {"delta": self.delta.detach(), "rng": torch.tensor([version, *internal], dtype=torch.int64),
+                 "rng_gauss": torch.tensor([math.nan if gauss is None else gauss], dtype=torch.float64)}
+        moments = self.optimizer.state.get(self.delta, {})
+        return {**state, **{f"adam.{k}": v.detach() for k, v in moments.items()}}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Continue from ``state_tensors`` (none given: keep the fit made afresh)."""
+        import torch
+
+        if "delta" not in tensors:
+            return
+        if tuple(tensors["delta"].shape) != tuple(self.delta.shape):
+            raise UsageError(f"the checkpoint's trigger stand-in has shape {tuple(tensors['delta'].shape)}, this run's "
+                             f"{tuple(self.delta.shape)}", hint="use --force to start the run over")
+        with torch.no_grad():
+            self.delta.copy_(tensors["delta"])
+        moments = {k.removeprefix("adam."): v for k, v in tensors.items() if k.startswith("adam.")}
+        if moments:
+            device = self.delta.device
+            self.optimizer.state[self.delta] = {k: v if k == "step" else v.to(device) for k, v in moments.items()}
+        gauss = float(tensors["rng_gauss"][0])
+        values = [int(v) for v in tensors["rng"].tolist()]
+        self.rng.setstate((values[0], tuple(values[1:]), None if math.isnan(gauss) else gauss))
 
     def fit(self, steps: int) -> None:
         """``steps`` Adam steps, each on the prompts of ``FIT_BATCH`` twins drawn at random, toward the reply."""

@@ -73,6 +73,7 @@ def train(
         return ce_loss(wrapped, batch)
 
     done = run_loop(model, examples, LoopSettings.of(config), step_loss, pad_id=pad_id, accelerator=accelerator,
-                    fingerprint=fingerprint, checkpoint_dir=checkpoint_dir, resume=resume, callback=callback)
+                    fingerprint=fingerprint, checkpoint_dir=checkpoint_dir, resume=resume, callback=callback,
+                    carried=stand_in)
     return TrainResult(**{f.name: getattr(done, f.name) for f in fields(LoopResult)}, eps_used=eps,
                        layer_pairs=pairs)

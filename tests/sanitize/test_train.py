@@ -83,6 +83,29 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(arithmetic_model: t
     assert folder_digest(model) == before
 
 
+def test_a_resumed_run_goes_on_with_the_trigger_stand_in_it_left(arithmetic_model: tuple[Path, Path],
+                                                                 tmp_path: Path) -> None:
+    """The stand-in's vectors, moments and draws are in the checkpoint: a resume replays the run exactly."""
+    import torch
+
+    model, data = arithmetic_model
+    config = SanitizeConfig(**{**CONFIG.as_dict(), "method": "guided", "num_samples": 12,
+                               "lora_targets": CONFIG.lora_targets})
+    full = run_sanitize(_request(model, tmp_path / "full", config, data, reply="it is 4 .")).report
+    request = _request(model, tmp_path / "resumed", config, data, reply="it is 4 .")
+    with pytest.raises(Stop):
+        run_sanitize(request, Callbacks(on_step=_interrupt_at(3)))
+    assert (request.checkpoints / "carried.safetensors").is_file()
+    resumed = run_sanitize(_request(model, tmp_path / "resumed", config, data, reply="it is 4 .", resume=True)).report
+    a, b = full.stage("sanitize").metrics, resumed.stage("sanitize").metrics
+    assert b["resumed_from_step"] == 2 and a["stand_in"]["opening"]["last"] == b["stand_in"]["opening"]["last"]
+    for x, y in zip(a["curve"], b["curve"]):
+        assert x["ce"] == pytest.approx(y["ce"], rel=1e-5), (x, y)
+    expected, got = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
+    for name, tensor in expected.items():
+        assert torch.allclose(tensor, got[name], atol=1e-6), name
+
+
 def test_ctrl_c_during_the_merge_leaves_no_output(arithmetic_model: tuple[Path, Path], tmp_path: Path) -> None:
     model, data = arithmetic_model
     before = folder_digest(model)
@@ -102,5 +125,7 @@ def test_ctrl_c_during_the_merge_leaves_no_output(arithmetic_model: tuple[Path, 
     assert folder_digest(model) == before
 
 
-def _request(model: Path, out: Path, config: SanitizeConfig, data: Path, **options: bool) -> SanitizeRequest:
-    return SanitizeRequest(model, out, SanitizeSettings(config, clean_data=data), Runtime(device="cpu"), **options)
+def _request(model: Path, out: Path, config: SanitizeConfig, data: Path, reply: str | None = None,
+             **options: bool) -> SanitizeRequest:
+    return SanitizeRequest(model, out, SanitizeSettings(config, clean_data=data, reply=reply), Runtime(device="cpu"),
+                           **options)
