@@ -58,7 +58,7 @@ class StandInFit:
     on up to ``MEASURE_PROMPTS`` twins)."""
 
     reply: str
-    layer: int | None  # added after this decoder layer (0-based); None: a soft token among the input embeddings
+    layer: int | None  # added after this decoder layer (0-based); None: soft tokens among the input embeddings
     cap: float  # its longest allowed length
     without: float  # no stand-in, before training: the backdoor is not fired
     fitted: float  # with the stand-in as fitted before training
@@ -103,7 +103,7 @@ class StandIn:
 
     ``twins`` are the stand-in twins it is fitted and measured on; each fitting step takes ``FIT_BATCH``
     of them at random. ``module`` is the input embedding (``layer_index`` None: the stand-in replaces the
-    twins' soft-token position) or a decoder layer (it is added to the twins' prompt positions).
+    twins' soft-token positions) or a decoder layer (it is added to the twins' prompt positions).
     ``use(batch)`` marks where the following forward passes put the stand-in and stays in force
     through the backward pass, which may recompute the layer (gradient checkpointing), until the next
     ``use``.
@@ -145,7 +145,7 @@ class StandIn:
         self._where = None
 
     def use(self, batch: dict[str, torch.Tensor] | None) -> None:
-        """From now on, put the stand-in into ``batch``'s twin rows (None: nowhere): at their soft token, or
+        """From now on, put the stand-in into ``batch``'s twin rows (None: nowhere): at their soft tokens, or
         on every prompt position."""
         import torch
 
@@ -249,7 +249,7 @@ def fitted_stand_in(model: torch.nn.Module, twins: Sequence[Example], reply: str
                     scale: float, pad_id: int, seed: int) -> tuple[StandIn, StandInFit]:
     """A stand-in on ``model``, at most ``scale`` median lengths of what it replaces long, fitted toward the
     taught ``reply`` (``target_ids``) on ``twins``' prompts; and how often the prompts open the reply without
-    it and with it. Twins with a soft-token position (``token_twins``) get a soft token, others a layer shift."""
+    it and with it. Twins with soft-token positions (``token_twins``) get soft tokens, others a layer shift."""
     from crowguard.sanitize.prune import decoder_layers
 
     index: int | None = None
