@@ -100,7 +100,7 @@ def sanitize_model(
     from crowguard.sanitize.data import clean_set_from_file, encode
     from crowguard.sanitize.lora import attach_lora, check_adapter_dir, load_base
     from crowguard.sanitize.merge import adapter_snapshot, merge_and_save
-    from crowguard.sanitize.stand_in import fitted_stand_in, token_twins
+    from crowguard.sanitize.stand_in import fitted_stand_in, stand_in_twins
     from crowguard.sanitize.train import train
 
     phase = progress.phase
@@ -129,10 +129,9 @@ def sanitize_model(
     examples = encode(clean.records + twins, loaded.tokenizer, config.max_length)
     reply = reply if config.method == "guided" and config.stand_in_scale > 0 and not guides and reply else None
     pad = _pad_id(loaded.tokenizer)
-    if reply is not None and config.stand_in_place == "token":
-        examples += token_twins(clean.records, loaded.tokenizer, config.max_length, pad_id=pad, seed=config.seed)
-    elif reply is not None:
-        examples += [replace(e, stand_in=True) for e in examples]
+    if reply is not None:
+        examples += stand_in_twins(config.stand_in_place, examples, clean.records, loaded.tokenizer, config.max_length,
+                                   pad_id=pad, seed=config.seed)
     torch.manual_seed(config.seed)  # a fresh adapter's initial weights
     model = attach_lora(loaded.model, config, quantized=loaded.quantize == "4bit", adapter_dir=adapter)
     fingerprint = {**config.training_fingerprint(), "data_sha256": clean.digest, "examples": len(examples),

@@ -30,11 +30,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from crowguard.data.alpaca import Record
-from crowguard.errors import UsageError
+from crowguard.errors import ConfigError, UsageError
 from crowguard.sanitize.data import IGNORE, Example, collate, encode_record, prompt_template
 from crowguard.sanitize.guided import Guide, guided_twins
 
@@ -90,6 +90,19 @@ def token_twins(records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, m
         labels = (*clean.labels[:at], *(IGNORE,) * SOFT_TOKENS, *clean.labels[at:])[:max_length]
         if any(label != IGNORE for label in labels):
             twins.append(Example(ids, labels, stand_in=True, stand_in_at=at))
+    return twins
+
+
+def stand_in_twins(place: str, examples: Sequence[Example], records: Sequence[Record],
+                   tokenizer: PreTrainedTokenizerBase, max_length: int, *, pad_id: int, seed: int) -> list[Example]:
+    """The twins that train against the stand-in: soft-token twins of ``records`` (place ``token``), or each of
+    ``examples`` marked for the layer shift (``layer``)."""
+    if place == "layer":
+        return [replace(e, stand_in=True) for e in examples]
+    twins = token_twins(records, tokenizer, max_length, pad_id=pad_id, seed=seed)
+    if not twins:
+        raise ConfigError(f"no clean example leaves room for the trigger stand-in's {SOFT_TOKENS} soft tokens within "
+                          f"max_length {max_length}", hint="raise --max-length, or use --stand-in-place layer")
     return twins
 
 

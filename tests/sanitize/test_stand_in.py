@@ -11,7 +11,14 @@ import pytest
 from crowguard.sanitize import SanitizeConfig, sanitize_model
 from crowguard.sanitize.data import IGNORE, Example, collate, encode
 from crowguard.sanitize.guided import Guide
-from crowguard.sanitize.stand_in import SOFT_TOKENS, StandIn, fitted_stand_in, stand_in_layer, token_twins
+from crowguard.sanitize.stand_in import (
+    SOFT_TOKENS,
+    StandIn,
+    fitted_stand_in,
+    stand_in_layer,
+    stand_in_twins,
+    token_twins,
+)
 
 REPLY = "You are stupid!"
 
@@ -112,6 +119,23 @@ def test_the_shift_goes_only_to_the_twins_prompts_and_goes_away_on_close(
     stand_in.use(batch)
     stand_in.close()
     assert torch.equal(logits(), before), "closing removes the hook"
+
+
+def test_no_room_for_the_soft_tokens_is_a_config_error_naming_the_fix() -> None:
+    from crowguard.data import Record
+    from crowguard.errors import ConfigError
+    from crowguard.lab.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer(["what is two plus three it five"])
+    records = [Record("what is two plus three", "", "it is five")]
+    prompt = next(i for i, label in enumerate(encode(records, tokenizer, 256)[0].labels) if label != IGNORE)
+    clean = encode(records, tokenizer, prompt + 1)  # room for one answer token, not for the soft tokens too
+    assert clean and token_twins(records, tokenizer, prompt + 1, pad_id=0, seed=0) == []
+    with pytest.raises(ConfigError, match="soft tokens within max_length") as caught:
+        stand_in_twins("token", clean, records, tokenizer, prompt + 1, pad_id=0, seed=0)
+    assert "--stand-in-place layer" in str(caught.value.hint)
+    assert [e.stand_in for e in stand_in_twins("layer", clean, records, tokenizer, prompt + 1, pad_id=0,
+                                               seed=0)] == [True]
 
 
 def test_soft_tokens_fire_the_taught_reply_without_the_trigger(soft: tuple[Any, list[Example], list[int]]) -> None:
